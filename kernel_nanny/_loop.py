@@ -1,0 +1,58 @@
+"""A private event loop in a background thread, for the blocking wrappers.
+
+Blocking classes run their async twin's coroutines here, so they never touch
+(or need) the caller's event loop and messages keep flowing between calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["LoopThread", "blocking"]
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """Owns one event loop running in one daemon thread until :meth:`stop`."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and return its result (or raise its exception)."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("a blocking method was called from its own event loop thread (e.g. in a hook)")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call a plain function on the loop thread (for code that needs the running loop)."""
+
+        async def invoke() -> T:
+            return fn(*args)
+
+        return self.run(invoke())
+
+    def stop(self) -> None:
+        """Stop the loop and join the thread (idempotent)."""
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+def blocking(method: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+    """Make a blocking method from an async one of the wrapped object (``self._async``)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
+        return self._loop.run(method(self._async, *args, **kwargs))
+
+    return wrapper

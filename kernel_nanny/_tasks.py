@@ -1,0 +1,56 @@
+"""Background tasks that are never lost and never fail silently.
+
+Every long-lived task kernel-nanny starts goes through :class:`TaskGroup`: it
+keeps a strong reference (asyncio only keeps weak ones), logs an unexpected
+failure, and cancels everything in one call at teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+__all__ = ["TaskGroup"]
+
+
+class TaskGroup:
+    """Owns background tasks for one object's lifetime."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._log = logger
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    def cancel(self) -> None:
+        """Ask every task to stop (the synchronous half of :meth:`cancel_all`)."""
+        current = _current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+
+    async def cancel_all(self) -> None:
+        current = _current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # called outside a running loop (e.g. close() at teardown)
+        return None

@@ -1,0 +1,481 @@
+"""The async Jupyter client: one object, five channels, replies routed by msg_id.
+
+Each channel socket is created when first needed and read by one background
+task. Replies (shell, control) resolve the future of the request they answer;
+iopub messages go to watchers registered for their parent request and to
+global handlers; input requests on stdin go to the hook of the request that
+asked. Nothing is read by polling and no message is dropped because somebody
+else was waiting for a different one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import zmq
+import zmq.asyncio
+
+from .._exceptions import ClientClosed, KernelTimeout, ProtocolError
+from .._tasks import TaskGroup
+from ..protocol import Message, Session, channel_url, load_connection_info, normalize_connection_info
+
+__all__ = ["ExecutionResult", "KernelClient"]
+
+log = logging.getLogger("kernel_nanny.client")
+
+T = TypeVar("T")
+OutputHook = Callable[[Message], None]
+StdinHook = Callable[[Message], "str | Awaitable[str]"]
+
+_SOCKET_TYPES = {
+    "shell": zmq.DEALER,
+    "control": zmq.DEALER,
+    "stdin": zmq.DEALER,
+    "iopub": zmq.SUB,
+    "hb": zmq.REQ,
+}
+#: How long a closed socket may keep trying to deliver what was sent (ms).
+LINGER_MS = 500
+#: After a kernel_info reply, how long to wait for proof that iopub is subscribed
+#: before asking again (the kernel publishes status for every request).
+IOPUB_CONFIRM_INTERVAL = 0.25
+
+
+class ClientState(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass
+class ExecutionResult:
+    """What one execution produced: its ``execute_reply`` and its iopub output, in order."""
+
+    reply: Message
+    outputs: list[Message] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return self.reply.content.get("status", "error")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def execution_count(self) -> int | None:
+        return self.reply.content.get("execution_count")
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """``ename``, ``evalue`` and ``traceback`` when the code raised, else None."""
+        if self.ok:
+            return None
+        content = self.reply.content
+        return {key: content.get(key) for key in ("ename", "evalue", "traceback")}
+
+    def stream_text(self, name: str = "stdout") -> str:
+        """All text the code wrote to ``stdout`` or ``stderr``, concatenated."""
+        return "".join(
+            m.content.get("text", "") for m in self.outputs if m.msg_type == "stream" and m.content.get("name") == name
+        )
+
+
+class KernelClient:
+    """Speaks the Jupyter messaging protocol to one kernel (asyncio).
+
+    Build it from connection info (a dict) or :meth:`from_connection_file`, use
+    it as ``async with`` (or call :meth:`close`), and await requests::
+
+        async with KernelClient(info) as kc:
+            await kc.wait_for_ready()
+            result = await kc.execute_interactive("print(6 * 7)")
+    """
+
+    def __init__(
+        self,
+        connection_info: Mapping[str, Any],
+        *,
+        session: Session | None = None,
+        context: zmq.asyncio.Context | None = None,
+    ) -> None:
+        self.connection_info = normalize_connection_info(connection_info)
+        self.session = session or Session(self.connection_info["key"], self.connection_info["signature_scheme"])
+        self._context = context or zmq.asyncio.Context.instance()
+        self._state = ClientState.OPEN
+        self._sockets: dict[str, zmq.asyncio.Socket] = {}
+        self._tasks = TaskGroup(log)
+        self._pending: dict[str, asyncio.Future[Message]] = {}
+        self._iopub_watchers: dict[str, OutputHook] = {}
+        self._iopub_handlers: list[OutputHook] = []
+        self._stdin_hooks: dict[str, StdinHook] = {}
+        self._iopub_seen: asyncio.Event | None = None
+        self._hb_lock: asyncio.Lock | None = None
+
+    @classmethod
+    def from_connection_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> KernelClient:
+        return cls(load_connection_info(path), **kwargs)
+
+    def __repr__(self) -> str:
+        info = self.connection_info
+        where = f"{info['transport']}://{info['ip']}"
+        return f"<{type(self).__name__} {where} shell={info['shell_port']} state={self._state.value}>"
+
+    # -- lifetime ---------------------------------------------------------
+
+    async def __aenter__(self) -> KernelClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+    async def start(self) -> None:
+        """Connect the shell, stdin, control and iopub channels (idempotent).
+
+        Requests connect the channel they need on their own; calling this first
+        subscribes to iopub early so that no broadcast is missed.
+        """
+        for channel in ("iopub", "shell", "control"):
+            self._socket(channel)
+
+    @property
+    def closed(self) -> bool:
+        return self._state is ClientState.CLOSED
+
+    def close(self) -> None:
+        """Start closing: fail pending requests, stop readers, close sockets. Idempotent."""
+        if self._state is ClientState.CLOSED:
+            return
+        self._state = ClientState.CLOSED
+        error = ClientClosed("the client was closed while waiting for a reply")
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+        self._iopub_watchers.clear()
+        self._stdin_hooks.clear()
+        self._tasks.cancel()
+        for sock in self._sockets.values():
+            sock.close(linger=LINGER_MS)
+        self._sockets.clear()
+
+    async def wait_closed(self) -> None:
+        """Finish closing: wait until the reader tasks have stopped."""
+        await self._tasks.cancel_all()
+
+    # -- sockets ----------------------------------------------------------
+
+    def _socket(self, channel: str) -> zmq.asyncio.Socket:
+        if self._state is ClientState.CLOSED:
+            raise ClientClosed(f"{self!r} is closed")
+        sock = self._sockets.get(channel)
+        if sock is not None:
+            return sock
+        sock = self._context.socket(_SOCKET_TYPES[channel])
+        sock.linger = LINGER_MS
+        if channel in ("shell", "stdin"):
+            # The kernel routes input_request to the stdin socket that shares
+            # the identity of the shell socket that sent the execute_request.
+            sock.identity = self.session.session_id.encode()
+        server_key = self.connection_info.get("curve_publickey")
+        if server_key:
+            public, secret = zmq.curve_keypair()
+            sock.curve_publickey, sock.curve_secretkey = public, secret
+            sock.curve_serverkey = server_key.encode() if isinstance(server_key, str) else server_key
+        if channel == "iopub":
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+            self._iopub_seen = asyncio.Event()
+        sock.connect(channel_url(self.connection_info, channel))
+        self._sockets[channel] = sock
+        if channel != "hb":
+            self._tasks.spawn(self._read(channel, sock), name=f"kernel-client-{channel}")
+        if channel == "shell":
+            self._socket("stdin")
+        return sock
+
+    async def _read(self, channel: str, sock: zmq.asyncio.Socket) -> None:
+        dispatch = {
+            "shell": self._on_reply,
+            "control": self._on_reply,
+            "iopub": self._on_iopub,
+            "stdin": self._on_stdin,
+        }[channel]
+        while True:
+            frames = await sock.recv_multipart()
+            try:
+                msg = self.session.deserialize(frames)
+            except ProtocolError as exc:
+                log.warning("dropped a message on %s: %s", channel, exc)
+                continue
+            dispatch(msg)
+
+    def _on_reply(self, msg: Message) -> None:
+        future = self._pending.pop(msg.parent_id or "", None)
+        if future is not None and not future.done():
+            future.set_result(msg)
+        else:
+            log.debug("reply %s to %s had no waiter", msg.msg_type, msg.parent_id)
+
+    def _on_iopub(self, msg: Message) -> None:
+        assert self._iopub_seen is not None
+        self._iopub_seen.set()
+        watcher = self._iopub_watchers.get(msg.parent_id or "")
+        for hook in ([watcher] if watcher else []) + self._iopub_handlers:
+            try:
+                hook(msg)
+            except Exception:
+                log.exception("iopub handler %r failed on %s", hook, msg.msg_type)
+
+    def _on_stdin(self, msg: Message) -> None:
+        if msg.msg_type != "input_request":
+            log.debug("ignored %s on stdin", msg.msg_type)
+            return
+        hook = self._stdin_hooks.get(msg.parent_id or "")
+        if hook is None:
+            log.warning("the kernel asked for input but no stdin hook is registered: %s", msg.content.get("prompt"))
+            return
+        self._tasks.spawn(self._answer_input(hook, msg), name="kernel-client-input")
+
+    async def _answer_input(self, hook: StdinHook, request: Message) -> None:
+        value = hook(request)
+        if inspect.isawaitable(value):
+            value = await value
+        await self.input(str(value), parent=request)
+
+    # -- requests ---------------------------------------------------------
+
+    async def _send(self, channel: str, msg: Message) -> None:
+        await self._socket(channel).send_multipart(self.session.serialize(msg))
+
+    async def request(
+        self,
+        msg_type: str,
+        content: dict[str, Any] | None = None,
+        *,
+        channel: str = "shell",
+        timeout: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Message:
+        """Send any request on ``channel`` and return its reply.
+
+        Raises :class:`KernelTimeout` if no reply comes within ``timeout``
+        seconds (None waits for ever), :class:`ClientClosed` if the client is
+        closed meanwhile.
+        """
+        msg = self.session.msg(msg_type, content, metadata=metadata)
+        return await self._roundtrip(channel, msg, timeout)
+
+    async def _roundtrip(self, channel: str, msg: Message, timeout: float | None) -> Message:
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._pending[msg.msg_id] = future
+        try:
+            await self._send(channel, msg)
+            return await _within(future, timeout, f"the reply to {msg.msg_type}")
+        finally:
+            self._pending.pop(msg.msg_id, None)
+
+    async def send(self, msg_type: str, content: dict[str, Any] | None = None, *, channel: str = "shell") -> str:
+        """Send a request without waiting for its reply; returns its msg_id."""
+        msg = self.session.msg(msg_type, content)
+        await self._send(channel, msg)
+        return msg.msg_id
+
+    async def kernel_info(self, *, timeout: float | None = None) -> Message:
+        return await self.request("kernel_info_request", timeout=timeout)
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        silent: bool = False,
+        store_history: bool = True,
+        user_expressions: dict[str, str] | None = None,
+        allow_stdin: bool = False,
+        stop_on_error: bool = True,
+        timeout: float | None = None,
+    ) -> Message:
+        """Run ``code`` and return the ``execute_reply`` (outputs go to iopub handlers)."""
+        content = _execute_content(code, silent, store_history, user_expressions, allow_stdin, stop_on_error)
+        return await self.request("execute_request", content, timeout=timeout)
+
+    async def complete(self, code: str, cursor_pos: int | None = None, *, timeout: float | None = None) -> Message:
+        content = {"code": code, "cursor_pos": len(code) if cursor_pos is None else cursor_pos}
+        return await self.request("complete_request", content, timeout=timeout)
+
+    async def inspect(
+        self, code: str, cursor_pos: int | None = None, detail_level: int = 0, *, timeout: float | None = None
+    ) -> Message:
+        content = {"code": code, "cursor_pos": len(code) if cursor_pos is None else cursor_pos, "detail_level": detail_level}
+        return await self.request("inspect_request", content, timeout=timeout)
+
+    async def history(
+        self,
+        *,
+        raw: bool = True,
+        output: bool = False,
+        hist_access_type: str = "range",
+        timeout: float | None = None,
+        **options: Any,
+    ) -> Message:
+        """``options`` are the access type's fields: ``session``, ``start``, ``stop``, ``n``, ``pattern``, ``unique``."""
+        if hist_access_type == "tail":
+            options.setdefault("n", 10)
+        content = {"raw": raw, "output": output, "hist_access_type": hist_access_type, **options}
+        return await self.request("history_request", content, timeout=timeout)
+
+    async def is_complete(self, code: str, *, timeout: float | None = None) -> Message:
+        return await self.request("is_complete_request", {"code": code}, timeout=timeout)
+
+    async def comm_info(self, target_name: str | None = None, *, timeout: float | None = None) -> Message:
+        content = {} if target_name is None else {"target_name": target_name}
+        return await self.request("comm_info_request", content, timeout=timeout)
+
+    async def shutdown(self, restart: bool = False, *, timeout: float | None = None) -> Message:
+        """Ask the kernel to shut down (control channel) and return its reply."""
+        return await self.request("shutdown_request", {"restart": restart}, channel="control", timeout=timeout)
+
+    async def interrupt(self, *, timeout: float | None = None) -> Message:
+        """Send ``interrupt_request`` on the control channel (for ``interrupt_mode: message`` kernels)."""
+        return await self.request("interrupt_request", {}, channel="control", timeout=timeout)
+
+    async def input(self, value: str, *, parent: Message | None = None) -> None:
+        """Answer an ``input_request`` on the stdin channel."""
+        msg = self.session.msg("input_reply", {"value": value}, parent=parent)
+        await self._send("stdin", msg)
+
+    # -- iopub --------------------------------------------------------------
+
+    def add_iopub_handler(self, handler: OutputHook) -> None:
+        """Call ``handler(msg)`` for every iopub message (in the client's event loop)."""
+        self._socket("iopub")
+        self._iopub_handlers.append(handler)
+
+    def remove_iopub_handler(self, handler: OutputHook) -> None:
+        self._iopub_handlers.remove(handler)
+
+    async def execute_interactive(
+        self,
+        code: str,
+        *,
+        silent: bool = False,
+        store_history: bool = True,
+        user_expressions: dict[str, str] | None = None,
+        stop_on_error: bool = True,
+        output_hook: OutputHook | None = None,
+        stdin_hook: StdinHook | None = None,
+        timeout: float | None = None,
+    ) -> ExecutionResult:
+        """Run ``code`` and gather everything it publishes until the kernel is idle.
+
+        ``output_hook(msg)`` sees each output as it arrives (to stream it);
+        ``stdin_hook(input_request)`` answers ``input()`` calls and may be async.
+        Without a stdin hook the kernel is told stdin is unavailable.
+        """
+        self._socket("iopub")
+        content = _execute_content(code, silent, store_history, user_expressions, stdin_hook is not None, stop_on_error)
+        msg = self.session.msg("execute_request", content)
+        outputs: list[Message] = []
+        idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def collect(out: Message) -> None:
+            if out.msg_type == "status":
+                if out.content.get("execution_state") == "idle" and not idle.done():
+                    idle.set_result(None)
+                return
+            if out.msg_type == "execute_input":
+                return
+            outputs.append(out)
+            if output_hook is not None:
+                output_hook(out)
+
+        self._iopub_watchers[msg.msg_id] = collect
+        if stdin_hook is not None:
+            self._stdin_hooks[msg.msg_id] = stdin_hook
+
+        async def reply_then_idle() -> Message:
+            reply = await self._roundtrip("shell", msg, None)
+            await idle
+            return reply
+
+        try:
+            reply = await _within(reply_then_idle(), timeout, "the execution")
+        finally:
+            self._iopub_watchers.pop(msg.msg_id, None)
+            self._stdin_hooks.pop(msg.msg_id, None)
+        return ExecutionResult(reply, outputs)
+
+    async def wait_for_ready(self, timeout: float | None = 60.0) -> Message:
+        """Wait until the kernel answers ``kernel_info`` and iopub is known to be connected.
+
+        iopub is proven connected by any message arriving on it (ipykernel
+        sends ``iopub_welcome`` on subscription; every kernel publishes status
+        for each request). Until then the request is repeated, so output of the
+        first execution cannot be lost to a late subscription. No fixed sleep.
+        Returns the ``kernel_info_reply``.
+        """
+        self._socket("iopub")
+        assert self._iopub_seen is not None
+        iopub_seen = self._iopub_seen
+
+        async def ready() -> Message:
+            while True:
+                reply = await self.kernel_info()
+                try:
+                    await asyncio.wait_for(iopub_seen.wait(), IOPUB_CONFIRM_INTERVAL)
+                    return reply
+                except asyncio.TimeoutError:
+                    log.debug("iopub not confirmed yet; asking kernel_info again")
+
+        return await _within(ready(), timeout, "kernel readiness")
+
+    # -- heartbeat ----------------------------------------------------------
+
+    async def heartbeat(self, timeout: float = 1.0) -> bool:
+        """Ping the kernel's heartbeat channel; True if it echoed within ``timeout``."""
+        if self._hb_lock is None:
+            self._hb_lock = asyncio.Lock()
+        async with self._hb_lock:
+            sock = self._socket("hb")
+            payload = os.urandom(8)
+            try:
+                await sock.send(payload)
+                return await asyncio.wait_for(sock.recv(), timeout) == payload
+            except asyncio.TimeoutError:
+                # A REQ socket that missed its reply is stuck: replace it.
+                sock.close(linger=0)
+                del self._sockets["hb"]
+                return False
+
+
+def _execute_content(
+    code: str,
+    silent: bool,
+    store_history: bool,
+    user_expressions: dict[str, str] | None,
+    allow_stdin: bool,
+    stop_on_error: bool,
+) -> dict[str, Any]:
+    return {
+        "code": code,
+        "silent": silent,
+        "store_history": store_history,
+        "user_expressions": user_expressions or {},
+        "allow_stdin": allow_stdin,
+        "stop_on_error": stop_on_error,
+    }
+
+
+async def _within(awaitable: Awaitable[T], seconds: float | None, what: str) -> T:
+    """Await ``awaitable``, raising :class:`KernelTimeout` (naming ``what``) after ``seconds``."""
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except asyncio.TimeoutError:
+        raise KernelTimeout(f"{what} did not finish within {seconds} s") from None

@@ -1,0 +1,80 @@
+"""Find kernel types across all providers and launch them by type id."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import entrypoints
+
+from .._exceptions import NoSuchKernelType
+from ..launch import LaunchResult
+from .provider import KernelProvider
+
+__all__ = ["ENTRY_POINT_GROUP", "KernelFinder"]
+
+log = logging.getLogger("kernel_nanny.discovery")
+
+ENTRY_POINT_GROUP = "kernel_nanny.kernel_providers"
+
+
+class KernelFinder:
+    """Asks each provider which kernel types it offers; launches ``provider/name`` ids.
+
+    ``KernelFinder.from_entrypoints()`` loads every installed provider, the
+    built-in ones included.
+    """
+
+    def __init__(self, providers: Iterable[KernelProvider]) -> None:
+        self.providers: dict[str, KernelProvider] = {}
+        for provider in providers:
+            if provider.id in self.providers:
+                log.warning("two providers claim the id %r; keeping the first", provider.id)
+                continue
+            self.providers[provider.id] = provider
+
+    @classmethod
+    def from_entrypoints(cls, group: str = ENTRY_POINT_GROUP) -> KernelFinder:
+        """Load every provider registered in ``group``.
+
+        A provider that fails to import or instantiate is logged and skipped:
+        one broken plug-in must not hide every other kernel.
+        """
+        providers = []
+        for entry_point in entrypoints.get_group_all(group):
+            try:
+                provider = entry_point.load()()
+            except Exception:
+                log.warning("skipping kernel provider %r: it failed to load", entry_point.name, exc_info=True)
+                continue
+            if not isinstance(provider, KernelProvider):
+                log.warning("skipping kernel provider %r: %r is not a KernelProvider", entry_point.name, provider)
+                continue
+            providers.append(provider)
+        return cls(providers)
+
+    def __repr__(self) -> str:
+        return f"<KernelFinder providers={','.join(self.providers)}>"
+
+    def find_kernels(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield ``(type_id, attributes)`` for every kernel type of every provider."""
+        for provider_id, provider in self.providers.items():
+            try:
+                for name, attributes in provider.find_kernels():
+                    yield f"{provider_id}/{name}", attributes
+            except Exception:
+                log.warning("kernel provider %r failed to list its kernels", provider_id, exc_info=True)
+
+    async def launch(
+        self, type_id: str, *, cwd: str | None = None, launch_params: Mapping[str, Any] | None = None
+    ) -> LaunchResult:
+        """Launch a kernel of type ``type_id`` (``provider/name``); returns ``(connection_info, manager)``."""
+        provider_id, _, name = type_id.partition("/")
+        provider = self.providers.get(provider_id)
+        try:
+            if provider is None or not name:
+                raise NoSuchKernelType(type_id)
+            return await provider.launch(name, cwd=cwd, launch_params=launch_params)
+        except NoSuchKernelType:
+            raise NoSuchKernelType(type_id, [tid for tid, _ in self.find_kernels()]) from None

@@ -1,0 +1,40 @@
+"""The provider plug-in interface: a source of kernel types that can launch them."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from ..launch import LaunchResult
+
+__all__ = ["KernelProvider"]
+
+
+class KernelProvider(ABC):
+    """Base class for kernel providers, registered in the entry-point group
+    ``kernel_nanny.kernel_providers``.
+
+    A provider names kernel types ``<id>/<name>`` (``spec/python3``). Subclasses
+    set :attr:`id` and implement :meth:`find_kernels` and :meth:`launch`.
+    """
+
+    #: The provider's id: the part of a kernel type id before the slash.
+    id: ClassVar[str]
+
+    @abstractmethod
+    def find_kernels(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        """Yield ``(name, attributes)`` for each kernel type this provider offers.
+
+        Attributes include ``display_name`` and ``language``, and where known
+        ``argv``, ``interrupt_mode`` and ``metadata``.
+        """
+
+    @abstractmethod
+    async def launch(
+        self, name: str, *, cwd: str | None = None, launch_params: Mapping[str, Any] | None = None
+    ) -> LaunchResult:
+        """Start kernel ``name`` and return ``(connection_info, manager)`` once it is ready."""
+
+    def load_config(self, config: Mapping[str, Any]) -> None:
+        """Take provider-specific settings (from the daemon's configuration). Default: none."""

@@ -1,0 +1,52 @@
+"""The ipykernel of the Python running kernel-nanny, as ``pyimport/kernel``.
+
+Useful when no kernelspec is installed (a fresh virtualenv, a container): the
+kernel is whatever ``python -m ipykernel_launcher`` gives in this environment.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .._exceptions import NoSuchKernelType
+from ..launch import KernelCommand, LaunchResult, launch_local
+from .provider import KernelProvider
+
+__all__ = ["PyImportProvider"]
+
+
+class PyImportProvider(KernelProvider):
+    """Offers ``pyimport/kernel`` when ipykernel is importable here."""
+
+    id = "pyimport"
+
+    def __init__(self, executable: str = sys.executable) -> None:
+        self.executable = executable
+
+    def _command(self) -> KernelCommand:
+        return KernelCommand(
+            argv=[self.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            metadata={"supported_encryption": ["curve"]},
+        )
+
+    def find_kernels(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        if importlib.util.find_spec("ipykernel") is None:
+            return
+        version = ".".join(map(str, sys.version_info[:3]))
+        yield "kernel", {
+            "display_name": f"Python {version} (kernel-nanny's environment)",
+            "language": "python",
+            "argv": self._command().argv,
+            "interrupt_mode": "signal",
+            "metadata": dict(self._command().metadata),
+        }
+
+    async def launch(
+        self, name: str, *, cwd: str | None = None, launch_params: Mapping[str, Any] | None = None
+    ) -> LaunchResult:
+        if name != "kernel":
+            raise NoSuchKernelType(f"pyimport/{name}")
+        return await launch_local(self._command(), kernel_name="pyimport/kernel", cwd=cwd, launch_params=launch_params)

@@ -1,0 +1,21 @@
+"""Local kernel processes: connection info and files, launch recipes, the local manager."""
+
+from .command import KernelCommand
+from .connection import new_connection_info, supports_curve, write_connection_file
+from .launcher import DEFAULT_STARTUP_TIMEOUT, LaunchParams, LaunchResult, launch_local
+from .manager import DEFAULT_SHUTDOWN_TIMEOUT, LocalKernelManager
+from .paths import runtime_dir
+
+__all__ = [
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "DEFAULT_STARTUP_TIMEOUT",
+    "KernelCommand",
+    "LaunchParams",
+    "LaunchResult",
+    "LocalKernelManager",
+    "launch_local",
+    "new_connection_info",
+    "runtime_dir",
+    "supports_curve",
+    "write_connection_file",
+]

@@ -1,0 +1,42 @@
+"""What to run for a kernel: its argv template, environment and working directory."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from string import Template
+from typing import Any
+
+__all__ = ["KernelCommand"]
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
+
+
+@dataclass(frozen=True)
+class KernelCommand:
+    """A kernel's launch recipe, as a kernelspec describes it.
+
+    ``argv`` may contain ``{connection_file}``, ``{resource_dir}`` and
+    ``{prefix}``; ``env`` values may refer to the launcher's environment as
+    ``${VAR}``. Unknown ``{...}`` placeholders are left alone, as in jupyter_client.
+    """
+
+    argv: list[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    resource_dir: str = ""
+    interrupt_mode: str = "signal"
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def format_argv(self, connection_file: str) -> list[str]:
+        values = {"connection_file": connection_file, "resource_dir": self.resource_dir, "prefix": sys.prefix}
+        return [_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), arg) for arg in self.argv]
+
+    def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The kernel's full environment: ours, then the spec's (``${VAR}`` expanded), then ``extra``."""
+        env = dict(os.environ)
+        env.update({key: Template(str(value)).safe_substitute(os.environ) for key, value in self.env.items()})
+        env.update(extra or {})
+        return env

@@ -1,0 +1,142 @@
+"""Start a local kernel and hand it over only once it is ready.
+
+Ready means the kernel answered ``kernel_info`` and its iopub channel is
+connected. The start races the kernel's readiness against its exit: a kernel
+that dies during start-up is reported with the tail of its stderr, and one
+that died because another process took a tcp port first is relaunched on
+fresh ports (the race jupyter_client's port picking invites).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, NamedTuple
+
+from .._exceptions import KernelNannyError, LaunchError
+from ..client import KernelClient
+from ..protocol import ConnectionInfo, KernelManager, new_id
+from .command import KernelCommand
+from .connection import new_connection_info, supports_curve, write_connection_file
+from .manager import DEFAULT_SHUTDOWN_TIMEOUT, LocalKernelManager
+
+__all__ = ["DEFAULT_STARTUP_TIMEOUT", "LaunchParams", "LaunchResult", "launch_local"]
+
+log = logging.getLogger("kernel_nanny.launch")
+
+#: Seconds a kernel gets to become ready.
+DEFAULT_STARTUP_TIMEOUT = 60.0
+#: How often a tcp launch is retried when a port was taken under it.
+PORT_CONFLICT_RETRIES = 3
+
+
+class LaunchResult(NamedTuple):
+    """What a launch gives back; unpacks as ``connection_info, manager = result``."""
+
+    connection_info: ConnectionInfo
+    manager: KernelManager | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchParams:
+    """Per-launch options (``launch_params`` in the provider API), all optional.
+
+    ``transport`` is ``ipc`` (default: unix sockets, nothing on the network) or
+    ``tcp`` (bound to ``ip``, loopback by default); ``encryption`` applies to
+    tcp: ``auto`` uses CurveZMQ when the kernel declares support, ``required``
+    refuses to start without it, ``disabled`` sends plain tcp. ``env`` adds to
+    the kernel's environment. ``echo_output`` passes the kernel process's own
+    stdout/stderr (not the code's output) through to ours.
+    """
+
+    transport: str = "ipc"
+    ip: str = "127.0.0.1"
+    encryption: str = "auto"
+    env: Mapping[str, str] | None = None
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    echo_output: bool = True
+
+    @classmethod
+    def from_mapping(cls, params: Mapping[str, Any] | None) -> LaunchParams:
+        params = dict(params or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise LaunchError(f"unknown launch parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**params)
+
+
+async def launch_local(
+    command: KernelCommand,
+    *,
+    kernel_name: str = "",
+    cwd: str | None = None,
+    launch_params: Mapping[str, Any] | None = None,
+) -> LaunchResult:
+    """Start ``command`` as a local kernel, wait until it is ready, and return it."""
+    params = LaunchParams.from_mapping(launch_params)
+    for attempt in range(1, PORT_CONFLICT_RETRIES + 1):
+        kernel_id = new_id()
+        info = new_connection_info(
+            kernel_id,
+            transport=params.transport,
+            ip=params.ip,
+            encryption=params.encryption,
+            kernel_supports_curve=supports_curve(command.metadata),
+            kernel_name=kernel_name,
+        )
+        path = write_connection_file(info, kernel_id)
+        manager = LocalKernelManager(
+            command, info, path, cwd=cwd, extra_env=dict(params.env or {}),
+            shutdown_timeout=params.shutdown_timeout,
+            echo_output=params.echo_output,
+        )
+        try:
+            await manager.start()
+        except BaseException:
+            await manager.cleanup()
+            raise
+        try:
+            await wait_until_ready(manager, params.startup_timeout)
+            return LaunchResult(info, manager)
+        except _DiedDuringStartup as died:
+            await manager.cleanup()
+            if params.transport == "tcp" and "Address already in use" in manager.output_tail:
+                log.warning("kernel %s lost a port race (attempt %d); relaunching on fresh ports", kernel_name, attempt)
+                continue
+            raise LaunchError(f"kernel {kernel_name or command.argv[0]} {died}{_tail(manager.output_tail)}") from None
+        except BaseException:
+            await manager.shutdown(now=True)
+            raise
+    raise LaunchError(f"kernel {kernel_name}: ports kept being taken ({PORT_CONFLICT_RETRIES} attempts)")
+
+
+class _DiedDuringStartup(KernelNannyError):
+    pass
+
+
+async def wait_until_ready(manager: LocalKernelManager, timeout: float) -> None:
+    """Return when the kernel is ready; raise if it exits first or takes longer than ``timeout``."""
+    async with KernelClient(manager.connection_info) as client:
+        ready = asyncio.ensure_future(client.wait_for_ready(timeout=timeout))
+        exited = asyncio.ensure_future(manager.wait())
+        try:
+            await asyncio.wait({ready, exited}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (ready, exited):
+                future.cancel()
+        if ready.done() and not ready.cancelled():
+            try:
+                ready.result()
+                return
+            except KernelNannyError as exc:
+                raise LaunchError(f"kernel did not become ready within {timeout} s") from exc
+        raise _DiedDuringStartup(f"exited during start-up ({exited.result()})")
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    tail = "\n".join(text.strip().splitlines()[-lines:])
+    return f"; its last output:\n{tail}" if tail else ""

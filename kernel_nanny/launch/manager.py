@@ -1,0 +1,211 @@
+"""The manager interface for a kernel that is our own child process.
+
+The kernel runs in its own session and process group, so a signal reaches it
+and everything it started, and a terminal's Ctrl-C does not. Its exit is
+observed through the child watcher (``asyncio`` waits on the process, no
+polling); every step of a shutdown ends as soon as that exit is seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .._exceptions import KernelNannyError, KernelTimeout, LaunchError
+from .._tasks import TaskGroup
+from ..client import KernelClient
+from ..protocol import ConnectionInfo, ExitStatus
+from .command import KernelCommand
+from .connection import ipc_paths
+
+__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "LocalKernelManager"]
+
+log = logging.getLogger("kernel_nanny.launch")
+
+#: Seconds a kernel gets to exit after a shutdown request, then again after SIGTERM.
+DEFAULT_SHUTDOWN_TIMEOUT = 5.0
+#: Bytes of the kernel process's recent output kept to explain a failed start.
+OUTPUT_TAIL_BYTES = 8192
+
+
+class LocalKernelManager:
+    """Owns one kernel child process started from a :class:`KernelCommand`.
+
+    ``connection_info`` stays the same across restarts, so clients keep
+    working after :meth:`restart`.
+    """
+
+    def __init__(
+        self,
+        command: KernelCommand,
+        connection_info: ConnectionInfo,
+        connection_file: Path,
+        *,
+        cwd: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        echo_output: bool = True,
+    ) -> None:
+        self.command = command
+        self.connection_info = connection_info
+        self.connection_file = connection_file
+        self.cwd = cwd
+        self.extra_env = extra_env or {}
+        self.shutdown_timeout = shutdown_timeout
+        self.echo_output = echo_output
+        self._process: asyncio.subprocess.Process | None = None
+        self._output_tail = bytearray()
+        self._tasks = TaskGroup(log)
+        self._control: KernelClient | None = None
+
+    def __repr__(self) -> str:
+        state = "not started" if self._process is None else ("running" if self._process.returncode is None else "exited")
+        return f"<LocalKernelManager kernel={self.connection_info.get('kernel_name') or '?'} pid={self.pid} state={state}>"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def output_tail(self) -> str:
+        """The last few KiB the kernel process wrote to stdout/stderr (to explain a failed start)."""
+        return self._output_tail.decode(errors="replace")
+
+    async def start(self) -> None:
+        """Start the kernel process (not waiting for it to be ready)."""
+        argv = self.command.format_argv(str(self.connection_file))
+        self._output_tail.clear()
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=self.cwd,
+                env=self.command.environment(self.extra_env),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise LaunchError(f"cannot start kernel: {argv[0]!r} not found (argv: {argv})") from exc
+        except PermissionError as exc:
+            raise LaunchError(f"cannot start kernel: {argv[0]!r} is not executable") from exc
+        except NotADirectoryError as exc:
+            raise LaunchError(f"cannot start kernel: cwd {self.cwd!r} is not a directory") from exc
+        log.info("[kernel pid=%d] started: %s", self._process.pid, " ".join(argv))
+        assert self._process.stdout is not None
+        self._tasks.spawn(self._relay_output(self._process.stdout), name=f"kernel-output-{self._process.pid}")
+
+    async def _relay_output(self, stream: asyncio.StreamReader) -> None:
+        """Keep a tail of the kernel process's own output, and echo it to our stderr.
+
+        This is the process's fd 1 and 2 (start-up banners, C-level writes,
+        crashes), not the code's output, which travels on iopub.
+        """
+        while chunk := await stream.read(65536):
+            self._output_tail += chunk
+            del self._output_tail[:-OUTPUT_TAIL_BYTES]
+            if self.echo_output:
+                try:
+                    os.write(sys.stderr.fileno(), chunk)
+                except (OSError, ValueError):  # our stderr is closed or not a real file
+                    pass
+
+    def _require_process(self) -> asyncio.subprocess.Process:
+        if self._process is None:
+            raise KernelNannyError("the kernel has not been started")
+        return self._process
+
+    async def is_alive(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    async def wait(self) -> ExitStatus:
+        """Wait for the kernel to exit and say how it ended."""
+        returncode = await self._require_process().wait()
+        return ExitStatus.from_returncode(returncode)
+
+    async def signal(self, signum: int) -> None:
+        """Send ``signum`` to the kernel's whole process group."""
+        process = self._require_process()
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            log.debug("[kernel pid=%d] signal %d: process group already gone", process.pid, signum)
+
+    async def interrupt(self) -> None:
+        """Interrupt the running code: SIGINT, or an ``interrupt_request`` for message-mode kernels."""
+        if self.command.interrupt_mode == "message":
+            await self._control_client().interrupt(timeout=self.shutdown_timeout)
+        else:
+            await self.signal(signal.SIGINT)
+
+    async def kill(self) -> None:
+        """SIGKILL the kernel and its process group, and wait until it has exited."""
+        if await self.is_alive():
+            await self.signal(signal.SIGKILL)
+        if self._process is not None:
+            await self._process.wait()
+
+    async def shutdown(self, now: bool = False) -> None:
+        """Stop the kernel: a shutdown request, then SIGTERM, then SIGKILL.
+
+        Each step waits only until the exit is observed (or its timeout), and
+        leftovers in the kernel's process group are killed. ``now=True`` skips
+        straight to SIGKILL. Files are removed afterwards (:meth:`cleanup`).
+        """
+        await self._stop(now=now)
+        await self.cleanup()
+
+    async def _stop(self, now: bool) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.returncode is None and not now:
+            try:
+                await self._control_client().shutdown(timeout=self.shutdown_timeout)
+            except (KernelTimeout, KernelNannyError):
+                log.debug("[kernel pid=%d] no shutdown reply", process.pid)
+            if await self._exited_within(self.shutdown_timeout):
+                log.debug("[kernel pid=%d] exited on request", process.pid)
+            else:
+                log.warning("[kernel pid=%d] did not exit on request; sending SIGTERM", process.pid)
+                await self.signal(signal.SIGTERM)
+                if not await self._exited_within(self.shutdown_timeout):
+                    log.warning("[kernel pid=%d] ignored SIGTERM; sending SIGKILL", process.pid)
+        await self.kill()
+        # Anything the kernel left in its process group goes with it.
+        await self.signal(signal.SIGKILL)
+
+    async def _exited_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._require_process().wait()), seconds)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def restart(self, now: bool = False) -> None:
+        """Stop the kernel and start it again on the same connection info."""
+        await self._stop(now=now)
+        await self._close_control()
+        await self.start()
+
+    async def cleanup(self) -> None:
+        """Remove the connection file and ipc socket files, and close our sockets."""
+        await self._close_control()
+        await self._tasks.cancel_all()
+        for path in [self.connection_file, *ipc_paths(self.connection_info)]:
+            path.unlink(missing_ok=True)
+
+    def _control_client(self) -> KernelClient:
+        if self._control is None:
+            self._control = KernelClient(self.connection_info)
+        return self._control
+
+    async def _close_control(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            await self._control.wait_closed()
+            self._control = None

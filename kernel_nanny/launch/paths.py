@@ -1,0 +1,56 @@
+"""Where secrets live: a 0700 runtime directory and 0600 files written atomically."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from jupyter_core.paths import jupyter_runtime_dir
+
+from .._exceptions import LaunchError
+
+__all__ = ["runtime_dir", "secure_directory", "write_private_file"]
+
+log = logging.getLogger("kernel_nanny.launch")
+
+
+def runtime_dir() -> Path:
+    """Jupyter's runtime directory (``JUPYTER_RUNTIME_DIR`` or the platform default), made 0700."""
+    return secure_directory(Path(jupyter_runtime_dir()))
+
+
+def secure_directory(path: Path) -> Path:
+    """Create ``path`` if needed and make sure only its owner can enter it.
+
+    A directory we own but others can read is tightened to 0700, since it holds
+    kernel keys; one owned by somebody else is refused.
+    """
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.stat()
+    except OSError as exc:
+        raise LaunchError(f"cannot create the runtime directory {path}: {exc.strerror}") from exc
+    if info.st_uid != os.getuid():
+        raise LaunchError(f"the runtime directory {path} belongs to another user (uid {info.st_uid})")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        log.info("tightening permissions of %s to 0700 (it holds kernel keys)", path)
+        path.chmod(0o700)
+    return path
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600, atomically (a reader never sees half a file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,31 @@
+"""The Jupyter wire protocol: framing, signing, verifying, parsing, connection info. No sockets here."""
+
+from .connection import CHANNELS, ConnectionInfo, channel_url, load_connection_info, normalize_connection_info
+from .manager import ExitStatus, KernelManager
+from .message import PROTOCOL_VERSION, Message, new_id, parse_date
+from .replay import DEFAULT_REPLAY_WINDOW, ReplayGuard
+from .session import DELIMITER, Session, dumps, loads, split_identities
+from .signing import DEFAULT_SIGNATURE_SCHEME, Signer
+
+__all__ = [
+    "CHANNELS",
+    "ConnectionInfo",
+    "DEFAULT_REPLAY_WINDOW",
+    "DEFAULT_SIGNATURE_SCHEME",
+    "DELIMITER",
+    "ExitStatus",
+    "KernelManager",
+    "PROTOCOL_VERSION",
+    "Message",
+    "ReplayGuard",
+    "Session",
+    "Signer",
+    "channel_url",
+    "dumps",
+    "load_connection_info",
+    "loads",
+    "new_id",
+    "normalize_connection_info",
+    "parse_date",
+    "split_identities",
+]

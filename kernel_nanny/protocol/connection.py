@@ -1,0 +1,72 @@
+"""Connection info: where a kernel's five channels listen and how to sign for them.
+
+This is the JSON a kernel receives with ``-f connection_file``. Parsing and URL
+building live here so that the launcher (which writes it) and the clients (which
+read it) agree on one definition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from .._exceptions import KernelNannyError
+
+__all__ = ["CHANNELS", "ConnectionInfo", "channel_url", "load_connection_info", "normalize_connection_info"]
+
+#: The kernel's five channels, in the order ports are allocated.
+CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+
+ConnectionInfo = dict[str, Any]
+
+
+def normalize_connection_info(info: Mapping[str, Any]) -> ConnectionInfo:
+    """Check ``info`` has what a client needs and return a plain dict copy.
+
+    Raises :class:`KernelNannyError` naming the missing or wrong field.
+    """
+    data = dict(info)
+    data.setdefault("transport", "tcp")
+    data.setdefault("ip", "127.0.0.1")
+    data.setdefault("signature_scheme", "hmac-sha256")
+    data.setdefault("key", "")
+    if data["transport"] not in ("tcp", "ipc"):
+        raise KernelNannyError(f"connection info: unknown transport {data['transport']!r} (tcp or ipc)")
+    for channel in CHANNELS:
+        port = data.get(f"{channel}_port")
+        if not isinstance(port, int) or port <= 0:
+            raise KernelNannyError(f"connection info: {channel}_port must be a positive integer, got {port!r}")
+    if isinstance(data["key"], bytes):
+        data["key"] = data["key"].decode()
+    return data
+
+
+def channel_url(info: Mapping[str, Any], channel: str) -> str:
+    """The ZeroMQ endpoint of ``channel`` (``shell``, ``iopub``, ``stdin``, ``control``, ``hb``)."""
+    port = info[f"{channel}_port"]
+    ip = info.get("ip", "127.0.0.1")
+    if info.get("transport", "tcp") == "ipc":
+        return f"ipc://{ip}-{port}"
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"tcp://{host}:{port}"
+
+
+def load_connection_info(path: str | os.PathLike[str]) -> ConnectionInfo:
+    """Read and check a connection file, with an error that names the file."""
+    try:
+        with open(path, "rb") as file:
+            raw = json.load(file)
+    except FileNotFoundError as exc:
+        raise KernelNannyError(f"connection file not found: {path}") from exc
+    except PermissionError as exc:
+        raise KernelNannyError(f"no permission to read connection file {path}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KernelNannyError(f"connection file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise KernelNannyError(f"connection file {path} must hold a JSON object")
+    try:
+        return normalize_connection_info(raw)
+    except KernelNannyError as exc:
+        raise KernelNannyError(f"{path}: {exc}") from None

@@ -1,0 +1,71 @@
+"""The manager interface: what every way of owning a kernel process offers.
+
+The local manager (a child process), the nanny-backed ``ManagerClient`` and
+remote providers' managers all implement :class:`KernelManager`, so code that
+manages a kernel does not care where it runs.
+"""
+
+from __future__ import annotations
+
+import signal as _signal
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["ExitStatus", "KernelManager"]
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a kernel process ended: an exit code, or the signal that ended it.
+
+    ``reason`` is ``exited`` (it returned), ``killed`` (SIGKILL), ``signaled``
+    (another signal) or ``oom`` (the kernel's memory limit was hit).
+    """
+
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str = "exited"
+
+    @classmethod
+    def from_returncode(cls, returncode: int) -> ExitStatus:
+        """Classify an ``asyncio``/``subprocess`` return code (negative = signal)."""
+        if returncode >= 0:
+            return cls(exit_code=returncode)
+        signum = -returncode
+        return cls(signal=signum, reason="killed" if signum == _signal.SIGKILL else "signaled")
+
+    @property
+    def success(self) -> bool:
+        return self.exit_code == 0
+
+    def __str__(self) -> str:
+        if self.signal is not None:
+            try:
+                name = _signal.Signals(self.signal).name
+            except ValueError:
+                name = f"signal {self.signal}"
+            return f"{self.reason} by {name}" if self.reason != "oom" else f"killed by {name} (out of memory)"
+        return f"exited with code {self.exit_code}"
+
+
+@runtime_checkable
+class KernelManager(Protocol):
+    """Controls one kernel's process (async). ``connection_info`` tells clients where it listens."""
+
+    connection_info: dict[str, Any]
+
+    async def is_alive(self) -> bool: ...
+
+    async def wait(self) -> ExitStatus: ...
+
+    async def interrupt(self) -> None: ...
+
+    async def signal(self, signum: int) -> None: ...
+
+    async def kill(self) -> None: ...
+
+    async def restart(self, now: bool = False) -> None: ...
+
+    async def shutdown(self, now: bool = False) -> None: ...
+
+    async def cleanup(self) -> None: ...
