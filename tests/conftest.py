@@ -1,0 +1,52 @@
+"""Shared fixtures: an isolated runtime directory and real ipykernel kernels."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+
+import pytest
+
+# Every test run gets its own runtime dir (connection files, ipc sockets), so
+# tests never touch the user's and leftovers are easy to spot.
+_RUNTIME = tempfile.mkdtemp(prefix="kn-test-runtime-")
+os.environ["JUPYTER_RUNTIME_DIR"] = _RUNTIME
+os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")  # silences jupyter_core's migration warning
+
+from kernel_nanny.launch import KernelCommand, LaunchResult, launch_local  # noqa: E402
+
+IPYKERNEL = KernelCommand(
+    argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+    metadata={"supported_encryption": ["curve"]},
+)
+
+
+@pytest.fixture
+def runtime_dir() -> str:
+    return _RUNTIME
+
+
+@pytest.fixture
+async def kernel() -> AsyncIterator[LaunchResult]:
+    """A ready ipykernel on ipc sockets, shut down (and its files removed) afterwards."""
+    result = await launch_local(IPYKERNEL, kernel_name="test/ipykernel", launch_params={"echo_output": False})
+    try:
+        yield result
+    finally:
+        assert result.manager is not None
+        await result.manager.shutdown(now=True)
+
+
+@pytest.fixture
+async def tcp_kernel() -> AsyncIterator[LaunchResult]:
+    """A ready ipykernel on loopback tcp (CurveZMQ-encrypted, as ipykernel declares support)."""
+    result = await launch_local(
+        IPYKERNEL, kernel_name="test/ipykernel", launch_params={"transport": "tcp", "echo_output": False}
+    )
+    try:
+        yield result
+    finally:
+        assert result.manager is not None
+        await result.manager.shutdown(now=True)
