@@ -12,6 +12,8 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from ._exceptions import ClientClosed
+
 __all__ = ["LoopThread", "blocking"]
 
 T = TypeVar("T")
@@ -27,7 +29,11 @@ class LoopThread:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the loop and return its result (or raise its exception)."""
+        if self.loop.is_closed():
+            coro.close()
+            raise ClientClosed("the blocking client is closed")
         if threading.current_thread() is self._thread:
+            coro.close()
             raise RuntimeError("a blocking method was called from its own event loop thread (e.g. in a hook)")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 

@@ -380,6 +380,8 @@ class KernelClient:
         Without a stdin hook the kernel is told stdin is unavailable.
         """
         self._socket("iopub")
+        iopub_seen = self._iopub_seen
+        assert iopub_seen is not None
         content = _execute_content(code, silent, store_history, user_expressions, stdin_hook is not None, stop_on_error)
         msg = self.session.msg("execute_request", content)
         outputs: list[Message] = []
@@ -401,6 +403,10 @@ class KernelClient:
             self._stdin_hooks[msg.msg_id] = stdin_hook
 
         async def reply_then_idle() -> Message:
+            if not iopub_seen.is_set():
+                # Until iopub is proven subscribed, output (and the idle status
+                # this waits for) could be lost: confirm it first, once.
+                await self.wait_for_ready(timeout=None)
             reply = await self._roundtrip("shell", msg, None)
             await idle
             return reply

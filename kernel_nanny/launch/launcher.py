@@ -9,25 +9,27 @@ fresh ports (the race jupyter_client's port picking invites).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
-from .._exceptions import KernelNannyError, LaunchError
-from ..client import KernelClient
+from .._exceptions import LaunchError
 from ..protocol import ConnectionInfo, KernelManager, new_id
 from .command import KernelCommand
 from .connection import new_connection_info, supports_curve, write_connection_file
-from .manager import DEFAULT_SHUTDOWN_TIMEOUT, LocalKernelManager
+from .manager import (
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_STARTUP_TIMEOUT,
+    DiedDuringStartup,
+    LocalKernelManager,
+    format_output_tail,
+)
 
 __all__ = ["DEFAULT_STARTUP_TIMEOUT", "LaunchParams", "LaunchResult", "launch_local"]
 
 log = logging.getLogger("kernel_nanny.launch")
 
-#: Seconds a kernel gets to become ready.
-DEFAULT_STARTUP_TIMEOUT = 60.0
 #: How often a tcp launch is retried when a port was taken under it.
 PORT_CONFLICT_RETRIES = 3
 
@@ -91,6 +93,7 @@ async def launch_local(
         path = write_connection_file(info, kernel_id)
         manager = LocalKernelManager(
             command, info, path, cwd=cwd, extra_env=dict(params.env or {}),
+            startup_timeout=params.startup_timeout,
             shutdown_timeout=params.shutdown_timeout,
             echo_output=params.echo_output,
         )
@@ -100,43 +103,16 @@ async def launch_local(
             await manager.cleanup()
             raise
         try:
-            await wait_until_ready(manager, params.startup_timeout)
+            await manager.wait_until_ready()
             return LaunchResult(info, manager)
-        except _DiedDuringStartup as died:
+        except DiedDuringStartup as died:
             await manager.cleanup()
             if params.transport == "tcp" and "Address already in use" in manager.output_tail:
                 log.warning("kernel %s lost a port race (attempt %d); relaunching on fresh ports", kernel_name, attempt)
                 continue
-            raise LaunchError(f"kernel {kernel_name or command.argv[0]} {died}{_tail(manager.output_tail)}") from None
+            tail = format_output_tail(manager.output_tail)
+            raise LaunchError(f"kernel {kernel_name or command.argv[0]} {died}{tail}") from None
         except BaseException:
             await manager.shutdown(now=True)
             raise
     raise LaunchError(f"kernel {kernel_name}: ports kept being taken ({PORT_CONFLICT_RETRIES} attempts)")
-
-
-class _DiedDuringStartup(KernelNannyError):
-    pass
-
-
-async def wait_until_ready(manager: LocalKernelManager, timeout: float) -> None:
-    """Return when the kernel is ready; raise if it exits first or takes longer than ``timeout``."""
-    async with KernelClient(manager.connection_info) as client:
-        ready = asyncio.ensure_future(client.wait_for_ready(timeout=timeout))
-        exited = asyncio.ensure_future(manager.wait())
-        try:
-            await asyncio.wait({ready, exited}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for future in (ready, exited):
-                future.cancel()
-        if ready.done() and not ready.cancelled():
-            try:
-                ready.result()
-                return
-            except KernelNannyError as exc:
-                raise LaunchError(f"kernel did not become ready within {timeout} s") from exc
-        raise _DiedDuringStartup(f"exited during start-up ({exited.result()})")
-
-
-def _tail(text: str, lines: int = 15) -> str:
-    tail = "\n".join(text.strip().splitlines()[-lines:])
-    return f"; its last output:\n{tail}" if tail else ""

@@ -22,10 +22,12 @@ from ..protocol import ConnectionInfo, ExitStatus
 from .command import KernelCommand
 from .connection import ipc_paths
 
-__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "LocalKernelManager"]
+__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "DEFAULT_STARTUP_TIMEOUT", "DiedDuringStartup", "LocalKernelManager"]
 
 log = logging.getLogger("kernel_nanny.launch")
 
+#: Seconds a kernel gets to become ready.
+DEFAULT_STARTUP_TIMEOUT = 60.0
 #: Seconds a kernel gets to exit after a shutdown request, then again after SIGTERM.
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 #: Bytes of the kernel process's recent output kept to explain a failed start.
@@ -47,6 +49,7 @@ class LocalKernelManager:
         *,
         cwd: str | None = None,
         extra_env: dict[str, str] | None = None,
+        startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         echo_output: bool = True,
     ) -> None:
@@ -55,12 +58,14 @@ class LocalKernelManager:
         self.connection_file = connection_file
         self.cwd = cwd
         self.extra_env = extra_env or {}
+        self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
         self.echo_output = echo_output
         self._process: asyncio.subprocess.Process | None = None
         self._output_tail = bytearray()
         self._tasks = TaskGroup(log)
         self._control: KernelClient | None = None
+        self._relay: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         state = "not started" if self._process is None else ("running" if self._process.returncode is None else "exited")
@@ -76,7 +81,7 @@ class LocalKernelManager:
         return self._output_tail.decode(errors="replace")
 
     async def start(self) -> None:
-        """Start the kernel process (not waiting for it to be ready)."""
+        """Start the kernel process; :meth:`wait_until_ready` waits for it to be usable."""
         argv = self.command.format_argv(str(self.connection_file))
         self._output_tail.clear()
         try:
@@ -97,7 +102,7 @@ class LocalKernelManager:
             raise LaunchError(f"cannot start kernel: cwd {self.cwd!r} is not a directory") from exc
         log.info("[kernel pid=%d] started: %s", self._process.pid, " ".join(argv))
         assert self._process.stdout is not None
-        self._tasks.spawn(self._relay_output(self._process.stdout), name=f"kernel-output-{self._process.pid}")
+        self._relay = self._tasks.spawn(self._relay_output(self._process.stdout), name=f"kernel-output-{self._process.pid}")
 
     async def _relay_output(self, stream: asyncio.StreamReader) -> None:
         """Keep a tail of the kernel process's own output, and echo it to our stderr.
@@ -113,6 +118,36 @@ class LocalKernelManager:
                     os.write(sys.stderr.fileno(), chunk)
                 except (OSError, ValueError):  # our stderr is closed or not a real file
                     pass
+
+    async def wait_until_ready(self) -> None:
+        """Return once the kernel is ready (``kernel_info`` answered, iopub connected).
+
+        Races readiness against the process's exit: raises
+        :class:`DiedDuringStartup` if it exits first, :class:`LaunchError`
+        after ``startup_timeout`` seconds.
+        """
+        async with KernelClient(self.connection_info) as client:
+            ready = asyncio.ensure_future(client.wait_for_ready(timeout=self.startup_timeout))
+            exited = asyncio.ensure_future(self.wait())
+            try:
+                await asyncio.wait({ready, exited}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for future in (ready, exited):
+                    future.cancel()
+            if ready.done() and not ready.cancelled():
+                try:
+                    ready.result()
+                    return
+                except KernelNannyError as exc:
+                    raise LaunchError(f"kernel did not become ready within {self.startup_timeout} s") from exc
+            await self._output_drained()
+            raise DiedDuringStartup(f"exited during start-up ({exited.result()})")
+
+    async def _output_drained(self, timeout: float = 1.0) -> None:
+        """Wait until everything the exited process wrote has been read (bounded:
+        a grandchild may hold the pipe open)."""
+        if self._relay is not None:
+            await asyncio.wait({self._relay}, timeout=timeout)
 
     def _require_process(self) -> asyncio.subprocess.Process:
         if self._process is None:
@@ -187,10 +222,14 @@ class LocalKernelManager:
             return False
 
     async def restart(self, now: bool = False) -> None:
-        """Stop the kernel and start it again on the same connection info."""
+        """Stop the kernel and start it again on the same connection info; returns once it is ready."""
         await self._stop(now=now)
         await self._close_control()
         await self.start()
+        try:
+            await self.wait_until_ready()
+        except DiedDuringStartup as exc:
+            raise LaunchError(f"kernel {exc} after a restart{format_output_tail(self.output_tail)}") from None
 
     async def cleanup(self) -> None:
         """Remove the connection file and ipc socket files, and close our sockets."""
@@ -209,3 +248,13 @@ class LocalKernelManager:
             self._control.close()
             await self._control.wait_closed()
             self._control = None
+
+
+class DiedDuringStartup(LaunchError):
+    """The kernel process exited before it became ready."""
+
+
+def format_output_tail(text: str, lines: int = 15) -> str:
+    """The last lines of a kernel's output, introduced for an error message (or nothing)."""
+    tail = "\n".join(text.strip().splitlines()[-lines:])
+    return f"; its last output:\n{tail}" if tail else ""

@@ -1,0 +1,263 @@
+"""Shared pieces of the benchmarks: environment, statistics, result rows, kernel bookkeeping.
+
+Nothing here asserts anything about timings: the benchmarks measure and report,
+they never pass or fail on a number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+OURS = "kernel-nanny"
+THEIRS = "jupyter_client"
+
+#: The name of the kernelspec the runner installs (in a private JUPYTER_PATH) for jupyter_client,
+#: so that both implementations start exactly ``sys.executable -m ipykernel_launcher``.
+BENCH_KERNEL_NAME = "kn-bench-python"
+
+
+# -- environment ---------------------------------------------------------------
+
+
+@dataclass
+class BenchEnvironment:
+    """Private directories for one run: the runtime dir (connection files, ipc sockets) and a data dir."""
+
+    root: Path
+    runtime_dir: Path
+    data_dir: Path
+
+
+def prepare_environment() -> BenchEnvironment:
+    """Point Jupyter at private temp directories. Call before importing jupyter_client or kernel_nanny.
+
+    * ``JUPYTER_RUNTIME_DIR``: connection files and ipc sockets of both implementations land here, so
+      leftovers are easy to find (the runner reports them) and the user's runtime dir is never touched.
+    * ``JUPYTER_PLATFORM_DIRS=1``: silences jupyter_core's migration warning.
+    * ``JUPYTER_PATH``: a kernelspec ``kn-bench-python`` whose argv is ``sys.executable -m
+      ipykernel_launcher -f {connection_file}``: the exact command kernel-nanny's ``pyimport/kernel``
+      runs. (An installed ``python3`` spec may say plain ``python``, which can be a different interpreter
+      or a slow shim.)
+    """
+    root = Path(tempfile.mkdtemp(prefix="kn-bench-"))
+    runtime = root / "rt"
+    runtime.mkdir(mode=0o700)
+    data = root / "data"
+    spec_dir = data / "kernels" / BENCH_KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python (kernel-nanny bench)",
+        "language": "python",
+        "interrupt_mode": "signal",
+        "metadata": {"supported_encryption": ["curve"]},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+    os.environ["JUPYTER_PATH"] = str(data) + (os.pathsep + os.environ["JUPYTER_PATH"] if os.environ.get("JUPYTER_PATH") else "")
+    # The kernels we start inherit this; ipykernel must not try to talk to a terminal or a display.
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    return BenchEnvironment(root, runtime, data)
+
+
+@dataclass(frozen=True)
+class Config:
+    """How hard to work: ``quick`` shrinks every loop (a smoke run, numbers are rough)."""
+
+    quick: bool = False
+
+    def n(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+
+# -- statistics ------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (``q`` in 0..100) of already sorted values."""
+    if not sorted_values:
+        return math.nan
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    pos = (len(sorted_values) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def summarize(samples: Sequence[float]) -> dict[str, float]:
+    values = sorted(samples)
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "min": values[0],
+        "median": statistics.median(values),
+        "mean": statistics.fmean(values),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "max": values[-1],
+    }
+
+
+def ratio_ci(ours: Sequence[float], theirs: Sequence[float], rounds: int = 1000, seed: int = 1) -> tuple[float, float]:
+    """95% bootstrap interval of median(ours) / median(theirs)."""
+    if len(ours) < 3 or len(theirs) < 3:
+        return (math.nan, math.nan)
+    rng = random.Random(seed)
+    # Bootstrapping 10,000-sample series 1000 times is slow and pointless; thin them first.
+    a = list(ours) if len(ours) <= 2000 else rng.sample(list(ours), 2000)
+    b = list(theirs) if len(theirs) <= 2000 else rng.sample(list(theirs), 2000)
+    ratios = []
+    for _ in range(rounds):
+        ma = statistics.median(rng.choices(a, k=len(a)))
+        mb = statistics.median(rng.choices(b, k=len(b)))
+        if mb > 0:
+            ratios.append(ma / mb)
+    ratios.sort()
+    return (percentile(ratios, 2.5), percentile(ratios, 97.5))
+
+
+# -- results -------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One line of the results table: the same operation timed for both implementations (seconds).
+
+    ``ours`` or ``theirs`` may be empty for an informational row (a floor, or a figure only one side
+    has). ``notes`` is free text shown under the table; ``extra`` goes to the JSON only.
+    """
+
+    benchmark: str
+    operation: str
+    ours: list[float] = field(default_factory=list)
+    theirs: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: Show p99 only with this many samples; below, the table shows the max (marked).
+    p99_min_samples: int = 50
+
+    def ratio(self) -> float:
+        if not self.ours or not self.theirs:
+            return math.nan
+        theirs = statistics.median(self.theirs)
+        return statistics.median(self.ours) / theirs if theirs else math.nan
+
+    def to_json(self) -> dict[str, Any]:
+        lo, hi = ratio_ci(self.ours, self.theirs)
+        return {
+            "benchmark": self.benchmark,
+            "operation": self.operation,
+            "unit": "s",
+            OURS: summarize(self.ours),
+            THEIRS: summarize(self.theirs),
+            "ratio_of_medians": None if math.isnan(self.ratio()) else self.ratio(),
+            "ratio_ci95": None if math.isnan(lo) else [lo, hi],
+            "notes": self.notes,
+            "extra": self.extra,
+            "samples": {OURS: self.ours, THEIRS: self.theirs},
+        }
+
+
+# -- timing helpers ---------------------------------------------------------------------
+
+
+def orders(rounds: int) -> Iterable[tuple[int, bool]]:
+    """``(round, ours_first)``: A,B then B,A then A,B... so neither side always goes first."""
+    for i in range(rounds):
+        yield i, i % 2 == 0
+
+
+async def timed(awaitable: Awaitable[Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    result = await awaitable
+    return time.perf_counter() - t0, result
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds is None or math.isnan(seconds):
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.3f} s"
+
+
+# -- kernel bookkeeping --------------------------------------------------------------------
+
+
+class KernelRegistry:
+    """Every kernel a benchmark starts is registered here, so the runner can kill stragglers.
+
+    Benchmarks shut their kernels down in ``finally`` blocks; this is the second line of defence
+    (a benchmark that was cancelled by its time limit mid-start, say).
+    """
+
+    def __init__(self) -> None:
+        self._killers: dict[int, tuple[str, Callable[[], Awaitable[None]]]] = {}
+        self._next = 0
+
+    def add(self, what: str, killer: Callable[[], Awaitable[None]]) -> int:
+        self._next += 1
+        self._killers[self._next] = (what, killer)
+        return self._next
+
+    def discard(self, token: int) -> None:
+        self._killers.pop(token, None)
+
+    async def kill_all(self) -> list[str]:
+        """Kill whatever is still registered; returns what it had to kill (should be empty)."""
+        killed = []
+        for token, (what, killer) in list(self._killers.items()):
+            try:
+                await asyncio.wait_for(killer(), 15)
+            except Exception as exc:  # keep going: the others must still be killed
+                what += f" (kill failed: {exc!r})"
+            killed.append(what)
+            self._killers.pop(token, None)
+        return killed
+
+
+REGISTRY = KernelRegistry()
+
+
+def leftover_files(directory: Path) -> list[str]:
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
+
+
+def child_pids() -> list[int]:
+    """Our live child processes (Linux ``/proc``; empty elsewhere)."""
+    me = os.getpid()
+    pids = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may contain spaces, so split after the last ')'.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == me and fields[0] != "Z":
+            pids.append(int(entry))
+    return pids
