@@ -59,6 +59,7 @@ def blocking(method: Callable[..., Awaitable[T]]) -> Callable[..., T]:
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
-        return self._loop.run(method(self._async, *args, **kwargs))
+        result: T = self._loop.run(method(self._async, *args, **kwargs))
+        return result
 
     return wrapper

@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return args.handler(args)
+        return int(args.handler(args))
     except KernelNannyError as exc:
         print(f"kernel-nanny: error: {exc}", file=sys.stderr)
         return EXIT_FAILED

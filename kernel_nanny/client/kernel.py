@@ -62,7 +62,7 @@ class ExecutionResult:
 
     @property
     def status(self) -> str:
-        return self.reply.content.get("status", "error")
+        return str(self.reply.content.get("status", "error"))
 
     @property
     def ok(self) -> bool:
@@ -313,7 +313,11 @@ class KernelClient:
     async def inspect(
         self, code: str, cursor_pos: int | None = None, detail_level: int = 0, *, timeout: float | None = None
     ) -> Message:
-        content = {"code": code, "cursor_pos": len(code) if cursor_pos is None else cursor_pos, "detail_level": detail_level}
+        content = {
+            "code": code,
+            "cursor_pos": len(code) if cursor_pos is None else cursor_pos,
+            "detail_level": detail_level,
+        }
         return await self.request("inspect_request", content, timeout=timeout)
 
     async def history(
@@ -325,7 +329,10 @@ class KernelClient:
         timeout: float | None = None,
         **options: Any,
     ) -> Message:
-        """``options`` are the access type's fields: ``session``, ``start``, ``stop``, ``n``, ``pattern``, ``unique``."""
+        """Search the history; ``options`` are the access type's fields.
+
+        ``session``, ``start``, ``stop`` (range), ``n`` (tail, search), ``pattern``, ``unique`` (search).
+        """
         if hist_access_type == "tail":
             options.setdefault("n", 10)
         content = {"raw": raw, "output": output, "hist_access_type": hist_access_type, **options}

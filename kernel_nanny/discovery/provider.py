@@ -36,5 +36,5 @@ class KernelProvider(ABC):
     ) -> LaunchResult:
         """Start kernel ``name`` and return ``(connection_info, manager)`` once it is ready."""
 
-    def load_config(self, config: Mapping[str, Any]) -> None:
+    def load_config(self, config: Mapping[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Take provider-specific settings (from the daemon's configuration). Default: none."""

@@ -36,13 +36,16 @@ class PyImportProvider(KernelProvider):
         if importlib.util.find_spec("ipykernel") is None:
             return
         version = ".".join(map(str, sys.version_info[:3]))
-        yield "kernel", {
-            "display_name": f"Python {version} (kernel-nanny's environment)",
-            "language": "python",
-            "argv": self._command().argv,
-            "interrupt_mode": "signal",
-            "metadata": dict(self._command().metadata),
-        }
+        yield (
+            "kernel",
+            {
+                "display_name": f"Python {version} (kernel-nanny's environment)",
+                "language": "python",
+                "argv": self._command().argv,
+                "interrupt_mode": "signal",
+                "metadata": dict(self._command().metadata),
+            },
+        )
 
     async def launch(
         self, name: str, *, cwd: str | None = None, launch_params: Mapping[str, Any] | None = None

@@ -107,14 +107,17 @@ class KernelSpecProvider(KernelProvider):
 
     def find_kernels(self) -> Iterator[tuple[str, dict[str, Any]]]:
         for name, directory, spec in self._specs():
-            yield name, {
-                "display_name": spec.get("display_name", name),
-                "language": spec.get("language", ""),
-                "argv": spec["argv"],
-                "interrupt_mode": spec.get("interrupt_mode", "signal"),
-                "metadata": spec.get("metadata", {}),
-                "resource_dir": str(directory),
-            }
+            yield (
+                name,
+                {
+                    "display_name": spec.get("display_name", name),
+                    "language": spec.get("language", ""),
+                    "argv": spec["argv"],
+                    "interrupt_mode": spec.get("interrupt_mode", "signal"),
+                    "metadata": spec.get("metadata", {}),
+                    "resource_dir": str(directory),
+                },
+            )
 
     async def launch(
         self, name: str, *, cwd: str | None = None, launch_params: Mapping[str, Any] | None = None

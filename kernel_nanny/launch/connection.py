@@ -9,7 +9,6 @@ with CurveZMQ.
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 import tempfile
@@ -63,7 +62,7 @@ def new_connection_info(
         info.update({f"{channel}_port": n for n, channel in enumerate(CHANNELS, start=1)})
     elif transport == "tcp":
         info["ip"] = ip
-        info.update(zip((f"{c}_port" for c in CHANNELS), _free_tcp_ports(ip, len(CHANNELS))))
+        info.update(zip((f"{c}_port" for c in CHANNELS), _free_tcp_ports(ip, len(CHANNELS)), strict=True))
         use_curve = encryption != "disabled" and kernel_supports_curve and zmq.has("curve")
         if encryption == "required" and not use_curve:
             why = "libzmq lacks CurveZMQ" if not zmq.has("curve") else "the kernel does not declare curve support"
@@ -113,5 +112,3 @@ def ipc_paths(info: Mapping[str, Any]) -> list[Path]:
     if info.get("transport") != "ipc":
         return []
     return [Path(f"{info['ip']}-{info[f'{channel}_port']}") for channel in CHANNELS]
-
-

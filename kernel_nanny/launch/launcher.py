@@ -92,7 +92,11 @@ async def launch_local(
         )
         path = write_connection_file(info, kernel_id)
         manager = LocalKernelManager(
-            command, info, path, cwd=cwd, extra_env=dict(params.env or {}),
+            command,
+            info,
+            path,
+            cwd=cwd,
+            extra_env=dict(params.env or {}),
             startup_timeout=params.startup_timeout,
             shutdown_timeout=params.shutdown_timeout,
             echo_output=params.echo_output,

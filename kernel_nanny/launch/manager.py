@@ -68,8 +68,12 @@ class LocalKernelManager:
         self._relay: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
-        state = "not started" if self._process is None else ("running" if self._process.returncode is None else "exited")
-        return f"<LocalKernelManager kernel={self.connection_info.get('kernel_name') or '?'} pid={self.pid} state={state}>"
+        state = (
+            "not started" if self._process is None else ("running" if self._process.returncode is None else "exited")
+        )
+        return (
+            f"<LocalKernelManager kernel={self.connection_info.get('kernel_name') or '?'} pid={self.pid} state={state}>"
+        )
 
     @property
     def pid(self) -> int | None:
@@ -102,7 +106,9 @@ class LocalKernelManager:
             raise LaunchError(f"cannot start kernel: cwd {self.cwd!r} is not a directory") from exc
         log.info("[kernel pid=%d] started: %s", self._process.pid, " ".join(argv))
         assert self._process.stdout is not None
-        self._relay = self._tasks.spawn(self._relay_output(self._process.stdout), name=f"kernel-output-{self._process.pid}")
+        self._relay = self._tasks.spawn(
+            self._relay_output(self._process.stdout), name=f"kernel-output-{self._process.pid}"
+        )
 
     async def _relay_output(self, stream: asyncio.StreamReader) -> None:
         """Keep a tail of the kernel process's own output, and echo it to our stderr.

@@ -71,11 +71,11 @@ class Message:
 
     @property
     def msg_id(self) -> str:
-        return self.header["msg_id"]
+        return str(self.header["msg_id"])
 
     @property
     def msg_type(self) -> str:
-        return self.header["msg_type"]
+        return str(self.header["msg_type"])
 
     @property
     def parent_id(self) -> str | None:

@@ -162,7 +162,7 @@ class Session:
         if self.signer.enabled:
             self._replay.check(signature)
         header, parent_header, metadata, content = (
-            loads(frame, name) for frame, name in zip(signed, _FRAME_NAMES)
+            loads(frame, name) for frame, name in zip(signed, _FRAME_NAMES, strict=True)
         )
         if "msg_type" not in header or "msg_id" not in header:
             raise InvalidJSON("header lacks msg_id or msg_type")

@@ -26,7 +26,7 @@ class Signer:
     def __init__(self, key: bytes | str, scheme: str = DEFAULT_SIGNATURE_SCHEME) -> None:
         self.key = key.encode() if isinstance(key, str) else bytes(key)
         self.scheme = scheme
-        algorithm = scheme[len("hmac-"):] if scheme.startswith("hmac-") else ""
+        algorithm = scheme[len("hmac-") :] if scheme.startswith("hmac-") else ""
         if algorithm not in hashlib.algorithms_available:
             raise ValueError(
                 f"unsupported signature_scheme {scheme!r}: expected 'hmac-<hash>', "

@@ -115,7 +115,8 @@ async def test_argv_templating_env_expansion_and_cwd(tmp_path, monkeypatch):
     info, manager = await launch_local(command, cwd=str(work), launch_params={**QUIET, "env": {"KN_EXTRA": "x"}})
     try:
         result = await _run(
-            info, "import os; print(os.environ['KN_SPEC'], os.environ['KN_UNKNOWN'], os.environ['KN_EXTRA'], os.getcwd())"
+            info,
+            "import os; print(os.environ['KN_SPEC'], os.environ['KN_UNKNOWN'], os.environ['KN_EXTRA'], os.getcwd())",
         )
         assert result.stream_text().split() == ["from-launcher/spec", "${KN_NOT_SET}", "x", str(work)]
         assert command.format_argv("CF")[-1] == f"--HistoryManager.hist_file={resource}/h.db"
@@ -144,7 +145,9 @@ async def test_message_mode_interrupt_goes_over_control():
         async with KernelClient(info) as kc:
             started = asyncio.Event()
             execution = asyncio.ensure_future(
-                kc.execute_interactive("import time\nprint('go', flush=True)\ntime.sleep(60)", output_hook=lambda m: started.set())
+                kc.execute_interactive(
+                    "import time\nprint('go', flush=True)\ntime.sleep(60)", output_hook=lambda m: started.set()
+                )
             )
             await asyncio.wait_for(started.wait(), 30)
             await manager.interrupt()
@@ -233,7 +236,9 @@ async def test_missing_executable_is_a_clear_launch_error(runtime_dir):
 
 async def test_kernel_dying_at_startup_reports_its_output(runtime_dir):
     before = set(os.listdir(runtime_dir))
-    command = KernelCommand(argv=[sys.executable, "-c", "import sys; print('no such module: frob', file=sys.stderr); sys.exit(7)"])
+    command = KernelCommand(
+        argv=[sys.executable, "-c", "import sys; print('no such module: frob', file=sys.stderr); sys.exit(7)"]
+    )
     with pytest.raises(LaunchError) as caught:
         await launch_local(command, kernel_name="test/broken", launch_params=QUIET)
     message = str(caught.value)
