@@ -14,6 +14,7 @@
     ├── KernelError                   the kernel answered a request with status "error"
     ├── ClientClosed                  the client was used after close()
     └── KernelTimeout (also TimeoutError)   the kernel did not answer in time
+        └── NannyUnavailable          the kernel's nanny did not answer or stopped beating
 
 Errors from zmq, the OS and subprocesses are mapped where they enter, with the
 original chained (``raise ... from exc``), so callers only need to catch ours.
@@ -34,6 +35,7 @@ __all__ = [
     "LaunchError",
     "MalformedMessage",
     "MissingDelimiter",
+    "NannyUnavailable",
     "NoSuchKernelType",
     "ProtocolError",
     "ReplayedMessage",
@@ -118,7 +120,7 @@ class KernelDied(KernelNannyError):
 
 
 class KernelError(KernelNannyError):
-    """The kernel replied with ``status: error`` to a request that had to succeed."""
+    """The kernel (or its nanny) replied with ``status: error`` to a request that had to succeed."""
 
     def __init__(self, ename: str, evalue: str, traceback: list[str] | None = None) -> None:
         self.ename = ename
@@ -133,3 +135,7 @@ class ClientClosed(KernelNannyError):
 
 class KernelTimeout(KernelNannyError, TimeoutError):
     """The kernel (or nanny) did not answer within the allowed time."""
+
+
+class NannyUnavailable(KernelTimeout):
+    """The kernel's nanny did not answer in time, or its heartbeat stopped (it may have died)."""

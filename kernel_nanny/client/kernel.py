@@ -17,20 +17,20 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import zmq
 import zmq.asyncio
 
-from .._exceptions import ClientClosed, KernelTimeout, ProtocolError
+from .._exceptions import ClientClosed
 from .._tasks import TaskGroup
 from ..protocol import Message, Session, channel_url, load_connection_info, normalize_connection_info
+from ._sockets import LINGER_MS, Replies, connect, read_messages, within
 
 __all__ = ["ExecutionResult", "KernelClient"]
 
 log = logging.getLogger("kernel_nanny.client")
 
-T = TypeVar("T")
 OutputHook = Callable[[Message], None]
 StdinHook = Callable[[Message], "str | Awaitable[str]"]
 
@@ -41,8 +41,6 @@ _SOCKET_TYPES = {
     "iopub": zmq.SUB,
     "hb": zmq.REQ,
 }
-#: How long a closed socket may keep trying to deliver what was sent (ms).
-LINGER_MS = 500
 #: After a kernel_info reply, how long to wait for proof that iopub is subscribed
 #: before asking again (the kernel publishes status for every request).
 IOPUB_CONFIRM_INTERVAL = 0.25
@@ -111,7 +109,7 @@ class KernelClient:
         self._state = ClientState.OPEN
         self._sockets: dict[str, zmq.asyncio.Socket] = {}
         self._tasks = TaskGroup(log)
-        self._pending: dict[str, asyncio.Future[Message]] = {}
+        self._replies = Replies()
         self._iopub_watchers: dict[str, OutputHook] = {}
         self._iopub_handlers: list[OutputHook] = []
         self._stdin_hooks: dict[str, StdinHook] = {}
@@ -155,11 +153,7 @@ class KernelClient:
         if self._state is ClientState.CLOSED:
             return
         self._state = ClientState.CLOSED
-        error = ClientClosed("the client was closed while waiting for a reply")
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(error)
-        self._pending.clear()
+        self._replies.fail_all(ClientClosed("the client was closed while waiting for a reply"))
         self._iopub_watchers.clear()
         self._stdin_hooks.clear()
         self._tasks.cancel()
@@ -179,49 +173,25 @@ class KernelClient:
         sock = self._sockets.get(channel)
         if sock is not None:
             return sock
-        sock = self._context.socket(_SOCKET_TYPES[channel])
-        sock.linger = LINGER_MS
-        if channel in ("shell", "stdin"):
-            # The kernel routes input_request to the stdin socket that shares
-            # the identity of the shell socket that sent the execute_request.
-            sock.identity = self.session.session_id.encode()
-        server_key = self.connection_info.get("curve_publickey")
-        if server_key:
-            public, secret = zmq.curve_keypair()
-            sock.curve_publickey, sock.curve_secretkey = public, secret
-            sock.curve_serverkey = server_key.encode() if isinstance(server_key, str) else server_key
-        if channel == "iopub":
-            sock.setsockopt(zmq.SUBSCRIBE, b"")
-            self._iopub_seen = asyncio.Event()
-        sock.connect(channel_url(self.connection_info, channel))
+        # The kernel routes input_request to the stdin socket that shares the
+        # identity of the shell socket that sent the execute_request.
+        identity = self.session.session_id.encode() if channel in ("shell", "stdin") else None
+        url = channel_url(self.connection_info, channel)
+        sock = connect(self._context, _SOCKET_TYPES[channel], url, self.connection_info, identity=identity)
         self._sockets[channel] = sock
+        if channel == "iopub":
+            self._iopub_seen = asyncio.Event()
         if channel != "hb":
-            self._tasks.spawn(self._read(channel, sock), name=f"kernel-client-{channel}")
+            handler = {"shell": self._on_reply, "control": self._on_reply, "iopub": self._on_iopub}.get(
+                channel, self._on_stdin
+            )
+            self._tasks.spawn(read_messages(sock, self.session, handler, channel), name=f"kernel-client-{channel}")
         if channel == "shell":
             self._socket("stdin")
         return sock
 
-    async def _read(self, channel: str, sock: zmq.asyncio.Socket) -> None:
-        dispatch = {
-            "shell": self._on_reply,
-            "control": self._on_reply,
-            "iopub": self._on_iopub,
-            "stdin": self._on_stdin,
-        }[channel]
-        while True:
-            frames = await sock.recv_multipart()
-            try:
-                msg = self.session.deserialize(frames)
-            except ProtocolError as exc:
-                log.warning("dropped a message on %s: %s", channel, exc)
-                continue
-            dispatch(msg)
-
     def _on_reply(self, msg: Message) -> None:
-        future = self._pending.pop(msg.parent_id or "", None)
-        if future is not None and not future.done():
-            future.set_result(msg)
-        else:
+        if not self._replies.resolve(msg):
             log.debug("reply %s to %s had no waiter", msg.msg_type, msg.parent_id)
 
     def _on_iopub(self, msg: Message) -> None:
@@ -274,13 +244,13 @@ class KernelClient:
         return await self._roundtrip(channel, msg, timeout)
 
     async def _roundtrip(self, channel: str, msg: Message, timeout: float | None) -> Message:
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._pending[msg.msg_id] = future
+        future = self._replies.expect(msg.msg_id)
         try:
             await self._send(channel, msg)
-            return await _within(future, timeout, f"the reply to {msg.msg_type}")
+            reply: Message = await within(future, timeout, f"the reply to {msg.msg_type}")
+            return reply
         finally:
-            self._pending.pop(msg.msg_id, None)
+            self._replies.forget(msg.msg_id)
 
     async def send(self, msg_type: str, content: dict[str, Any] | None = None, *, channel: str = "shell") -> str:
         """Send a request without waiting for its reply; returns its msg_id."""
@@ -419,7 +389,7 @@ class KernelClient:
             return reply
 
         try:
-            reply = await _within(reply_then_idle(), timeout, "the execution")
+            reply: Message = await within(reply_then_idle(), timeout, "the execution")
         finally:
             self._iopub_watchers.pop(msg.msg_id, None)
             self._stdin_hooks.pop(msg.msg_id, None)
@@ -447,7 +417,8 @@ class KernelClient:
                 except asyncio.TimeoutError:
                     log.debug("iopub not confirmed yet; asking kernel_info again")
 
-        return await _within(ready(), timeout, "kernel readiness")
+        info_reply: Message = await within(ready(), timeout, "kernel readiness")
+        return info_reply
 
     # -- heartbeat ----------------------------------------------------------
 
@@ -484,11 +455,3 @@ def _execute_content(
         "allow_stdin": allow_stdin,
         "stop_on_error": stop_on_error,
     }
-
-
-async def _within(awaitable: Awaitable[T], seconds: float | None, what: str) -> T:
-    """Await ``awaitable``, raising :class:`KernelTimeout` (naming ``what``) after ``seconds``."""
-    try:
-        return await asyncio.wait_for(awaitable, seconds)
-    except asyncio.TimeoutError:
-        raise KernelTimeout(f"{what} did not finish within {seconds} s") from None

@@ -9,7 +9,9 @@ from typing import Any
 import entrypoints
 
 from .._exceptions import NoSuchKernelType
+from ..config import RestartPolicy
 from ..launch import LaunchResult
+from ..launch.nanny_process import start_nanny
 from .provider import KernelProvider
 
 __all__ = ["ENTRY_POINT_GROUP", "KernelFinder"]
@@ -67,9 +69,27 @@ class KernelFinder:
                 log.warning("kernel provider %r failed to list its kernels", provider_id, exc_info=True)
 
     async def launch(
-        self, type_id: str, *, cwd: str | None = None, launch_params: Mapping[str, Any] | None = None
+        self,
+        type_id: str,
+        *,
+        cwd: str | None = None,
+        launch_params: Mapping[str, Any] | None = None,
+        nanny: bool = False,
+        name: str | None = None,
+        restart_policy: RestartPolicy | None = None,
     ) -> LaunchResult:
-        """Launch a kernel of type ``type_id`` (``provider/name``); returns ``(connection_info, manager)``."""
+        """Launch a kernel of type ``type_id`` (``provider/name``); returns ``(connection_info, manager)``.
+
+        With ``nanny=True`` the kernel runs behind its own nanny process (which
+        outlives this one), the manager is a :class:`~kernel_nanny.ManagerClient`
+        and the connection info carries the nanny's ports; ``name`` labels it
+        and ``restart_policy`` says how it is restarted after a crash.
+        """
+        if nanny:
+            self._provider_for(type_id)
+            return await start_nanny(
+                type_id, name=name, cwd=cwd, launch_params=launch_params, restart_policy=restart_policy
+            )
         provider_id, _, name = type_id.partition("/")
         provider = self.providers.get(provider_id)
         try:
@@ -78,3 +98,10 @@ class KernelFinder:
             return await provider.launch(name, cwd=cwd, launch_params=launch_params)
         except NoSuchKernelType:
             raise NoSuchKernelType(type_id, [tid for tid, _ in self.find_kernels()]) from None
+
+    def _provider_for(self, type_id: str) -> KernelProvider:
+        provider_id, _, name = type_id.partition("/")
+        provider = self.providers.get(provider_id)
+        if provider is None or not name:
+            raise NoSuchKernelType(type_id, [tid for tid, _ in self.find_kernels()])
+        return provider

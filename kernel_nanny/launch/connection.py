@@ -21,7 +21,7 @@ import zmq
 
 from .._exceptions import LaunchError
 from ..protocol import CHANNELS, DEFAULT_SIGNATURE_SCHEME, ConnectionInfo
-from .paths import runtime_dir, write_private_file
+from .paths import public_connection_file, runtime_dir, write_private_file
 
 __all__ = ["ENCRYPTION_POLICIES", "new_connection_info", "supports_curve", "write_connection_file"]
 
@@ -75,9 +75,9 @@ def new_connection_info(
     return info
 
 
-def write_connection_file(info: ConnectionInfo, kernel_id: str, directory: Path | None = None) -> Path:
-    """Write ``info`` as ``kernel-<id>.json`` (0600) in the runtime directory and return its path."""
-    path = (directory or runtime_dir()) / f"kernel-{kernel_id}.json"
+def write_connection_file(info: ConnectionInfo, kernel_id: str, path: Path | None = None) -> Path:
+    """Write ``info`` (0600, atomically) to ``path``, by default ``kernel-<id>.json`` in the runtime dir."""
+    path = path or public_connection_file(kernel_id)
     write_private_file(path, orjson.dumps(info, option=orjson.OPT_INDENT_2))
     return path
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from .._exceptions import LaunchError
@@ -50,7 +51,9 @@ class LaunchParams:
     tcp: ``auto`` uses CurveZMQ when the kernel declares support, ``required``
     refuses to start without it, ``disabled`` sends plain tcp. ``env`` adds to
     the kernel's environment. ``echo_output`` passes the kernel process's own
-    stdout/stderr (not the code's output) through to ours.
+    stdout/stderr (not the code's output) through to ours. ``connection_file``
+    says where to write the kernel's connection file (default: ``kernel-<id>.json``
+    in the runtime directory).
     """
 
     transport: str = "ipc"
@@ -60,6 +63,7 @@ class LaunchParams:
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     echo_output: bool = True
+    connection_file: str | None = None
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any] | None) -> LaunchParams:
@@ -90,7 +94,7 @@ async def launch_local(
             kernel_supports_curve=supports_curve(command.metadata),
             kernel_name=kernel_name,
         )
-        path = write_connection_file(info, kernel_id)
+        path = write_connection_file(info, kernel_id, Path(params.connection_file) if params.connection_file else None)
         manager = LocalKernelManager(
             command,
             info,

@@ -1,9 +1,11 @@
 """The manager interface for a kernel that is our own child process.
 
 The kernel runs in its own session and process group, so a signal reaches it
-and everything it started, and a terminal's Ctrl-C does not. Its exit is
-observed through the child watcher (``asyncio`` waits on the process, no
-polling); every step of a shutdown ends as soon as that exit is seen.
+and everything it started, and a terminal's Ctrl-C does not; a lifeline makes
+that group die with us. Its exit is observed through the child watcher
+(``asyncio`` waits on the process, no polling); every step of a shutdown ends
+as soon as that exit is seen. Its own stdout and stderr (not the code's output,
+which travels on iopub) are read from pipes and handed to output listeners.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .._exceptions import KernelNannyError, KernelTimeout, LaunchError
@@ -21,6 +24,7 @@ from ..client import KernelClient
 from ..protocol import ConnectionInfo, ExitStatus
 from .command import KernelCommand
 from .connection import ipc_paths
+from .lifeline import Lifeline
 
 __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "DEFAULT_STARTUP_TIMEOUT", "DiedDuringStartup", "LocalKernelManager"]
 
@@ -32,6 +36,11 @@ DEFAULT_STARTUP_TIMEOUT = 60.0
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 #: Bytes of the kernel process's recent output kept to explain a failed start.
 OUTPUT_TAIL_BYTES = 8192
+#: Bytes of output kept for the first output listener, if it attaches late.
+OUTPUT_BACKLOG_BYTES = 65536
+
+#: ``listener(name, data)``: ``name`` is ``"stdout"`` or ``"stderr"``.
+OutputListener = Callable[[str, bytes], None]
 
 
 class LocalKernelManager:
@@ -52,6 +61,7 @@ class LocalKernelManager:
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         echo_output: bool = True,
+        die_with_owner: bool = True,
     ) -> None:
         self.command = command
         self.connection_info = connection_info
@@ -61,11 +71,16 @@ class LocalKernelManager:
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
         self.echo_output = echo_output
+        self.die_with_owner = die_with_owner
+        self._listeners: list[OutputListener] = []
+        self._backlog: list[tuple[str, bytes]] | None = []
+        self._backlog_size = 0
+        self._lifeline: Lifeline | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._output_tail = bytearray()
         self._tasks = TaskGroup(log)
         self._control: KernelClient | None = None
-        self._relay: asyncio.Task[None] | None = None
+        self._relays: list[asyncio.Task[None]] = []
 
     def __repr__(self) -> str:
         state = (
@@ -95,7 +110,7 @@ class LocalKernelManager:
                 env=self.command.environment(self.extra_env),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
             )
         except FileNotFoundError as exc:
@@ -104,21 +119,40 @@ class LocalKernelManager:
             raise LaunchError(f"cannot start kernel: {argv[0]!r} is not executable") from exc
         except NotADirectoryError as exc:
             raise LaunchError(f"cannot start kernel: cwd {self.cwd!r} is not a directory") from exc
-        log.info("[kernel pid=%d] started: %s", self._process.pid, " ".join(argv))
-        assert self._process.stdout is not None
-        self._relay = self._tasks.spawn(
-            self._relay_output(self._process.stdout), name=f"kernel-output-{self._process.pid}"
-        )
+        process = self._process
+        log.info("[kernel pid=%d] started: %s", process.pid, " ".join(argv))
+        if self.die_with_owner:
+            self._lifeline = await Lifeline.attach(process.pid)
+        assert process.stdout is not None and process.stderr is not None
+        self._relays = [
+            self._tasks.spawn(self._relay_output(stream, name), name=f"kernel-{name}-{process.pid}")
+            for name, stream in (("stdout", process.stdout), ("stderr", process.stderr))
+        ]
 
-    async def _relay_output(self, stream: asyncio.StreamReader) -> None:
-        """Keep a tail of the kernel process's own output, and echo it to our stderr.
+    def add_output_listener(self, listener: OutputListener) -> None:
+        """Call ``listener(name, data)`` with everything the kernel process writes to fd 1 and 2.
 
-        This is the process's fd 1 and 2 (start-up banners, C-level writes,
-        crashes), not the code's output, which travels on iopub.
+        The first listener also gets what was written before it attached (up to
+        64 KiB), so a start-up banner or early crash is not lost.
         """
+        self._listeners.append(listener)
+        backlog, self._backlog = self._backlog, None
+        for name, data in backlog or ():
+            listener(name, data)
+
+    async def _relay_output(self, stream: asyncio.StreamReader, name: str) -> None:
+        """Pass one of the kernel process's output pipes to the listeners (and maybe our stderr)."""
         while chunk := await stream.read(65536):
             self._output_tail += chunk
             del self._output_tail[:-OUTPUT_TAIL_BYTES]
+            if self._backlog is not None and self._backlog_size < OUTPUT_BACKLOG_BYTES:
+                self._backlog.append((name, chunk))
+                self._backlog_size += len(chunk)
+            for listener in self._listeners:
+                try:
+                    listener(name, chunk)
+                except Exception:
+                    log.exception("output listener %r failed", listener)
             if self.echo_output:
                 try:
                     os.write(sys.stderr.fileno(), chunk)
@@ -152,8 +186,8 @@ class LocalKernelManager:
     async def _output_drained(self, timeout: float = 1.0) -> None:
         """Wait until everything the exited process wrote has been read (bounded:
         a grandchild may hold the pipe open)."""
-        if self._relay is not None:
-            await asyncio.wait({self._relay}, timeout=timeout)
+        if self._relays:
+            await asyncio.wait(self._relays, timeout=timeout)
 
     def _require_process(self) -> asyncio.subprocess.Process:
         if self._process is None:
@@ -200,13 +234,13 @@ class LocalKernelManager:
         await self._stop(now=now)
         await self.cleanup()
 
-    async def _stop(self, now: bool) -> None:
+    async def _stop(self, now: bool, restart: bool = False) -> None:
         process = self._process
         if process is None:
             return
         if process.returncode is None and not now:
             try:
-                await self._control_client().shutdown(timeout=self.shutdown_timeout)
+                await self._control_client().shutdown(restart=restart, timeout=self.shutdown_timeout)
             except (KernelTimeout, KernelNannyError):
                 log.debug("[kernel pid=%d] no shutdown reply", process.pid)
             if await self._exited_within(self.shutdown_timeout):
@@ -219,6 +253,9 @@ class LocalKernelManager:
         await self.kill()
         # Anything the kernel left in its process group goes with it.
         await self.signal(signal.SIGKILL)
+        if self._lifeline is not None:
+            await self._lifeline.disarm()
+            self._lifeline = None
 
     async def _exited_within(self, seconds: float) -> bool:
         try:
@@ -229,7 +266,7 @@ class LocalKernelManager:
 
     async def restart(self, now: bool = False) -> None:
         """Stop the kernel and start it again on the same connection info; returns once it is ready."""
-        await self._stop(now=now)
+        await self._stop(now=now, restart=True)
         await self._close_control()
         await self.start()
         try:
@@ -241,6 +278,9 @@ class LocalKernelManager:
         """Remove the connection file and ipc socket files, and close our sockets."""
         await self._close_control()
         await self._tasks.cancel_all()
+        if self._lifeline is not None:
+            await self._lifeline.disarm()
+            self._lifeline = None
         for path in [self.connection_file, *ipc_paths(self.connection_info)]:
             path.unlink(missing_ok=True)
 

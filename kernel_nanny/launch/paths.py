@@ -12,7 +12,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 
 from .._exceptions import LaunchError
 
-__all__ = ["runtime_dir", "secure_directory", "write_private_file"]
+__all__ = ["nanny_state_dir", "public_connection_file", "runtime_dir", "secure_directory", "write_private_file"]
 
 log = logging.getLogger("kernel_nanny.launch")
 
@@ -20,6 +20,17 @@ log = logging.getLogger("kernel_nanny.launch")
 def runtime_dir() -> Path:
     """Jupyter's runtime directory (``JUPYTER_RUNTIME_DIR`` or the platform default), made 0700."""
     return secure_directory(Path(jupyter_runtime_dir()))
+
+
+def public_connection_file(kernel_id: str) -> Path:
+    """Where a kernel's connection file is published (``kernel-<id>.json`` in the runtime dir)."""
+    return runtime_dir() / f"kernel-{kernel_id}.json"
+
+
+def nanny_state_dir(kernel_id: str, create: bool = True) -> Path:
+    """A nanny's private directory: the kernel's own connection file, output logs, nanny log."""
+    path = runtime_dir() / f"nanny-{kernel_id}"
+    return secure_directory(path) if create else path
 
 
 def secure_directory(path: Path) -> Path:

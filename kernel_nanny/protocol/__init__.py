@@ -3,6 +3,7 @@
 from .connection import CHANNELS, ConnectionInfo, channel_url, load_connection_info, normalize_connection_info
 from .manager import ExitStatus, KernelManager
 from .message import PROTOCOL_VERSION, Message, new_id, parse_date
+from .nanny import NANNY_EVENTS, NANNY_PROTOCOL_VERSION, NANNY_REQUESTS, parse_signal
 from .replay import DEFAULT_REPLAY_WINDOW, ReplayGuard
 from .session import DELIMITER, Session, dumps, loads, split_identities
 from .signing import DEFAULT_SIGNATURE_SCHEME, Signer
@@ -17,6 +18,9 @@ __all__ = [
     "KernelManager",
     "PROTOCOL_VERSION",
     "Message",
+    "NANNY_EVENTS",
+    "NANNY_PROTOCOL_VERSION",
+    "NANNY_REQUESTS",
     "ReplayGuard",
     "Session",
     "Signer",
@@ -27,5 +31,6 @@ __all__ = [
     "new_id",
     "normalize_connection_info",
     "parse_date",
+    "parse_signal",
     "split_identities",
 ]

@@ -1,0 +1,345 @@
+"""ManagerClient: the manager interface, over a kernel's nanny sockets.
+
+Anyone who can read a nanny's connection file (or is handed its connection
+info) can manage the kernel as if it were a local child process: ask whether
+it is alive, interrupt, signal, kill, restart, shut it down, wait for its death
+and follow its events. Requests go to ``nanny_control``; events come from
+``nanny_events``; both are signed with the kernel's key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from .._exceptions import ClientClosed, KernelError, KernelNannyError, KernelTimeout, NannyUnavailable
+from .._loop import LoopThread, blocking
+from .._tasks import TaskGroup
+from ..protocol import ExitStatus, Message, Session, channel_url, load_connection_info, normalize_connection_info
+from ._sockets import LINGER_MS, Replies, connect, read_messages, within
+
+__all__ = ["BlockingManagerClient", "ManagerClient"]
+
+log = logging.getLogger("kernel_nanny.client")
+
+#: Seconds to wait for a nanny's reply to quick requests.
+DEFAULT_REQUEST_TIMEOUT = 10.0
+#: Restarts wait for the new kernel to be ready; shutdowns may climb the whole ladder.
+SLOW_REQUEST_TIMEOUT = 120.0
+#: A nanny that missed this many heartbeats is taken for dead.
+MISSED_HEARTBEATS = 3
+
+EventHandler = Callable[[Message], None]
+
+
+class ManagerClient:
+    """Manages a nanny-supervised kernel from any process (asyncio).
+
+    ::
+
+        async with ManagerClient.from_connection_file(path) as manager:
+            await manager.interrupt()
+            async for event in manager.events():
+                print(event.msg_type, event.content)
+    """
+
+    def __init__(
+        self,
+        connection_info: Mapping[str, Any],
+        *,
+        timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        context: zmq.asyncio.Context | None = None,
+    ) -> None:
+        info = normalize_connection_info(connection_info)
+        for key in ("nanny_control_port", "nanny_events_port"):
+            if not isinstance(info.get(key), int):
+                raise KernelNannyError(f"connection info has no {key}: this kernel is not managed by a nanny")
+        self.connection_info = info
+        self.timeout = timeout
+        self.session = Session(info["key"], info["signature_scheme"])
+        self._context = context or zmq.asyncio.Context.instance()
+        self._control: zmq.asyncio.Socket | None = None
+        self._events: zmq.asyncio.Socket | None = None
+        self._replies = Replies()
+        self._tasks = TaskGroup(log)
+        self._handlers: list[EventHandler] = []
+        self._subscribed: asyncio.Event | None = None
+        self._last_event = 0.0
+        self._closed = False
+
+    @classmethod
+    def from_connection_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> ManagerClient:
+        return cls(load_connection_info(path), **kwargs)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<ManagerClient kernel={self.kernel_id[:8]} type={self.kernel_type} state={state}>"
+
+    @property
+    def kernel_id(self) -> str:
+        return str(self.connection_info.get("kernel_id", ""))
+
+    @property
+    def kernel_type(self) -> str:
+        return str(self.connection_info.get("kernel_type", ""))
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return float(self.connection_info.get("heartbeat_interval", 1.0))
+
+    # -- lifetime ---------------------------------------------------------
+
+    async def __aenter__(self) -> ManagerClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+    def close(self) -> None:
+        """Close this client's sockets (the kernel and its nanny keep running). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._replies.fail_all(ClientClosed("the manager client was closed while waiting for a reply"))
+        self._tasks.cancel()
+        for sock in (self._control, self._events):
+            if sock is not None:
+                sock.close(linger=LINGER_MS)
+
+    async def wait_closed(self) -> None:
+        await self._tasks.cancel_all()
+
+    async def cleanup(self) -> None:
+        """Release this client's resources (the manager interface's cleanup)."""
+        self.close()
+        await self.wait_closed()
+
+    # -- sockets ----------------------------------------------------------
+
+    def _control_socket(self) -> zmq.asyncio.Socket:
+        if self._closed:
+            raise ClientClosed(f"{self!r} is closed")
+        if self._control is None:
+            url = channel_url(self.connection_info, "nanny_control")
+            self._control = connect(self._context, zmq.DEALER, url, self.connection_info)
+            self._tasks.spawn(
+                read_messages(self._control, self.session, self._on_reply, "nanny_control"), name="manager-control"
+            )
+        return self._control
+
+    async def _subscribe(self) -> None:
+        """Subscribe to events and wait until the subscription is live (the nanny greets it)."""
+        if self._closed:
+            raise ClientClosed(f"{self!r} is closed")
+        if self._events is None:
+            self._subscribed = asyncio.Event()
+            url = channel_url(self.connection_info, "nanny_events")
+            self._events = connect(self._context, zmq.SUB, url, self.connection_info)
+            self._tasks.spawn(
+                read_messages(self._events, self.session, self._on_event, "nanny_events"), name="manager-events"
+            )
+        assert self._subscribed is not None
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), self.timeout)
+        except asyncio.TimeoutError:
+            raise NannyUnavailable(
+                f"no event from the nanny of kernel {self.kernel_id[:8]} within {self.timeout} s"
+            ) from None
+
+    def _on_reply(self, msg: Message) -> None:
+        if not self._replies.resolve(msg):
+            log.debug("nanny reply %s had no waiter", msg.msg_type)
+
+    def _on_event(self, msg: Message) -> None:
+        assert self._subscribed is not None
+        self._subscribed.set()
+        self._last_event = asyncio.get_running_loop().time()
+        for handler in list(self._handlers):
+            try:
+                handler(msg)
+            except Exception:
+                log.exception("event handler %r failed on %s", handler, msg.msg_type)
+
+    # -- requests ---------------------------------------------------------
+
+    async def request(
+        self, name: str, content: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send ``<name>_request`` and return the reply's content.
+
+        Raises :class:`NannyUnavailable` if the nanny does not answer within
+        ``timeout`` (default: the client's), :class:`KernelError` if it answers
+        with ``status: error``.
+        """
+        sock = self._control_socket()
+        msg = self.session.msg(f"{name}_request", content or {})
+        future = self._replies.expect(msg.msg_id)
+        seconds = self.timeout if timeout is None else timeout
+        try:
+            await sock.send_multipart(self.session.serialize(msg))
+            reply: Message = await within(future, seconds, f"the nanny's {name} reply")
+        except KernelTimeout:
+            raise NannyUnavailable(
+                f"the nanny of kernel {self.kernel_id[:8]} did not answer {name} within {seconds} s"
+            ) from None
+        finally:
+            self._replies.forget(msg.msg_id)
+        if reply.content.get("status") != "ok":
+            raise KernelError(reply.content.get("ename", "NannyError"), reply.content.get("evalue", ""))
+        return reply.content
+
+    async def info(self) -> dict[str, Any]:
+        """The nanny's view: versions, kernel type and pid, state, restarts, policy, last exit..."""
+        return await self.request("info")
+
+    async def is_alive(self) -> bool:
+        return bool((await self.request("is_alive"))["alive"])
+
+    async def interrupt(self) -> None:
+        """Interrupt the running code (by signal or message, per the kernel's interrupt_mode)."""
+        await self.request("interrupt")
+
+    async def signal(self, signum: int | str) -> None:
+        """Send a signal, by number or name (``"SIGTERM"``), to the kernel's process group."""
+        await self.request("signal", {"signum": signum})
+
+    async def kill(self) -> None:
+        """SIGKILL the kernel. The nanny stays, and does not restart it."""
+        await self.request("kill")
+
+    async def restart(self, now: bool = False) -> None:
+        """Restart the kernel in place (same connection info); returns once it is ready."""
+        await self.request("restart", {"now": now}, timeout=SLOW_REQUEST_TIMEOUT)
+
+    async def shutdown(self, now: bool = False) -> None:
+        """Stop the kernel (``now``: at once, by SIGKILL); the nanny then exits and removes its files."""
+        await self.request("shutdown", {"now": now}, timeout=SLOW_REQUEST_TIMEOUT)
+
+    # -- events -----------------------------------------------------------
+
+    def add_event_handler(self, handler: EventHandler) -> None:
+        """Call ``handler(event)`` for every event the nanny publishes (on this client's loop)."""
+        self._handlers.append(handler)
+
+    def remove_event_handler(self, handler: EventHandler) -> None:
+        self._handlers.remove(handler)
+
+    async def events(self) -> AsyncIterator[Message]:
+        """Iterate over the nanny's events, from now until it says ``nanny_exiting``.
+
+        Raises :class:`NannyUnavailable` if the nanny stops beating.
+        """
+        queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.add_event_handler(queue.put_nowait)
+        try:
+            await self._subscribe()
+            while True:
+                event = await self._next_or_unavailable(queue.get())
+                yield event
+                if event.msg_type == "nanny_exiting":
+                    return
+        finally:
+            self.remove_event_handler(queue.put_nowait)
+
+    async def wait(self) -> ExitStatus:
+        """Wait for the kernel's next death and return how it ended.
+
+        Returns at once with the last exit if the kernel is not running now.
+        Raises :class:`NannyUnavailable` if the nanny stops beating meanwhile.
+        """
+        died: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+
+        def on_event(event: Message) -> None:
+            if event.msg_type == "kernel_died" and not died.done():
+                died.set_result(event)
+
+        self.add_event_handler(on_event)
+        try:
+            await self._subscribe()
+            info = await self.info()
+            if not info["alive"] and info["last_exit"] is not None:
+                last = info["last_exit"]
+                return ExitStatus(exit_code=last["exit_code"], signal=last["signal"], reason=last["reason"])
+            event = await self._next_or_unavailable(died)
+        finally:
+            self.remove_event_handler(on_event)
+        content = event.content
+        return ExitStatus(exit_code=content["exit_code"], signal=content["signal"], reason=content["reason"])
+
+    async def _next_or_unavailable(self, awaitable: Any) -> Message:
+        """Await ``awaitable`` while watching the heartbeat; a silent nanny raises NannyUnavailable."""
+        future = asyncio.ensure_future(awaitable)
+        limit = self.heartbeat_interval * MISSED_HEARTBEATS
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                done, _ = await asyncio.wait({future}, timeout=limit)
+                if done:
+                    result: Message = future.result()
+                    return result
+                if loop.time() - self._last_event > limit:
+                    raise NannyUnavailable(
+                        f"the nanny of kernel {self.kernel_id[:8]} missed {MISSED_HEARTBEATS} heartbeats"
+                    )
+        finally:
+            future.cancel()
+
+
+class BlockingManagerClient:
+    """:class:`ManagerClient` with blocking methods, on a private background loop.
+
+    Event handlers run in that background thread.
+    """
+
+    def __init__(self, connection_info: Mapping[str, Any], *, timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
+        self._loop = LoopThread("kernel-nanny-manager")
+        self._async = ManagerClient(connection_info, timeout=timeout)
+
+    @classmethod
+    def from_connection_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> BlockingManagerClient:
+        return cls(load_connection_info(path), **kwargs)
+
+    def __repr__(self) -> str:
+        return repr(self._async).replace("ManagerClient", "BlockingManagerClient", 1)
+
+    def __enter__(self) -> BlockingManagerClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def connection_info(self) -> dict[str, Any]:
+        return self._async.connection_info
+
+    @property
+    def kernel_id(self) -> str:
+        return self._async.kernel_id
+
+    def close(self) -> None:
+        if not self._loop.loop.is_closed():
+            self._loop.run(self._async.cleanup())
+            self._loop.stop()
+
+    def add_event_handler(self, handler: EventHandler) -> None:
+        self._loop.call(self._async.add_event_handler, handler)
+
+    def remove_event_handler(self, handler: EventHandler) -> None:
+        self._loop.call(self._async.remove_event_handler, handler)
+
+    request = blocking(ManagerClient.request)
+    info = blocking(ManagerClient.info)
+    is_alive = blocking(ManagerClient.is_alive)
+    interrupt = blocking(ManagerClient.interrupt)
+    signal = blocking(ManagerClient.signal)
+    kill = blocking(ManagerClient.kill)
+    restart = blocking(ManagerClient.restart)
+    shutdown = blocking(ManagerClient.shutdown)
+    wait = blocking(ManagerClient.wait)

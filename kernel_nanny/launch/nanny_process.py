@@ -1,0 +1,91 @@
+"""Start a detached nanny process for a kernel type and connect a ManagerClient to it.
+
+The nanny runs ``python -m kernel_nanny.nanny`` in its own session, forks
+away from us, launches the kernel and reports back on its stdout: the path of
+its connection file once the kernel is ready, or why it could not start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from .._exceptions import LaunchError, NoSuchKernelType
+from ..client import ManagerClient
+from ..config import RestartPolicy
+from ..protocol import load_connection_info, new_id
+from .launcher import LaunchResult
+from .manager import DEFAULT_STARTUP_TIMEOUT
+from .paths import nanny_state_dir
+
+__all__ = ["start_nanny"]
+
+
+async def start_nanny(
+    type_id: str,
+    *,
+    name: str | None = None,
+    cwd: str | None = None,
+    launch_params: Mapping[str, Any] | None = None,
+    restart_policy: RestartPolicy | None = None,
+    heartbeat_interval: float | None = None,
+) -> LaunchResult:
+    """Launch ``type_id`` behind a new nanny; returns ``(connection_info, ManagerClient)`` once ready."""
+    kernel_id = new_id()
+    state_dir = nanny_state_dir(kernel_id)
+    argv = [
+        sys.executable,
+        "-m",
+        "kernel_nanny.nanny",
+        "--kernel-id",
+        kernel_id,
+        "--type",
+        type_id,
+        "--launch-params",
+        json.dumps(dict(launch_params or {})),
+        "--restart-policy",
+        json.dumps((restart_policy or RestartPolicy()).to_dict()),
+    ]
+    for flag, value in (("--name", name), ("--cwd", cwd), ("--heartbeat-interval", heartbeat_interval)):
+        if value is not None:
+            argv += [flag, str(value)]
+    startup_timeout = float(dict(launch_params or {}).get("startup_timeout", DEFAULT_STARTUP_TIMEOUT))
+    nanny_log = state_dir / "nanny.log"
+    with open(nanny_log, "ab") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_file,
+            start_new_session=True,
+        )
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), startup_timeout + 10)
+    except asyncio.TimeoutError:
+        raise LaunchError(f"the nanny for {type_id} did not report within {startup_timeout + 10:g} s") from None
+    finally:
+        await process.wait()  # the nanny forked away; this reaps the short-lived parent
+    try:
+        report = json.loads(line)
+    except ValueError:
+        tail = _tail(nanny_log)
+        raise LaunchError(f"the nanny for {type_id} exited without reporting{tail}") from None
+    if report.get("status") != "ready":
+        if report.get("ename") == "NoSuchKernelType":
+            raise NoSuchKernelType(type_id, [])
+        raise LaunchError(report.get("evalue") or f"the nanny for {type_id} failed")
+    info = load_connection_info(report["connection_file"])
+    return LaunchResult(info, ManagerClient(info))
+
+
+def _tail(path: Any, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    tail = "\n".join(text.strip().splitlines()[-lines:])
+    return f"; its log:\n{tail}" if tail else ""
