@@ -83,6 +83,9 @@ def read_kernel_spec(directory: Path, name: str) -> dict[str, Any]:
         raise ValueError("'argv' must be a non-empty list of strings")
     if spec.get("interrupt_mode", "signal") not in ("signal", "message"):
         raise ValueError("'interrupt_mode' must be 'signal' or 'message'")
+    for key in ("env", "metadata"):
+        if not isinstance(spec.get(key, {}), dict):
+            raise ValueError(f"'{key}' must be an object")
     return spec
 
 
@@ -122,17 +125,18 @@ class KernelSpecProvider(KernelProvider):
     async def launch(
         self, name: str, *, cwd: str | None = None, launch_params: Mapping[str, Any] | None = None
     ) -> LaunchResult:
-        for spec_name, directory, spec in self._specs():
-            if spec_name == name.lower():
-                env = spec.get("env", {})
-                if not isinstance(env, dict):
-                    raise LaunchError(f"kernelspec {name}: 'env' must be an object")
-                command = KernelCommand(
-                    argv=spec["argv"],
-                    env=env,
-                    resource_dir=str(directory),
-                    interrupt_mode=spec.get("interrupt_mode", "signal"),
-                    metadata=spec.get("metadata", {}),
-                )
-                return await launch_local(command, kernel_name=f"spec/{name}", cwd=cwd, launch_params=launch_params)
-        raise NoSuchKernelType(f"spec/{name}")
+        directory = find_kernel_specs(self.search_path).get(name.lower())
+        if directory is None:
+            raise NoSuchKernelType(f"spec/{name}")
+        try:
+            spec = read_kernel_spec(directory, name.lower())
+        except (OSError, ValueError) as exc:
+            raise LaunchError(f"kernelspec {name} in {directory} is invalid: {exc}") from exc
+        command = KernelCommand(
+            argv=spec["argv"],
+            env=spec.get("env", {}),
+            resource_dir=str(directory),
+            interrupt_mode=spec.get("interrupt_mode", "signal"),
+            metadata=spec.get("metadata", {}),
+        )
+        return await launch_local(command, kernel_name=f"spec/{name}", cwd=cwd, launch_params=launch_params)

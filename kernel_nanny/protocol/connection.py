@@ -62,6 +62,8 @@ def load_connection_info(path: str | os.PathLike[str]) -> ConnectionInfo:
         raise KernelNannyError(f"connection file not found: {path}") from exc
     except PermissionError as exc:
         raise KernelNannyError(f"no permission to read connection file {path}") from exc
+    except OSError as exc:
+        raise KernelNannyError(f"cannot read connection file {path}: {exc.strerror or exc}") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise KernelNannyError(f"connection file {path} is not valid JSON: {exc}") from exc
     if not isinstance(raw, dict):

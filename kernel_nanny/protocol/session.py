@@ -15,9 +15,12 @@ from __future__ import annotations
 import base64
 import getpass
 import json
+import re
 from collections.abc import Sequence
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import orjson
 
@@ -31,16 +34,24 @@ __all__ = ["DELIMITER", "Session", "dumps", "loads", "split_identities"]
 DELIMITER = b"<IDS|MSG>"
 _FRAME_NAMES = ("header", "parent_header", "metadata", "content")
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+_LONG_NUMBER = re.compile(rb"\d{20}")
 
 
 def _json_default(obj: Any) -> Any:
-    """Types jupyter_client also accepts in content: bytes (base64), sets, decimals."""
+    """Types jupyter_client also accepts in content: bytes (base64), sets, decimals, dates, uuids.
+
+    orjson handles dates and uuids itself; the stdlib fallback needs them here.
+    """
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(obj)).decode("ascii")
     if isinstance(obj, (set, frozenset)):
         return list(obj)
     if isinstance(obj, Decimal):
         return float(obj)
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
+    if isinstance(obj, UUID):
+        return str(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__} in a Jupyter message")
 
 
@@ -54,10 +65,14 @@ def dumps(obj: Any) -> bytes:
 
 
 def loads(frame: bytes | memoryview, name: str = "frame") -> dict[str, Any]:
-    """Parse one message part, which must be a JSON object."""
+    """Parse one message part, which must be a JSON object.
+
+    orjson reads integers beyond 64 bits as floats; a frame with a number of 20
+    or more digits is parsed by the stdlib instead, so such integers stay exact.
+    """
     try:
-        value = orjson.loads(frame)
-    except orjson.JSONDecodeError as exc:
+        value = json.loads(bytes(frame)) if _LONG_NUMBER.search(frame) else orjson.loads(frame)
+    except (orjson.JSONDecodeError, ValueError) as exc:
         raise InvalidJSON(f"{name} is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise InvalidJSON(f"{name} must be a JSON object, got {type(value).__name__}")

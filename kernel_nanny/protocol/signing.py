@@ -27,13 +27,17 @@ class Signer:
         self.key = key.encode() if isinstance(key, str) else bytes(key)
         self.scheme = scheme
         algorithm = scheme[len("hmac-") :] if scheme.startswith("hmac-") else ""
-        if algorithm not in hashlib.algorithms_available:
+        try:
+            if algorithm not in hashlib.algorithms_available:
+                raise ValueError(algorithm)
+            # Keyed once; each signature copies this prepared state (cheaper than re-keying).
+            prepared = hmac.new(self.key or b"probe", digestmod=algorithm)
+        except (ValueError, TypeError):  # unknown, or a hash HMAC cannot use (shake_*)
             raise ValueError(
                 f"unsupported signature_scheme {scheme!r}: expected 'hmac-<hash>', "
                 "e.g. 'hmac-sha256' (the default), 'hmac-sha512' or 'hmac-md5'"
-            )
-        # Keyed once; each signature copies this prepared state (cheaper than re-keying).
-        self._hmac = hmac.new(self.key, digestmod=algorithm) if self.key else None
+            ) from None
+        self._hmac = prepared if self.key else None
 
     @property
     def enabled(self) -> bool:

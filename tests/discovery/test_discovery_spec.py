@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_nanny import NoSuchKernelType
+from kernel_nanny import KernelNannyError, NoSuchKernelType
 from kernel_nanny.discovery import spec as spec_module
 from kernel_nanny.discovery.spec import KernelSpecProvider, find_kernel_specs
 
@@ -204,3 +204,13 @@ async def test_launching_an_invalid_spec_raises_no_such_kernel_type(tmp_path):
 
     with pytest.raises(NoSuchKernelType):
         await KernelSpecProvider([str(tmp_path)]).launch("broken", launch_params={"echo_output": False})
+
+
+async def test_a_spec_with_non_object_metadata_fails_with_our_error(tmp_path):
+    """kernel.json is user input: a wrong type must give a KernelNannyError (skipped at
+    listing or refused at launch, like a bad argv or env), not an AttributeError."""
+    missing_program = str(tmp_path / "no-such-kernel")  # nothing can start, whatever happens
+    write_spec(tmp_path, "badmeta", {"argv": [missing_program, "{connection_file}"], "metadata": "oops"})
+
+    with pytest.raises(KernelNannyError):
+        await KernelSpecProvider([str(tmp_path)]).launch("badmeta", launch_params={"echo_output": False})

@@ -24,7 +24,8 @@ QUIET = {"echo_output": False}
 
 
 def _mode(path) -> int:
-    return stat.S_IMODE(os.stat(path).st_mode)
+    """Permission bits (jupyter_client may add the sticky bit to the runtime dir)."""
+    return stat.S_IMODE(os.stat(path).st_mode) & 0o777
 
 
 def _pid_alive(pid: int) -> bool:

@@ -32,7 +32,12 @@ def test_normalize_keeps_given_values():
         {**ports(), "transport": "ipc", "ip": "/run/k", "key": "s", "signature_scheme": "hmac-sha512", "extra": 1}
     )
 
-    assert (info["transport"], info["ip"], info["key"], info["signature_scheme"]) == ("ipc", "/run/k", "s", "hmac-sha512")
+    assert (info["transport"], info["ip"], info["key"], info["signature_scheme"]) == (
+        "ipc",
+        "/run/k",
+        "s",
+        "hmac-sha512",
+    )
     assert info["extra"] == 1
 
 

@@ -162,3 +162,15 @@ def test_unsigned_sessions_interoperate():
     assert frames[1] == b""
     assert theirs.deserialize(theirs.feed_identities(frames)[1])["content"] == {"execution_state": "busy"}
 
+
+@pytest.mark.parametrize("packer", ["json", "orjson"])
+def test_messages_from_either_of_their_packers_decode_with_ours(scheme, ours, packer):
+    """jupyter_client falls back to stdlib json (other spacing, other date format) without orjson;
+    the signature covers the exact bytes, so both must verify."""
+    theirs = TheirSession(key=KEY, signature_scheme=scheme, packer=packer, unpacker=packer)
+    msg = theirs.msg("stream", {"name": "stdout", "text": "ünï ✓\n", "nested": {"a": [1, 2.5, None, True]}})
+
+    got = ours.deserialize(their_frames(theirs, msg, [b"id"], []))
+
+    assert got.content == {"name": "stdout", "text": "ünï ✓\n", "nested": {"a": [1, 2.5, None, True]}}
+    assert got.date == msg["header"]["date"]

@@ -117,8 +117,13 @@ def test_session_takes_str_keys_like_connection_files_hold_them():
 
 def test_round_trip_keeps_every_part(sender, receiver):
     parent = sender.msg("execute_request", {"code": "1"})
-    msg = sender.msg("execute_result", {"data": {"text/plain": "1"}}, parent=parent, metadata={"k": [1]},
-                     buffers=[b"one", b"\x00two"])
+    msg = sender.msg(
+        "execute_result",
+        {"data": {"text/plain": "1"}},
+        parent=parent,
+        metadata={"k": [1]},
+        buffers=[b"one", b"\x00two"],
+    )
 
     got = receiver.deserialize(wire(sender, msg, [b"id-a", b"id-b"]))
 
@@ -173,7 +178,7 @@ def test_tampered_content_fails_the_signature(sender, receiver):
 def test_tampering_with_any_signed_frame_fails_the_signature(sender, receiver, frame):
     frames = wire(sender, sender.msg("status", {"a": 1}, metadata={"b": 2}, parent={"msg_id": "p"}))
     index = frames.index(DELIMITER) + frame
-    frames[index] = frames[index][:-1] + b' }'  # still valid JSON, different bytes
+    frames[index] = frames[index][:-1] + b" }"  # still valid JSON, different bytes
 
     with pytest.raises(InvalidSignature):
         receiver.deserialize(frames)
@@ -364,7 +369,10 @@ def test_unsupported_signature_scheme_is_a_clear_value_error(scheme):
 
 def test_non_str_dict_keys_become_strings():
     assert json.loads(dumps({1: "int", 2.5: "float", None: "none", "s": "str"})) == {
-        "1": "int", "2.5": "float", "null": "none", "s": "str"
+        "1": "int",
+        "2.5": "float",
+        "null": "none",
+        "s": "str",
     }
 
 
