@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_nanny import KernelNannyError, NoSuchKernelType
+from kernel_nanny import KernelNannyError, LaunchError, NoSuchKernelType
 from kernel_nanny.discovery import spec as spec_module
 from kernel_nanny.discovery.spec import KernelSpecProvider, find_kernel_specs
 
@@ -199,10 +199,11 @@ async def test_launching_an_unknown_spec_raises_no_such_kernel_type(tmp_path):
         await KernelSpecProvider([str(tmp_path)]).launch("absent", launch_params={"echo_output": False})
 
 
-async def test_launching_an_invalid_spec_raises_no_such_kernel_type(tmp_path):
+async def test_launching_an_invalid_spec_says_what_is_wrong(tmp_path):
+    """Listing skips a broken spec; launching it by name explains why it cannot start."""
     write_spec(tmp_path, "broken", raw="{")
 
-    with pytest.raises(NoSuchKernelType):
+    with pytest.raises(LaunchError, match="kernelspec broken in .* is invalid"):
         await KernelSpecProvider([str(tmp_path)]).launch("broken", launch_params={"echo_output": False})
 
 
