@@ -14,19 +14,22 @@ from ._exceptions import (
     LaunchError,
     MalformedMessage,
     MissingDelimiter,
+    NannyUnavailable,
     NoSuchKernelType,
     ProtocolError,
     ReplayedMessage,
     TooFewFrames,
 )
 from ._version import __version__
-from .client import BlockingKernelClient, ExecutionResult, KernelClient
+from .client import BlockingKernelClient, BlockingManagerClient, ExecutionResult, KernelClient, ManagerClient
+from .config import RestartPolicy
 from .discovery import KernelFinder, KernelProvider
 from .launch import KernelCommand, LaunchParams, LaunchResult, LocalKernelManager
 from .protocol import ExitStatus, KernelManager, Message, Session
 
 __all__ = [
     "BlockingKernelClient",
+    "BlockingManagerClient",
     "ClientClosed",
     "ExecutionResult",
     "ExitStatus",
@@ -45,12 +48,15 @@ __all__ = [
     "LaunchParams",
     "LaunchResult",
     "LocalKernelManager",
+    "ManagerClient",
     "MalformedMessage",
     "Message",
     "MissingDelimiter",
+    "NannyUnavailable",
     "NoSuchKernelType",
     "ProtocolError",
     "ReplayedMessage",
+    "RestartPolicy",
     "Session",
     "TooFewFrames",
     "__version__",

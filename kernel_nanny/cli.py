@@ -10,13 +10,17 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from . import __version__
-from ._exceptions import KernelDied, KernelNannyError
-from .client import ExecutionResult, KernelClient
+from ._exceptions import KernelDied, KernelNannyError, NannyUnavailable
+from .client import ExecutionResult, KernelClient, ManagerClient
+from .config import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, RestartPolicy
 from .discovery import KernelFinder
+from .launch.running import RunningKernel, find_running_kernel, list_running_kernels
+from .nanny.output_log import read_log
 from .protocol import KernelManager, Message
 
 log = logging.getLogger("kernel_nanny.cli")
@@ -39,12 +43,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KernelNannyError as exc:
         print(f"kernel-nanny: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:  # e.g. piped into head: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kernel-nanny",
-        description="Find, run and manage Jupyter kernels.",
+        description="Find, run and manage Jupyter kernels: 'list' the kernel types, 'exec' code in a new "
+        "kernel, or 'start' kernels behind nannies that keep them running, then 'ps', 'exec', 'interrupt', "
+        "'restart', 'stop', 'kill', 'logs' and 'events' by kernel id or name.",
         epilog="Run 'kernel-nanny COMMAND --help' for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"kernel-nanny {__version__}")
@@ -72,9 +81,11 @@ def _parser() -> argparse.ArgumentParser:
         "exec",
         help="run code in a new kernel and print what it outputs",
         description=(
-            "Start a kernel of type TYPE, run CODE (or the file FILE) in it, print its output as it "
-            "arrives (stdout, stderr, results, tracebacks), then shut the kernel down. "
-            "Ctrl-C interrupts the running code; a second Ctrl-C kills the kernel."
+            "Run CODE (or the file FILE) in a kernel and print its output as it arrives (stdout, stderr, "
+            "results, tracebacks). Given a kernel TYPE, a new kernel is started for the run and shut down "
+            "after it; given a running KERNEL, the code runs there and the kernel keeps running. "
+            "Ctrl-C interrupts the running code; a second Ctrl-C kills a kernel started for the run, "
+            "or stops waiting for a running one."
         ),
         epilog=(
             "exit status: 0 the code ran without error, 1 the code raised an exception, "
@@ -82,7 +93,12 @@ def _parser() -> argparse.ArgumentParser:
             "example: kernel-nanny exec pyimport/kernel -c 'print(6 * 7)'"
         ),
     )
-    exec_cmd.add_argument("type_id", metavar="TYPE", help="kernel type id, as 'kernel-nanny list' shows it")
+    exec_cmd.add_argument(
+        "target",
+        metavar="TYPE|KERNEL",
+        help="a kernel type id (as 'kernel-nanny list' shows it) to start a new kernel, "
+        "or the id, id prefix or name of a running kernel (as 'kernel-nanny ps' shows it)",
+    )
     source = exec_cmd.add_mutually_exclusive_group(required=True)
     source.add_argument("-c", dest="code", metavar="CODE", help="the code to run")
     source.add_argument("file", nargs="?", metavar="FILE", help="a file of code to run ('-' reads standard input)")
@@ -91,6 +107,85 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=None, metavar="SECONDS", help="give up (and stop the kernel) after this long"
     )
     exec_cmd.set_defaults(handler=_cmd_exec)
+
+    start = commands.add_parser(
+        "start",
+        help="start a kernel behind its own nanny process, in the background",
+        description=(
+            "Start a nanny process that launches a kernel of type TYPE and supervises it: it restarts the "
+            "kernel after a crash (within the restart policy), captures its output, and answers "
+            "'kernel-nanny interrupt|restart|stop|kill|logs|events'. The kernel keeps running after this "
+            "command returns, and dies with its nanny. Prints the kernel id, then the path of its "
+            "connection file (usable with 'jupyter console --existing FILE')."
+        ),
+    )
+    start.add_argument("type_id", metavar="TYPE", help="kernel type id, as 'kernel-nanny list' shows it")
+    start.add_argument("--name", help="a name to refer to the kernel by, instead of its id")
+    start.add_argument("--cwd", metavar="DIR", help="the kernel's working directory (default: the current one)")
+    start.add_argument(
+        "--transport",
+        choices=["ipc", "tcp"],
+        default="ipc",
+        help="ipc (default): unix sockets, for this machine; "
+        "tcp: on --ip, CurveZMQ-encrypted where the kernel supports it",
+    )
+    start.add_argument("--ip", default="127.0.0.1", help="address to bind with --transport tcp (default: 127.0.0.1)")
+    start.add_argument(
+        "--max-restarts",
+        type=int,
+        metavar="N",
+        help=f"automatic restarts allowed within the window (default: {DEFAULT_MAX_RESTARTS}; 0 disables)",
+    )
+    start.add_argument(
+        "--restart-window",
+        type=float,
+        metavar="SECONDS",
+        help=f"the restart window (default: {DEFAULT_RESTART_WINDOW:g} s)",
+    )
+    start.set_defaults(handler=_cmd_start)
+
+    ps = commands.add_parser(
+        "ps",
+        help="list the kernels running behind nannies",
+        description="List kernels running behind nannies on this machine (found through their connection files "
+        "in the Jupyter runtime directory), each checked alive. Files left by nannies that no longer run are removed.",
+    )
+    ps.add_argument("--json", action="store_true", help="print a JSON list with each nanny's full info")
+    ps.set_defaults(handler=_cmd_ps)
+
+    for command, text, extra in (
+        ("interrupt", "interrupt the code running in a kernel (signal or message, per its interrupt mode)", None),
+        ("restart", "restart a kernel in place (same connection file and ports)", "now"),
+        ("stop", "shut a kernel down (shutdown request, then SIGTERM, then SIGKILL); its nanny exits", "now"),
+        ("kill", "SIGKILL a kernel; its nanny stays (see 'ps'), does not restart it, and 'restart' revives it", None),
+    ):
+        sub = commands.add_parser(command, help=text, description=text[0].upper() + text[1:] + ".")
+        sub.add_argument("kernel", metavar="KERNEL", help="kernel id, id prefix or name (see 'kernel-nanny ps')")
+        if extra == "now":
+            sub.add_argument("--now", action="store_true", help="skip the graceful steps: SIGKILL at once")
+        sub.set_defaults(handler=_cmd_control, command=command)
+
+    logs = commands.add_parser(
+        "logs",
+        help="print what a kernel process wrote to its stdout and stderr",
+        description="Print the kernel process's own stdout/stderr as captured by its nanny (start-up messages, "
+        "output of C code and subprocesses, crashes), up to the log size bound. The code's output, which goes "
+        "to clients, is not included unless the kernel echoes it.",
+    )
+    logs.add_argument("kernel", metavar="KERNEL", help="kernel id, id prefix or name")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new output until the kernel stops")
+    logs.set_defaults(handler=_cmd_logs)
+
+    events = commands.add_parser(
+        "events",
+        help="print a kernel's nanny events as they happen",
+        description="Print the events a kernel's nanny publishes (kernel_started, kernel_died, kernel_restarted, "
+        "restart_failed, stream, nanny_exiting) until the nanny exits or Ctrl-C.",
+    )
+    events.add_argument("kernel", metavar="KERNEL", help="kernel id, id prefix or name")
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    events.add_argument("--heartbeats", action="store_true", help="include the periodic heartbeat events")
+    events.set_defaults(handler=_cmd_events)
     return parser
 
 
@@ -122,7 +217,27 @@ def _cmd_exec(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"kernel-nanny: error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
-    return asyncio.run(_exec(args.type_id, code, cwd=args.cwd, timeout=args.timeout))
+    if "/" not in args.target:
+        return asyncio.run(_exec_in_running(find_running_kernel(args.target), code, timeout=args.timeout))
+    return asyncio.run(_exec(args.target, code, cwd=args.cwd, timeout=args.timeout))
+
+
+async def _exec_in_running(kernel: RunningKernel, code: str, *, timeout: float | None) -> int:
+    printer = OutputPrinter(sys.stdout, sys.stderr)
+    async with ManagerClient(kernel.info) as manager:
+        interrupts = _InterruptCounter(manager)
+        try:
+            async with KernelClient(kernel.info) as client:
+                result = await _run_until_done_or_died(client, manager, code, printer, timeout)
+            return EXIT_OK if result.ok else EXIT_CODE_RAISED
+        except KernelDied as exc:
+            print(f"kernel-nanny: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        except asyncio.CancelledError:
+            print("kernel-nanny: stopped waiting; the kernel keeps running", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        finally:
+            interrupts.remove()
 
 
 async def _exec(type_id: str, code: str, *, cwd: str | None, timeout: float | None) -> int:
@@ -193,6 +308,178 @@ class _InterruptCounter:
 
     def remove(self) -> None:
         self._loop.remove_signal_handler(signal.SIGINT)
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    policy = {}
+    if args.max_restarts is not None:
+        policy["max_restarts"] = args.max_restarts
+    if args.restart_window is not None:
+        policy["window"] = args.restart_window
+    if args.name and ("/" in args.name or any(k.name == args.name for k in list_running_kernels())):
+        print(f"kernel-nanny: error: the name {args.name!r} is taken or contains '/'", file=sys.stderr)
+        return EXIT_USAGE
+    launch_params = {"transport": args.transport, "ip": args.ip}
+
+    async def start() -> tuple[dict[str, Any], ManagerClient]:
+        finder = KernelFinder.from_entrypoints()
+        info, manager = await finder.launch(
+            args.type_id,
+            nanny=True,
+            name=args.name,
+            cwd=args.cwd or os.getcwd(),
+            launch_params=launch_params,
+            restart_policy=RestartPolicy(**policy),
+        )
+        assert isinstance(manager, ManagerClient)
+        await manager.cleanup()
+        return info, manager
+
+    info, _ = asyncio.run(start())
+    print(info["kernel_id"])
+    print(find_running_kernel(info["kernel_id"]).connection_file)
+    return EXIT_OK
+
+
+def _cmd_ps(args: argparse.Namespace) -> int:
+    async def gather() -> list[tuple[RunningKernel, dict[str, Any] | None]]:
+        rows: list[tuple[RunningKernel, dict[str, Any] | None]] = []
+        for kernel in list_running_kernels():
+            async with ManagerClient(kernel.info, timeout=2.0) as manager:
+                try:
+                    rows.append((kernel, await manager.info()))
+                except NannyUnavailable:
+                    rows.append((kernel, None))
+        return rows
+
+    rows = asyncio.run(gather())
+    if args.json:
+        print(
+            json.dumps(
+                [{"connection_file": str(k.connection_file), **(i or {"state": "unresponsive"})} for k, i in rows],
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    table = [("ID", "NAME", "TYPE", "PID", "STATE", "UPTIME", "RESTARTS")]
+    now = time.time()
+    for kernel, info in rows:
+        if info is None:
+            table.append((kernel.kernel_id[:12], kernel.name or "-", kernel.kernel_type, "-", "unresponsive", "-", "-"))
+            continue
+        table.append(
+            (
+                kernel.kernel_id[:12],
+                info.get("name") or "-",
+                info["kernel_type"],
+                str(info["pid"]) if info["alive"] else "-",
+                info["state"],
+                _duration(now - info["started"]),
+                str(info["restart_count"]),
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    kernel = find_running_kernel(args.kernel)
+
+    async def control() -> None:
+        async with ManagerClient(kernel.info) as manager:
+            if args.command == "interrupt":
+                await manager.interrupt()
+            elif args.command == "restart":
+                await manager.restart(now=args.now)
+            elif args.command == "stop":
+                await manager.shutdown(now=args.now)
+            else:
+                await manager.kill()
+
+    asyncio.run(control())
+    return EXIT_OK
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    kernel = find_running_kernel(args.kernel)
+    if not args.follow:
+        sys.stdout.buffer.write(read_log(kernel.log_file))
+        sys.stdout.flush()
+        return EXIT_OK
+
+    async def follow() -> None:
+        async with ManagerClient(kernel.info) as manager:
+            events = manager.events()
+            await events.__anext__()  # the nanny's greeting: from now on no output is missed
+            sys.stdout.buffer.write(read_log(kernel.log_file))
+            sys.stdout.flush()
+            position = _size(kernel.log_file)
+            async for event in events:
+                if event.msg_type == "stream":
+                    position = _print_new_output(kernel.log_file, position)
+
+    return _until_interrupted(follow())
+
+
+def _cmd_events(args: argparse.Namespace) -> int:
+    kernel = find_running_kernel(args.kernel)
+
+    async def watch() -> None:
+        async with ManagerClient(kernel.info) as manager:
+            async for event in manager.events():
+                if event.msg_type == "heartbeat" and not args.heartbeats:
+                    continue
+                if args.json:
+                    line = json.dumps({"event": event.msg_type, "date": event.header.get("date"), **event.content})
+                else:
+                    stamp = event.header.get("date", "")[11:23]
+                    line = f"{stamp} {event.msg_type} {json.dumps(event.content)}"
+                print(line, flush=True)
+
+    return _until_interrupted(watch())
+
+
+def _until_interrupted(coro: Any) -> int:
+    try:
+        asyncio.run(coro)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _size(path: Any) -> int:
+    try:
+        return int(os.stat(path).st_size)
+    except OSError:
+        return 0
+
+
+def _print_new_output(path: Any, position: int) -> int:
+    """Print what the log gained since ``position`` (from the start if it was rotated)."""
+    if _size(path) < position:
+        position = 0
+    try:
+        with open(path, "rb") as file:
+            file.seek(position)
+            data = file.read()
+    except OSError:
+        return position
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    return position + len(data)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
 class OutputPrinter:

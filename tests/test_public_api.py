@@ -4,6 +4,7 @@ import kernel_nanny
 
 EXPECTED = [
     "BlockingKernelClient",
+    "BlockingManagerClient",
     "ClientClosed",
     "ExecutionResult",
     "ExitStatus",
@@ -22,12 +23,15 @@ EXPECTED = [
     "LaunchParams",
     "LaunchResult",
     "LocalKernelManager",
+    "ManagerClient",
     "MalformedMessage",
     "Message",
     "MissingDelimiter",
+    "NannyUnavailable",
     "NoSuchKernelType",
     "ProtocolError",
     "ReplayedMessage",
+    "RestartPolicy",
     "Session",
     "TooFewFrames",
     "__version__",
@@ -52,3 +56,9 @@ def test_every_error_is_a_kernel_nanny_error():
 def test_the_local_manager_implements_the_manager_interface():
     manager = kernel_nanny.LocalKernelManager(kernel_nanny.KernelCommand(argv=["true"]), {}, None)
     assert isinstance(manager, kernel_nanny.KernelManager)
+
+
+def test_manager_client_implements_the_manager_interface():
+    info = {"transport": "ipc", "ip": "/tmp/x", "key": "k", "nanny_control_port": 6, "nanny_events_port": 7}
+    info.update({f"{c}_port": n for n, c in enumerate(("shell", "iopub", "stdin", "control", "hb"), 1)})
+    assert isinstance(kernel_nanny.ManagerClient(info), kernel_nanny.KernelManager)

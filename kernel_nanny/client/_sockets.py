@@ -26,6 +26,9 @@ log = logging.getLogger("kernel_nanny.client")
 
 #: How long a closed socket may keep trying to deliver what was sent (ms).
 LINGER_MS = 500
+#: Reconnect quickly to a peer that is (re)starting, backing off to a second:
+#: zmq's default 100 ms retry would add up to 100 ms to every kernel start.
+RECONNECT_IVL_MS, RECONNECT_IVL_MAX_MS = 10, 1000
 
 
 def connect(
@@ -39,6 +42,8 @@ def connect(
     """A socket of ``kind`` connected to ``url``, CurveZMQ-secured when the info has a server key."""
     sock = context.socket(kind)
     sock.linger = LINGER_MS
+    sock.reconnect_ivl = RECONNECT_IVL_MS
+    sock.reconnect_ivl_max = RECONNECT_IVL_MAX_MS
     if identity is not None:
         sock.identity = identity
     server_key = connection_info.get("curve_publickey")

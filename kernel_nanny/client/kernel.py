@@ -113,7 +113,7 @@ class KernelClient:
         self._iopub_watchers: dict[str, OutputHook] = {}
         self._iopub_handlers: list[OutputHook] = []
         self._stdin_hooks: dict[str, StdinHook] = {}
-        self._iopub_seen: asyncio.Event | None = None
+        self._iopub_confirmed = False
         self._hb_lock: asyncio.Lock | None = None
 
     @classmethod
@@ -179,8 +179,6 @@ class KernelClient:
         url = channel_url(self.connection_info, channel)
         sock = connect(self._context, _SOCKET_TYPES[channel], url, self.connection_info, identity=identity)
         self._sockets[channel] = sock
-        if channel == "iopub":
-            self._iopub_seen = asyncio.Event()
         if channel != "hb":
             handler = {"shell": self._on_reply, "control": self._on_reply, "iopub": self._on_iopub}.get(
                 channel, self._on_stdin
@@ -195,8 +193,6 @@ class KernelClient:
             log.debug("reply %s to %s had no waiter", msg.msg_type, msg.parent_id)
 
     def _on_iopub(self, msg: Message) -> None:
-        assert self._iopub_seen is not None
-        self._iopub_seen.set()
         watcher = self._iopub_watchers.get(msg.parent_id or "")
         for hook in ([watcher] if watcher else []) + self._iopub_handlers:
             try:
@@ -357,8 +353,6 @@ class KernelClient:
         Without a stdin hook the kernel is told stdin is unavailable.
         """
         self._socket("iopub")
-        iopub_seen = self._iopub_seen
-        assert iopub_seen is not None
         content = _execute_content(code, silent, store_history, user_expressions, stdin_hook is not None, stop_on_error)
         msg = self.session.msg("execute_request", content)
         outputs: list[Message] = []
@@ -380,7 +374,7 @@ class KernelClient:
             self._stdin_hooks[msg.msg_id] = stdin_hook
 
         async def reply_then_idle() -> Message:
-            if not iopub_seen.is_set():
+            if not self._iopub_confirmed:
                 # Until iopub is proven subscribed, output (and the idle status
                 # this waits for) could be lost: confirm it first, once.
                 await self.wait_for_ready(timeout=None)
@@ -398,26 +392,37 @@ class KernelClient:
     async def wait_for_ready(self, timeout: float | None = 60.0) -> Message:
         """Wait until the kernel answers ``kernel_info`` and iopub is known to be connected.
 
-        iopub is proven connected by any message arriving on it (ipykernel
-        sends ``iopub_welcome`` on subscription; every kernel publishes status
-        for each request). Until then the request is repeated, so output of the
-        first execution cannot be lost to a late subscription. No fixed sleep.
-        Returns the ``kernel_info_reply``.
+        iopub is proven connected by a message that this call caused: ipykernel's
+        ``iopub_welcome`` (sent when a subscription arrives) or the status every
+        kernel publishes for our ``kernel_info_request``. Until then the request
+        is repeated, so no output is lost to a late subscription, also after the
+        kernel restarted under a connected client. No fixed sleep. Returns the
+        ``kernel_info_reply``.
         """
-        self._socket("iopub")
-        assert self._iopub_seen is not None
-        iopub_seen = self._iopub_seen
+        asked: set[str] = set()
+        confirmed = asyncio.Event()
+
+        def proves_subscription(msg: Message) -> None:
+            if msg.msg_type == "iopub_welcome" or msg.parent_id in asked:
+                confirmed.set()
 
         async def ready() -> Message:
             while True:
-                reply = await self.kernel_info()
+                request = self.session.msg("kernel_info_request")
+                asked.add(request.msg_id)
+                reply = await self._roundtrip("shell", request, None)
                 try:
-                    await asyncio.wait_for(iopub_seen.wait(), IOPUB_CONFIRM_INTERVAL)
+                    await asyncio.wait_for(confirmed.wait(), IOPUB_CONFIRM_INTERVAL)
                     return reply
                 except asyncio.TimeoutError:
                     log.debug("iopub not confirmed yet; asking kernel_info again")
 
-        info_reply: Message = await within(ready(), timeout, "kernel readiness")
+        self.add_iopub_handler(proves_subscription)
+        try:
+            info_reply: Message = await within(ready(), timeout, "kernel readiness")
+        finally:
+            self.remove_iopub_handler(proves_subscription)
+        self._iopub_confirmed = True
         return info_reply
 
     # -- heartbeat ----------------------------------------------------------

@@ -184,7 +184,10 @@ class ManagerClient:
         seconds = self.timeout if timeout is None else timeout
         try:
             await sock.send_multipart(self.session.serialize(msg))
-            reply: Message = await within(future, seconds, f"the nanny's {name} reply")
+            # Subscribed to events, a nanny that dies mid-request is noticed by
+            # its missing heartbeats instead of after the whole timeout.
+            answer = self._next_or_unavailable(future) if self._events is not None else future
+            reply: Message = await within(answer, seconds, f"the nanny's {name} reply")
         except KernelTimeout:
             raise NannyUnavailable(
                 f"the nanny of kernel {self.kernel_id[:8]} did not answer {name} within {seconds} s"
@@ -215,11 +218,17 @@ class ManagerClient:
         await self.request("kill")
 
     async def restart(self, now: bool = False) -> None:
-        """Restart the kernel in place (same connection info); returns once it is ready."""
+        """Restart the kernel in place (same connection info); returns once it is ready.
+
+        Clients connected across the restart should call ``wait_for_ready()``
+        before executing, so their iopub subscription to the new process is live.
+        """
+        await self._subscribe()
         await self.request("restart", {"now": now}, timeout=SLOW_REQUEST_TIMEOUT)
 
     async def shutdown(self, now: bool = False) -> None:
         """Stop the kernel (``now``: at once, by SIGKILL); the nanny then exits and removes its files."""
+        await self._subscribe()
         await self.request("shutdown", {"now": now}, timeout=SLOW_REQUEST_TIMEOUT)
 
     # -- events -----------------------------------------------------------

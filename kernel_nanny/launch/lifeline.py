@@ -18,7 +18,8 @@ __all__ = ["Lifeline"]
 
 log = logging.getLogger("kernel_nanny.launch")
 
-_WATCHER = 'read -r word; [ "$word" = disarm ] || kill -KILL -- "-$1" 2>/dev/null'
+# POSIX sh (dash) takes no "--" before a negative pid: "-<pgid>" names the process group.
+_WATCHER = 'read -r word; [ "$word" = disarm ] || kill -9 "-$1" 2>/dev/null'
 
 
 class Lifeline:

@@ -255,6 +255,9 @@ class KernelNanny:
         for sock in (self._control, self._events):
             if sock is not None:
                 sock.close(linger=_LINGER_MS)
+        if self.connection_info.get("transport") == "ipc":
+            for port in (_IPC_CONTROL, _IPC_EVENTS):
+                Path(f"{self.connection_info['ip']}-{port}").unlink(missing_ok=True)
         if self._output_log is not None:
             self._output_log.close()
         if self.connection_file is not None:

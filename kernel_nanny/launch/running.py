@@ -1,0 +1,101 @@
+"""Kernels running behind nannies on this machine, found through their connection files.
+
+Every nanny publishes ``kernel-<id>.json`` in the runtime directory with its
+pid and ports. A file whose nanny process is gone is stale (the nanny was
+SIGKILLed, the machine rebooted) and is removed when found.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._exceptions import KernelNannyError
+from .paths import nanny_state_dir, runtime_dir
+
+__all__ = ["RunningKernel", "find_running_kernel", "list_running_kernels"]
+
+log = logging.getLogger("kernel_nanny.launch")
+
+
+@dataclass(frozen=True)
+class RunningKernel:
+    """One nanny's published connection file."""
+
+    connection_file: Path
+    info: dict[str, Any]
+
+    @property
+    def kernel_id(self) -> str:
+        return str(self.info["kernel_id"])
+
+    @property
+    def name(self) -> str | None:
+        return self.info.get("name")
+
+    @property
+    def kernel_type(self) -> str:
+        return str(self.info.get("kernel_type", ""))
+
+    @property
+    def nanny_pid(self) -> int:
+        return int(self.info["nanny_pid"])
+
+    @property
+    def log_file(self) -> Path:
+        return nanny_state_dir(self.kernel_id, create=False) / "output.log"
+
+    def nanny_alive(self) -> bool:
+        try:
+            os.kill(self.nanny_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # alive, but somebody else's
+            return True
+        return True
+
+
+def list_running_kernels(directory: Path | None = None) -> list[RunningKernel]:
+    """Every kernel whose nanny is alive, oldest file first; stale files are removed."""
+    found = []
+    folder = directory or runtime_dir()
+    for path in sorted(folder.glob("kernel-*.json"), key=_mtime):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(info, dict) or "nanny_pid" not in info or "kernel_id" not in info:
+            continue  # a plain kernel's connection file, not a nanny's
+        kernel = RunningKernel(path, info)
+        if kernel.nanny_alive():
+            found.append(kernel)
+        else:
+            log.info("removing stale files of kernel %s (its nanny %d is gone)", kernel.kernel_id, kernel.nanny_pid)
+            path.unlink(missing_ok=True)
+            shutil.rmtree(folder / f"nanny-{kernel.kernel_id}", ignore_errors=True)
+    return found
+
+
+def find_running_kernel(ref: str, directory: Path | None = None) -> RunningKernel:
+    """The running kernel whose id, id prefix or name is ``ref``; a clear error otherwise."""
+    kernels = list_running_kernels(directory)
+    exact = [k for k in kernels if ref in (k.kernel_id, k.name)]
+    matches = exact or [k for k in kernels if k.kernel_id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise KernelNannyError(f"no running kernel {ref!r} (see 'kernel-nanny ps')")
+    ids = ", ".join(k.kernel_id[:12] for k in matches)
+    raise KernelNannyError(f"{ref!r} matches several kernels ({ids}); give more of the id")
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

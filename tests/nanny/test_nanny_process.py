@@ -1,0 +1,431 @@
+"""Kernel nannies as real processes, managed through ManagerClient."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import zmq
+import zmq.asyncio
+
+from kernel_nanny import KernelClient, KernelError, ManagerClient, NannyUnavailable, RestartPolicy
+from kernel_nanny.launch.nanny_process import start_nanny
+from kernel_nanny.launch.running import list_running_kernels
+from kernel_nanny.protocol import Session
+
+QUIET = {"echo_output": False}
+FAST_HEARTBEAT = 0.2
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def _gone_within(pids, seconds: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        if not any(_alive(p) for p in pids):
+            return True
+        await asyncio.sleep(0.01)
+    return not any(_alive(p) for p in pids)
+
+
+class Events:
+    """Collects a ManagerClient's events and lets a test wait for one."""
+
+    def __init__(self, manager: ManagerClient) -> None:
+        self.seen: list[tuple[str, dict]] = []
+        self._changed = asyncio.Event()
+        manager.add_event_handler(self._on)
+
+    def _on(self, event) -> None:
+        if event.msg_type != "heartbeat":
+            self.seen.append((event.msg_type, event.content))
+            self._changed.set()
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.seen]
+
+    def lifecycle(self) -> list[str]:
+        """The events about the kernel's life, without its output."""
+        return [kind for kind in self.kinds() if kind != "stream"]
+
+    async def until(self, kind: str, count: int = 1, timeout: float = 60) -> None:
+        async def wait() -> None:
+            while self.kinds().count(kind) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+
+async def _start(**kwargs):
+    kwargs.setdefault("launch_params", QUIET)
+    kwargs.setdefault("heartbeat_interval", FAST_HEARTBEAT)
+    return await start_nanny("pyimport/kernel", **kwargs)
+
+
+@pytest.fixture
+async def nanny():
+    info, manager = await _start()
+    try:
+        yield info, manager
+    finally:
+        try:
+            await manager.shutdown(now=True)
+        except (NannyUnavailable, KernelError):
+            pass
+        await manager.cleanup()
+
+
+async def _subscribed_events(manager: ManagerClient) -> Events:
+    events = Events(manager)
+    await manager._subscribe()
+    return events
+
+
+async def test_start_publishes_a_private_connection_file_with_nanny_fields(nanny, runtime_dir):
+    info, manager = nanny
+    path = Path(runtime_dir) / f"kernel-{info['kernel_id']}.json"
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+    on_disk = json.loads(path.read_text())
+    assert on_disk == info
+    for key in ("nanny_control_port", "nanny_events_port", "kernel_id", "kernel_type", "nanny_pid"):
+        assert key in on_disk
+    assert on_disk["kernel_type"] == "pyimport/kernel"
+    details = await manager.info()
+    assert details["state"] == "running" and details["alive"]
+    assert details["nanny_protocol_version"] == "1.0"
+    assert details["restart_policy"] == RestartPolicy().to_dict()
+    assert details["pid"] != details["nanny_pid"]
+
+
+async def test_nanny_process_is_lean():
+    """The nanny imports neither jupyter_client nor IPython (only the kernel does)."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import kernel_nanny.nanny.__main__, kernel_nanny.nanny.core
+        from kernel_nanny.discovery import KernelFinder
+        list(KernelFinder.from_entrypoints().find_kernels())
+        heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('jupyter_client', 'IPython', 'ipykernel', 'tornado'))
+        print(heavy)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+async def test_code_runs_and_the_kernel_is_interruptible_through_the_nanny(nanny):
+    info, manager = nanny
+    async with KernelClient(info) as kc:
+        started = asyncio.Event()
+        execution = asyncio.ensure_future(
+            kc.execute_interactive("print('go', flush=True)\nwhile True: pass", output_hook=lambda m: started.set())
+        )
+        await asyncio.wait_for(started.wait(), 30)
+        await manager.interrupt()
+        result = await asyncio.wait_for(execution, 30)
+    assert result.error["ename"] == "KeyboardInterrupt"
+    assert await manager.is_alive()
+
+
+async def test_sigkill_is_reported_and_the_kernel_restarted_in_place(nanny):
+    info, manager = nanny
+    events = await _subscribed_events(manager)
+    before = await manager.info()
+    await manager.signal("SIGKILL")
+    await events.until("kernel_restarted")
+    died = dict(events.seen)["kernel_died"]
+    assert died == {"exit_code": None, "signal": 9, "reason": "killed", "restarting": True, "requested": False}
+    after = await manager.info()
+    assert after["pid"] != before["pid"] and after["restart_count"] == 1 and after["state"] == "running"
+    async with KernelClient(info) as kc:  # same connection info, new process
+        result = await kc.execute_interactive("print('back')", timeout=30)
+    assert result.stream_text() == "back\n"
+
+
+async def test_repeated_crashes_exhaust_the_restart_policy():
+    policy = RestartPolicy(max_restarts=2, window=60, backoff=0.05)
+    info, manager = await _start(restart_policy=policy)
+    try:
+        events = await _subscribed_events(manager)
+        for crash in range(1, 4):
+            await manager.signal(signal.SIGKILL)
+            await events.until("kernel_died", crash)
+            if crash < 3:
+                await events.until("kernel_restarted", crash)
+        await events.until("restart_failed")
+        assert events.lifecycle() == [
+            "kernel_died",
+            "kernel_restarted",
+            "kernel_died",
+            "kernel_restarted",
+            "kernel_died",
+            "restart_failed",
+        ]
+        restarting = [content["restarting"] for kind, content in events.seen if kind == "kernel_died"]
+        assert restarting == [True, True, False]
+        assert "2 automatic restarts within 60 s" in dict(events.seen)["restart_failed"]["reason"]
+        details = await manager.info()
+        assert details["state"] == "dead" and not details["alive"]
+        assert details["last_exit"]["reason"] == "killed"
+        with pytest.raises(KernelError, match="not running"):
+            await manager.interrupt()
+        await manager.restart()  # a manual restart revives it
+        assert await manager.is_alive()
+    finally:
+        await manager.shutdown(now=True)
+        await manager.cleanup()
+
+
+async def test_requested_kill_does_not_restart_and_wait_reports_it(nanny):
+    info, manager = nanny
+    events = await _subscribed_events(manager)
+    waiter = asyncio.ensure_future(manager.wait())
+    await asyncio.sleep(0)
+    await manager.kill()
+    status = await asyncio.wait_for(waiter, 30)
+    assert status.reason == "killed" and status.signal == signal.SIGKILL
+    await events.until("kernel_died")
+    assert dict(events.seen)["kernel_died"]["restarting"] is False
+    assert (await manager.info())["state"] == "dead"
+    assert (await manager.wait()).reason == "killed"  # already dead: returns at once
+    assert "kernel_restarted" not in events.kinds()
+
+
+async def test_restart_request_keeps_ports_and_resets_state(nanny):
+    info, manager = nanny
+    async with KernelClient(info) as kc:
+        await kc.execute_interactive("x = 41", timeout=30)
+    events = await _subscribed_events(manager)
+    await manager.restart()
+    await events.until("kernel_restarted")
+    assert events.lifecycle() == ["kernel_died", "kernel_restarted"]
+    assert dict(events.seen)["kernel_died"]["requested"] is True
+    assert json.loads(Path(info_path(info)).read_text()) == info
+    async with KernelClient(info) as kc:
+        result = await kc.execute_interactive("print('x' in dir())", timeout=30)
+    assert result.stream_text() == "False\n"
+
+
+def info_path(info) -> str:
+    return next(k.connection_file for k in list_running_kernels() if k.kernel_id == info["kernel_id"])
+
+
+async def test_shutdown_stops_kernel_and_nanny_and_removes_files(runtime_dir):
+    info, manager = await _start()
+    nanny_pid, kernel_pid = info["nanny_pid"], (await manager.info())["pid"]
+    events = await _subscribed_events(manager)
+    await manager.shutdown()
+    await events.until("nanny_exiting")
+    assert events.lifecycle() == ["kernel_died", "nanny_exiting"]
+    assert await _gone_within([nanny_pid, kernel_pid], 5)
+    leftovers = [f for f in os.listdir(runtime_dir) if info["kernel_id"] in f or f.startswith(Path(info["ip"]).name)]
+    assert leftovers == []
+    async with ManagerClient(info, timeout=0.5) as late:
+        with pytest.raises(NannyUnavailable):
+            await late.is_alive()
+    await manager.cleanup()
+
+
+async def test_sigkilled_nanny_takes_the_kernel_and_its_process_group_along(nanny):
+    info, manager = nanny
+    async with KernelClient(info) as kc:
+        result = await kc.execute_interactive(
+            "import subprocess\np = subprocess.Popen(['sleep', '300'])\nprint(p.pid)", timeout=30
+        )
+    grandchild = int(result.stream_text())
+    kernel_pid = (await manager.info())["pid"]
+    assert _alive(grandchild) and _alive(kernel_pid)
+    os.kill(info["nanny_pid"], signal.SIGKILL)
+    assert await _gone_within([kernel_pid, grandchild, info["nanny_pid"]], 1.0)
+    with pytest.raises(NannyUnavailable):
+        await manager.wait()  # the heartbeat stopped
+    assert list_running_kernels() == [k for k in list_running_kernels() if k.kernel_id != info["kernel_id"]]
+
+
+async def test_flood_of_bad_messages_then_a_valid_request_is_answered(nanny):
+    info, manager = nanny
+    ctx = zmq.asyncio.Context.instance()
+    attacker = ctx.socket(zmq.DEALER)
+    attacker.connect(f"ipc://{info['ip']}-{info['nanny_control_port']}")
+    unsigned = Session("")
+    forged = Session("not-the-key")
+    good = Session(info["key"])
+    try:
+        for i in range(1000):
+            kind = i % 5
+            if kind == 0:
+                frames = [b"garbage", str(i).encode()]
+            elif kind == 1:
+                frames = unsigned.serialize(unsigned.msg("kill_request"))
+            elif kind == 2:
+                frames = forged.serialize(forged.msg("shutdown_request"))
+            elif kind == 3:
+                frames = [b"<IDS|MSG>", b"sig", b"{not json"]
+            else:
+                msg = good.msg("is_alive_request")
+                frames = good.serialize(msg)
+                await attacker.send_multipart(frames)  # the original, answered...
+            await attacker.send_multipart(frames)  # ...and its replay, or the junk
+        assert await manager.is_alive()
+        details = await manager.info()
+        assert details["state"] == "running"
+    finally:
+        attacker.close(linger=0)
+
+
+async def test_unknown_and_malformed_requests_get_error_replies(nanny):
+    info, manager = nanny
+    with pytest.raises(KernelError) as unknown:
+        await manager.request("frobnicate")
+    assert unknown.value.ename == "UnknownRequest"
+    with pytest.raises(KernelError, match="unknown signal name"):
+        await manager.signal("SIGFROB")
+    with pytest.raises(KernelError, match="needs 'signum'"):
+        await manager.request("signal", {})
+    assert await manager.is_alive()
+
+
+async def test_two_manager_clients_at_once(nanny):
+    info, first = nanny
+    second = ManagerClient(info)
+    try:
+        events_first, events_second = await _subscribed_events(first), await _subscribed_events(second)
+        answers = await asyncio.gather(first.is_alive(), second.is_alive(), first.info(), second.info())
+        assert answers[0] and answers[1] and answers[2]["pid"] == answers[3]["pid"]
+        await second.signal(signal.SIGKILL)
+        await events_first.until("kernel_restarted")
+        await events_second.until("kernel_restarted")
+        assert events_first.lifecycle() == events_second.lifecycle() == ["kernel_died", "kernel_restarted"]
+    finally:
+        await second.cleanup()
+
+
+async def test_client_that_disconnects_mid_request_does_no_harm(nanny):
+    info, manager = nanny
+    quitter = ManagerClient(info)
+    request = asyncio.ensure_future(quitter.restart())
+    await asyncio.sleep(0.05)  # the request is on its way
+    await quitter.cleanup()
+    with pytest.raises(Exception):
+        await request
+    details = await asyncio.wait_for(manager.info(), 60)
+    assert details["state"] in ("running", "restarting")
+    assert await manager.is_alive() or (await manager.info())["state"] == "restarting"
+    async with KernelClient(info) as kc:
+        assert (await kc.execute_interactive("print(7)", timeout=60)).stream_text() == "7\n"
+
+
+async def test_fd_level_output_reaches_stream_events_and_the_log(nanny):
+    info, manager = nanny
+    events = await _subscribed_events(manager)
+    code = textwrap.dedent(
+        """
+        import ctypes, os
+        libc = ctypes.CDLL(None)
+        libc.write(1, b"c-level-stdout\\n", 15)
+        libc.write(2, b"c-level-stderr\\n", 15)
+        os.system("echo subprocess-stdout; echo subprocess-stderr >&2")
+        """
+    )
+    async with KernelClient(info) as kc:
+        await kc.execute_interactive(code, timeout=30)
+
+    def streamed(name):
+        return "".join(c["text"] for kind, c in events.seen if kind == "stream" and c["name"] == name)
+
+    async def all_arrived():
+        while not (
+            "c-level-stdout" in streamed("stdout")
+            and "subprocess-stdout" in streamed("stdout")
+            and "c-level-stderr" in streamed("stderr")
+            and "subprocess-stderr" in streamed("stderr")
+        ):
+            await events.until("stream", len([k for k in events.kinds() if k == "stream"]) + 1)
+
+    await asyncio.wait_for(all_arrived(), 30)
+    log = Path((await manager.info())["log_file"]).read_text()
+    for text in ("c-level-stdout", "c-level-stderr", "subprocess-stdout", "subprocess-stderr"):
+        assert text in log
+
+
+async def test_a_client_shutting_the_kernel_down_directly_ends_the_nanny(nanny):
+    """A jupyter client that sends shutdown_request to the kernel itself: no restart."""
+    info, manager = nanny
+    events = await _subscribed_events(manager)
+    async with KernelClient(info) as kc:
+        await kc.wait_for_ready(timeout=30)
+        await kc.shutdown(timeout=30)
+    await events.until("nanny_exiting")
+    assert events.lifecycle() == ["kernel_died", "nanny_exiting"]
+    assert dict(events.seen)["kernel_died"]["restarting"] is False
+
+
+async def test_manager_client_in_another_process_over_tcp():
+    info, manager = await _start(launch_params={**QUIET, "transport": "tcp"})
+    try:
+        assert info["transport"] == "tcp" and isinstance(info["nanny_control_port"], int)
+        assert info["curve_publickey"]  # the nanny's sockets are encrypted like the kernel's
+        script = textwrap.dedent(
+            f"""
+            import json, sys
+            from kernel_nanny.client import BlockingManagerClient
+            with BlockingManagerClient.from_connection_file({str(info_path(info))!r}) as m:
+                before = m.info()["pid"]
+                m.restart()
+                after = m.info()
+                print(json.dumps({{"before": before, "after": after["pid"], "alive": m.is_alive(), "restarts": after["restart_count"]}}))
+            """
+        )
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        report = json.loads(out.stdout)
+        assert report["alive"] and report["before"] != report["after"] and report["restarts"] == 1
+        plain = {k: v for k, v in info.items() if not k.startswith("curve_")}
+        async with ManagerClient(plain, timeout=0.5) as eavesdropper:
+            with pytest.raises(NannyUnavailable):
+                await eavesdropper.is_alive()
+    finally:
+        await manager.shutdown(now=True)
+        await manager.cleanup()
+
+
+async def test_jupyter_client_uses_the_nanny_connection_file(nanny):
+    from jupyter_client import BlockingKernelClient
+
+    info, manager = nanny
+    kc = BlockingKernelClient()
+    kc.load_connection_file(info_path(info))
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=30)
+        reply = kc.execute_interactive("print('via jupyter_client')", timeout=30, output_hook=lambda m: None)
+        assert reply["content"]["status"] == "ok"
+    finally:
+        kc.stop_channels()
+
+
+def test_manager_client_refuses_connection_info_without_nanny_ports():
+    from kernel_nanny import KernelNannyError
+
+    plain = {"transport": "ipc", "ip": "/tmp/x", "key": "k", **{f"{c}_port": 1 for c in ("shell", "iopub", "stdin", "control", "hb")}}
+    with pytest.raises(KernelNannyError, match="not managed by a nanny"):
+        ManagerClient(plain)
