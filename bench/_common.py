@@ -67,7 +67,9 @@ def prepare_environment() -> BenchEnvironment:
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
     os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
     os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
-    os.environ["JUPYTER_PATH"] = str(data) + (os.pathsep + os.environ["JUPYTER_PATH"] if os.environ.get("JUPYTER_PATH") else "")
+    os.environ["JUPYTER_PATH"] = str(data) + (
+        os.pathsep + os.environ["JUPYTER_PATH"] if os.environ.get("JUPYTER_PATH") else ""
+    )
     # The kernels we start inherit this; ipykernel must not try to talk to a terminal or a display.
     os.environ.setdefault("MPLBACKEND", "Agg")
     return BenchEnvironment(root, runtime, data)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import time
 from typing import Any
 
 import zmq
+from _common import Config, Row, orders
 from jupyter_client.session import Session as JCSession
 
-from _common import Config, Row, orders
 from kernel_nanny.protocol import Session as KNSession
 
 KEY = os.urandom(32).hex().encode()
@@ -89,10 +90,7 @@ def bench_protocol(cfg: Config) -> list[Row]:
         pair = [(_ours_once, ours_tx, ours_rx, ours), (_theirs_once, theirs_tx, theirs_rx, theirs)]
         for once, tx, rx, out in pair if ours_first else reversed(pair):
             run(once, tx, rx, out, True)
-    return [
-        Row("protocol", f"execute_request: {stage}", ours[stage], theirs[stage])
-        for stage in stages
-    ]
+    return [Row("protocol", f"execute_request: {stage}", ours[stage], theirs[stage]) for stage in stages]
 
 
 # -- receive + deserialise, sync sockets --------------------------------------------------------
@@ -161,19 +159,14 @@ def bench_iopub_recv(cfg: Config) -> list[Row]:
         per_msg["ours"],
         per_msg["theirs"],
         notes=[
-            f"iopub-recv: msg/s (median batch) ours {1 / _median(per_msg['ours']):,.0f}, "
-            f"jupyter_client {1 / _median(per_msg['theirs']):,.0f}; raw recv_multipart floor "
-            f"{1 / _median(per_msg['raw']):,.0f} msg/s"
+            f"iopub-recv: msg/s (median batch) ours {1 / statistics.median(per_msg['ours']):,.0f}, "
+            f"jupyter_client {1 / statistics.median(per_msg['theirs']):,.0f}; raw recv_multipart floor "
+            f"{1 / statistics.median(per_msg['raw']):,.0f} msg/s"
         ],
         extra={"batch": batch, "raw_recv_per_msg": per_msg["raw"]},
     )
     floor = Row("iopub-recv", "  floor: raw zmq recv_multipart (per msg)", per_msg["raw"], [])
     return [row, floor]
-
-
-def _median(values: list[float]) -> float:
-    values = sorted(values)
-    return values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
 
 
 # -- the async clients' iopub path, fed by a fake kernel ----------------------------------------
@@ -219,10 +212,9 @@ async def bench_client_iopub(cfg: Config) -> list[Row]:
         if received >= target:
             done.set()
 
-    theirs = AsyncKernelClient(
-        ip=infos["theirs"]["ip"], transport="ipc", key=KEY, signature_scheme="hmac-sha256",
-        shell_port=1, iopub_port=2, stdin_port=3, control_port=4, hb_port=5,
-    )
+    theirs = AsyncKernelClient()
+    # (the key= constructor argument does not reach the session: load the whole connection info)
+    theirs.load_connection_info(infos["theirs"])  # type: ignore[arg-type]
     samples: dict[str, list[float]] = {"ours": [], "theirs": []}
     try:
         ours.add_iopub_handler(count)
@@ -231,7 +223,7 @@ async def bench_client_iopub(cfg: Config) -> list[Row]:
         # Wait until both subscriptions are live: publish probes until one arrives.
         probe_kernel = KNSession(KEY, session_id="probe")
         for name in ("ours", "theirs"):
-            for attempt in range(200):
+            for _attempt in range(200):
                 msg = probe_kernel.msg("status", {"execution_state": "idle"})
                 pubs[name].send_multipart(probe_kernel.serialize(msg, identities=[b"status"]))
                 if name == "ours":
@@ -301,8 +293,8 @@ async def bench_client_iopub(cfg: Config) -> list[Row]:
             samples["ours"],
             samples["theirs"],
             notes=[
-                f"client-iopub: msg/s ours {1 / _median(samples['ours']):,.0f}, jupyter_client "
-                f"{1 / _median(samples['theirs']):,.0f} (ours = KernelClient reader task + handler; "
+                f"client-iopub: msg/s ours {1 / statistics.median(samples['ours']):,.0f}, jupyter_client "
+                f"{1 / statistics.median(samples['theirs']):,.0f} (ours = KernelClient reader task + handler; "
                 "theirs = iopub_channel.get_msg() in a loop)"
             ],
             extra={"batch": batch},

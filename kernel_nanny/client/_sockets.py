@@ -26,9 +26,9 @@ log = logging.getLogger("kernel_nanny.client")
 
 #: How long a closed socket may keep trying to deliver what was sent (ms).
 LINGER_MS = 500
-#: Reconnect quickly to a peer that is (re)starting, backing off to a second:
-#: zmq's default 100 ms retry would add up to 100 ms to every kernel start.
-RECONNECT_IVL_MS, RECONNECT_IVL_MAX_MS = 10, 1000
+#: Reconnect quickly to a peer that is (re)starting, backing off to 100 ms (a restart must not
+#: wait out a long back-off); zmq's fixed 100 ms would add up to 100 ms to every start.
+RECONNECT_IVL_MS, RECONNECT_IVL_MAX_MS = 10, 100
 
 
 def connect(
