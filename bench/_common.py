@@ -11,6 +11,7 @@ import json
 import math
 import os
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -142,6 +143,11 @@ class Row:
 
     ``ours`` or ``theirs`` may be empty for an informational row (a floor, or a figure only one side
     has). ``notes`` is free text shown under the table; ``extra`` goes to the JSON only.
+
+    ``unit`` is ``"s"`` (seconds) or ``"B"`` (bytes, e.g. a resident set size). ``goal`` names a target
+    from the issue the row answers (e.g. ``"p50 <= 0.5 ms"``), ``goal_met`` says whether this run met it
+    and ``goal_detail`` shows the figures it was judged on. A goal is reported, never asserted: a missed
+    goal does not change the exit status.
     """
 
     benchmark: str
@@ -152,6 +158,10 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
     #: Show p99 only with this many samples; below, the table shows the max (marked).
     p99_min_samples: int = 50
+    unit: str = "s"
+    goal: str = ""
+    goal_met: bool | None = None
+    goal_detail: str = ""
 
     def ratio(self) -> float:
         if not self.ours or not self.theirs:
@@ -164,11 +174,12 @@ class Row:
         return {
             "benchmark": self.benchmark,
             "operation": self.operation,
-            "unit": "s",
+            "unit": self.unit,
             OURS: summarize(self.ours),
             THEIRS: summarize(self.theirs),
             "ratio_of_medians": None if math.isnan(self.ratio()) else self.ratio(),
             "ratio_ci95": None if math.isnan(lo) else [lo, hi],
+            "goal": {"goal": self.goal, "met": self.goal_met, "detail": self.goal_detail} if self.goal else None,
             "notes": self.notes,
             "extra": self.extra,
             "samples": {OURS: self.ours, THEIRS: self.theirs},
@@ -193,11 +204,24 @@ async def timed(awaitable: Awaitable[Any]) -> tuple[float, Any]:
 def fmt_time(seconds: float) -> str:
     if seconds is None or math.isnan(seconds):
         return "-"
+    if seconds < 0:  # a difference of two times
+        return "-" + fmt_time(-seconds)
     if seconds < 1e-3:
         return f"{seconds * 1e6:.1f} us"
     if seconds < 1:
         return f"{seconds * 1e3:.2f} ms"
     return f"{seconds:.3f} s"
+
+
+def fmt_bytes(size: float) -> str:
+    if size is None or math.isnan(size):
+        return "-"
+    return f"{size / 2**20:.1f} MiB"
+
+
+def fmt_value(value: float, unit: str = "s") -> str:
+    """A figure in a row's unit: seconds or bytes."""
+    return fmt_bytes(value) if unit == "B" else fmt_time(value)
 
 
 # -- kernel bookkeeping --------------------------------------------------------------------
@@ -263,3 +287,80 @@ def child_pids() -> list[int]:
         if len(fields) > 1 and int(fields[1]) == me and fields[0] != "Z":
             pids.append(int(entry))
     return pids
+
+
+def stray_processes(runtime_dir: Path) -> list[tuple[int, str]]:
+    """Live processes started during this run, wherever they were reparented: ``(pid, command line)``.
+
+    A nanny forks away from us (init adopts it), so :func:`child_pids` cannot see it, nor its kernel.
+    Every process this run starts inherits ``JUPYTER_RUNTIME_DIR`` pointing at the run's private
+    temp dir, so that is what is looked for in each process's environment (Linux ``/proc``).
+    """
+    marker = f"JUPYTER_RUNTIME_DIR={runtime_dir}".encode()
+    me = os.getpid()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+            if stat[stat.rfind(")") + 2 :].split()[:1] == ["Z"]:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        found.append((int(entry), cmdline))
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    """Is ``pid`` a live (not zombie) process? (Linux ``/proc``)"""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[:1] != ["Z"]
+
+
+async def wait_gone(pids: Iterable[int], seconds: float) -> bool:
+    """Wait until none of ``pids`` is alive; False if some still are after ``seconds``."""
+    pids = list(pids)
+    deadline = time.monotonic() + seconds
+    while any(pid_alive(p) for p in pids):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def settle_strays(runtime_dir: Path, grace: float = 2.0) -> list[str]:
+    """Processes of this run still alive after ``grace`` seconds are terminated; returns what was found.
+
+    SIGTERM first (a nanny then shuts its kernel down and removes its files), SIGKILL 5 s later. The
+    pids come from :func:`stray_processes`, so only processes this run started are ever signalled.
+    """
+    deadline = time.monotonic() + grace
+    strays = stray_processes(runtime_dir)
+    while strays and time.monotonic() < deadline:  # processes on their way out are not strays
+        await asyncio.sleep(0.05)
+        strays = stray_processes(runtime_dir)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = [pid for pid, _ in strays if pid_alive(pid)]
+        for pid in alive:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        if await wait_gone(alive, 5.0):
+            break
+    return [f"pid {pid}: {cmdline}" for pid, cmdline in strays]

@@ -38,10 +38,12 @@ from _common import (  # noqa: E402
     Config,
     Row,
     child_pids,
-    fmt_time,
+    fmt_value,
     leftover_files,
     prepare_environment,
     ratio_ci,
+    settle_strays,
+    stray_processes,
     summarize,
 )
 
@@ -56,6 +58,11 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
     "shutdown": ("bench_kernel", "bench_shutdown", "graceful shutdown and shutdown now=True", 240),
     "restart": ("bench_kernel", "bench_restart", "restart -> ready with a connected client", 240),
     "concurrent": ("bench_kernel", "bench_concurrent", "10 kernels started concurrently -> all ready", 240),
+    "nanny-control": ("bench_nanny", "bench_nanny_control", "ManagerClient.is_alive round trip (ipc, tcp), zmq floor", 120),
+    "nanny-death": ("bench_nanny", "bench_nanny_death", "kernel SIGKILLed -> kernel_died event / restarter callback", 240),
+    "nanny-restart": ("bench_nanny", "bench_nanny_restart", "cold starts (launch_local, start_nanny) and restarts -> ready", 300),
+    "nanny-interrupt": ("bench_nanny", "bench_nanny_interrupt", "interrupt via ManagerClient vs local signal", 120),
+    "nanny-memory": ("bench_nanny", "bench_nanny_memory", "nanny process RSS/PSS and CPU, idle and after executions", 180),
 }
 
 
@@ -84,13 +91,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # -- output ------------------------------------------------------------------------------------------
 
 
-def _cell(samples: list[float], p99_min: int) -> str:
+def _cell(samples: list[float], p99_min: int, unit: str = "s") -> str:
     if not samples:
         return "-"
     s = summarize(samples)
     if s["n"] >= p99_min:
-        return f"{fmt_time(s['median'])} / {fmt_time(s['p99'])}"
-    return f"{fmt_time(s['median'])} / {fmt_time(s['max'])}*"
+        return f"{fmt_value(s['median'], unit)} / {fmt_value(s['p99'], unit)}"
+    return f"{fmt_value(s['median'], unit)} / {fmt_value(s['max'], unit)}*"
+
+
+def _goal_cell(row: Row) -> str:
+    if not row.goal:
+        return ""
+    verdict = {True: "met", False: "NOT met", None: "?"}[row.goal_met]
+    return f"{row.goal}: {verdict}"
 
 
 def _ratio_cell(row: Row) -> str:
@@ -103,18 +117,22 @@ def _ratio_cell(row: Row) -> str:
 
 def render_table(rows: list[Row]) -> str:
     header = ["operation", "n", f"{OURS} median / p99", f"{THEIRS} median / p99", "ratio [95% CI]"]
+    with_goals = any(row.goal for row in rows)
+    if with_goals:
+        header.append("goal (issue)")
     lines = [header]
     for row in rows:
         n = "/".join(str(len(x)) for x in (row.ours, row.theirs) if x) or "0"
-        lines.append(
-            [
-                row.operation,
-                n,
-                _cell(row.ours, row.p99_min_samples),
-                _cell(row.theirs, row.p99_min_samples),
-                _ratio_cell(row),
-            ]
-        )
+        line = [
+            row.operation,
+            n,
+            _cell(row.ours, row.p99_min_samples, row.unit),
+            _cell(row.theirs, row.p99_min_samples, row.unit),
+            _ratio_cell(row),
+        ]
+        if with_goals:
+            line.append(_goal_cell(row))
+        lines.append(line)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = []
     for i, line in enumerate(lines):
@@ -164,7 +182,7 @@ def environment_info() -> dict[str, Any]:
 # -- running -------------------------------------------------------------------------------------------
 
 
-async def run_all(args: argparse.Namespace, cfg: Config) -> tuple[list[Row], dict[str, Any]]:
+async def run_all(args: argparse.Namespace, cfg: Config, runtime_dir: Path) -> tuple[list[Row], dict[str, Any]]:
     import importlib
 
     rows: list[Row] = []
@@ -189,6 +207,8 @@ async def run_all(args: argparse.Namespace, cfg: Config) -> tuple[list[Row], dic
             print(f"[{name}] FAILED: {exc!r}", file=sys.stderr, flush=True)
         finally:
             killed = await REGISTRY.kill_all()
+            # Nannies (and their kernels) are not our children: find them by the run's runtime dir.
+            killed += await settle_strays(runtime_dir)
             if killed:
                 report["stragglers_killed"][name] = killed
                 print(f"[{name}] had to kill leftover kernels: {killed}", file=sys.stderr, flush=True)
@@ -202,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
         for name, (_m, _f, what, _l) in BENCHMARKS.items():
-            print(f"{name:14} {what}")
+            print(f"{name:16} {what}")
         return 0
     cfg = Config(quick=args.quick)
     env = prepare_environment()  # before anything imports jupyter_client or kernel_nanny
@@ -212,8 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     report: dict[str, Any] = {}
     try:
-        rows, report = asyncio.run(run_all(args, cfg))
+        rows, report = asyncio.run(run_all(args, cfg, env.runtime_dir))
     finally:
+        strays = [f"pid {pid}: {cmd}" for pid, cmd in stray_processes(env.runtime_dir)]
+        if strays:  # detached nannies would outlive us: stop them (SIGTERM lets them remove their files)
+            asyncio.run(settle_strays(env.runtime_dir, grace=0))
         leftovers = leftover_files(env.runtime_dir)
         children = child_pids()
         shutil.rmtree(env.root, ignore_errors=True)
@@ -230,12 +253,20 @@ def main(argv: list[str] | None = None) -> int:
             if note not in seen_notes:
                 seen_notes.add(note)
                 print(f"  - {note}")
+    goals = [row for row in rows if row.goal]
+    if goals:
+        print("\nGoals (from the issue; reported, never asserted):")
+        for row in goals:
+            verdict = {True: "met", False: "NOT MET", None: "not judged"}[row.goal_met]
+            print(f"  - {row.operation.strip()}: goal {row.goal} -> {verdict} ({row.goal_detail})")
     for name, text in report.get("errors", {}).items():
         print(f"\n[{name}] FAILED:\n{text}")
     if leftovers:
         print(f"\nLEFTOVER FILES in the runtime dir: {leftovers}")
     if children:
         print(f"\nLEFTOVER CHILD PROCESSES: {children}")
+    if strays:
+        print(f"\nLEFTOVER PROCESSES of this run (terminated now): {strays}")
     print(f"\ntotal {total:.1f} s, load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
 
     if not args.no_json:
@@ -251,13 +282,14 @@ def main(argv: list[str] | None = None) -> int:
             "stragglers_killed": report.get("stragglers_killed", {}),
             "leftover_runtime_files": leftovers,
             "leftover_child_processes": children,
+            "leftover_processes": strays,
             "per_benchmark": report.get("benchmarks", {}),
         }
         path = Path(args.output) if args.output else HERE / "results" / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document, indent=1))
         print(f"results: {path}")
-    return 1 if report.get("errors") or leftovers or children else 0
+    return 1 if report.get("errors") or leftovers or children or strays else 0
 
 
 if __name__ == "__main__":

@@ -225,7 +225,7 @@ def _cmd_exec(args: argparse.Namespace) -> int:
 async def _exec_in_running(kernel: RunningKernel, code: str, *, timeout: float | None) -> int:
     printer = OutputPrinter(sys.stdout, sys.stderr)
     async with ManagerClient(kernel.info) as manager:
-        interrupts = _InterruptCounter(manager)
+        interrupts = _InterruptCounter(manager, second_press="stop waiting; the kernel keeps running")
         try:
             async with KernelClient(kernel.info) as client:
                 result = await _run_until_done_or_died(client, manager, code, printer, timeout)
@@ -273,8 +273,10 @@ async def _run_until_done_or_died(
         await asyncio.wait({execution, death}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         death.cancel()
-    if not execution.done():
-        execution.cancel()
+        if not execution.done():
+            execution.cancel()
+            await asyncio.gather(execution, return_exceptions=True)
+    if execution.cancelled():
         status = death.result()
         raise KernelDied("the kernel died while running the code", exit_code=status.exit_code, signal=status.signal)
     return execution.result()
@@ -291,8 +293,9 @@ async def _read_terminal_input(request: Message) -> str:
 class _InterruptCounter:
     """Ctrl-C interrupts the kernel; a second one cancels the run (and kills the kernel)."""
 
-    def __init__(self, manager: KernelManager) -> None:
+    def __init__(self, manager: KernelManager, second_press: str = "kill it") -> None:
         self.count = 0
+        self._second_press = second_press
         self._manager = manager
         self._main = asyncio.current_task()
         self._loop = asyncio.get_running_loop()
@@ -301,7 +304,7 @@ class _InterruptCounter:
     def _pressed(self) -> None:
         self.count += 1
         if self.count == 1:
-            print("\nkernel-nanny: interrupting the kernel (Ctrl-C again to kill it)", file=sys.stderr)
+            print(f"\nkernel-nanny: interrupting the kernel (Ctrl-C again to {self._second_press})", file=sys.stderr)
             self._loop.create_task(self._manager.interrupt())
         elif self._main is not None:
             self._main.cancel()

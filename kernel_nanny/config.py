@@ -44,10 +44,12 @@ class RestartPolicy:
         return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 2)))
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict (what ``from_dict`` takes)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RestartPolicy:
+        """Settings from a dict; unknown keys are an error."""
         unknown = set(data) - {"max_restarts", "window", "backoff", "max_backoff"}
         if unknown:
             raise ValueError(f"unknown restart policy setting(s): {', '.join(sorted(unknown))}")

@@ -20,11 +20,13 @@ __all__ = ["BlockingKernelClient"]
 
 
 class BlockingKernelClient:
-    """Speaks the Jupyter messaging protocol to one kernel, one blocking call at a time::
+    """Speaks the Jupyter messaging protocol to one kernel, one blocking call at a time.
 
-    with BlockingKernelClient(info) as kc:
-        kc.wait_for_ready()
-        print(kc.execute_interactive("1 + 1").outputs)
+    Example::
+
+        with BlockingKernelClient(info) as kc:
+            kc.wait_for_ready()
+            print(kc.execute_interactive("1 + 1").outputs)
     """
 
     def __init__(self, connection_info: Mapping[str, Any], *, session: Session | None = None) -> None:

@@ -60,14 +60,17 @@ class ExecutionResult:
 
     @property
     def status(self) -> str:
+        """``ok``, ``error`` or ``aborted``, from the reply."""
         return str(self.reply.content.get("status", "error"))
 
     @property
     def ok(self) -> bool:
+        """True when the code ran without raising."""
         return self.status == "ok"
 
     @property
     def execution_count(self) -> int | None:
+        """The kernel's execution counter for this run (``In [n]``)."""
         return self.reply.content.get("execution_count")
 
     @property
@@ -118,6 +121,7 @@ class KernelClient:
 
     @classmethod
     def from_connection_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> KernelClient:
+        """A client for the kernel described by a connection file (errors name the file)."""
         return cls(load_connection_info(path), **kwargs)
 
     def __repr__(self) -> str:
@@ -146,6 +150,7 @@ class KernelClient:
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
         return self._state is ClientState.CLOSED
 
     def close(self) -> None:
@@ -255,6 +260,7 @@ class KernelClient:
         return msg.msg_id
 
     async def kernel_info(self, *, timeout: float | None = None) -> Message:
+        """The kernel's ``kernel_info_reply``: language, versions, protocol version."""
         return await self.request("kernel_info_request", timeout=timeout)
 
     async def execute(
@@ -273,12 +279,14 @@ class KernelClient:
         return await self.request("execute_request", content, timeout=timeout)
 
     async def complete(self, code: str, cursor_pos: int | None = None, *, timeout: float | None = None) -> Message:
+        """Completions at ``cursor_pos`` (default: the end of ``code``)."""
         content = {"code": code, "cursor_pos": len(code) if cursor_pos is None else cursor_pos}
         return await self.request("complete_request", content, timeout=timeout)
 
     async def inspect(
         self, code: str, cursor_pos: int | None = None, detail_level: int = 0, *, timeout: float | None = None
     ) -> Message:
+        """Documentation of the object at ``cursor_pos``; ``detail_level=1`` asks for the source too."""
         content = {
             "code": code,
             "cursor_pos": len(code) if cursor_pos is None else cursor_pos,
@@ -305,9 +313,11 @@ class KernelClient:
         return await self.request("history_request", content, timeout=timeout)
 
     async def is_complete(self, code: str, *, timeout: float | None = None) -> Message:
+        """Whether ``code`` is complete, incomplete (with an indent to continue) or invalid."""
         return await self.request("is_complete_request", {"code": code}, timeout=timeout)
 
     async def comm_info(self, target_name: str | None = None, *, timeout: float | None = None) -> Message:
+        """The kernel's open comms, optionally only those of ``target_name``."""
         content = {} if target_name is None else {"target_name": target_name}
         return await self.request("comm_info_request", content, timeout=timeout)
 
@@ -332,6 +342,7 @@ class KernelClient:
         self._iopub_handlers.append(handler)
 
     def remove_iopub_handler(self, handler: OutputHook) -> None:
+        """Stop calling ``handler`` (added with :meth:`add_iopub_handler`)."""
         self._iopub_handlers.remove(handler)
 
     async def execute_interactive(

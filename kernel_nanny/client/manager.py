@@ -75,6 +75,7 @@ class ManagerClient:
 
     @classmethod
     def from_connection_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> ManagerClient:
+        """A manager client for the nanny whose connection file is at ``path``."""
         return cls(load_connection_info(path), **kwargs)
 
     def __repr__(self) -> str:
@@ -83,14 +84,17 @@ class ManagerClient:
 
     @property
     def kernel_id(self) -> str:
+        """The kernel's id, as ``kernel-nanny ps`` shows it."""
         return str(self.connection_info.get("kernel_id", ""))
 
     @property
     def kernel_type(self) -> str:
+        """The kernel's type id, e.g. ``spec/python3``."""
         return str(self.connection_info.get("kernel_type", ""))
 
     @property
     def heartbeat_interval(self) -> float:
+        """Seconds between the nanny's heartbeats (three missed: the nanny is taken for dead)."""
         return float(self.connection_info.get("heartbeat_interval", 1.0))
 
     # -- lifetime ---------------------------------------------------------
@@ -114,6 +118,7 @@ class ManagerClient:
                 sock.close(linger=LINGER_MS)
 
     async def wait_closed(self) -> None:
+        """Finish closing: wait until the reader tasks have stopped."""
         await self._tasks.cancel_all()
 
     async def cleanup(self) -> None:
@@ -203,6 +208,7 @@ class ManagerClient:
         return await self.request("info")
 
     async def is_alive(self) -> bool:
+        """Whether the kernel process is running (the nanny's answer)."""
         return bool((await self.request("is_alive"))["alive"])
 
     async def interrupt(self) -> None:
@@ -238,6 +244,7 @@ class ManagerClient:
         self._handlers.append(handler)
 
     def remove_event_handler(self, handler: EventHandler) -> None:
+        """Stop calling ``handler`` (added with :meth:`add_event_handler`)."""
         self._handlers.remove(handler)
 
     async def events(self) -> AsyncIterator[Message]:

@@ -19,7 +19,7 @@ class KernelProvider(ABC):
     set :attr:`id` and implement :meth:`find_kernels` and :meth:`launch`.
     """
 
-    #: The provider's id: the part of a kernel type id before the slash.
+    #: The provider's id, the part of a kernel type id before the slash.
     id: ClassVar[str]
 
     @abstractmethod

@@ -98,6 +98,7 @@ class KernelSpecProvider(KernelProvider):
         self.search_path = search_path
 
     def load_config(self, config: Mapping[str, Any]) -> None:
+        """``search_path``: the kernelspec directories to search instead of Jupyter's data path."""
         if "search_path" in config:
             self.search_path = [str(p) for p in config["search_path"]]
 

@@ -31,6 +31,7 @@ class KernelCommand:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def format_argv(self, connection_file: str) -> list[str]:
+        """The argv to run, with ``{connection_file}``, ``{resource_dir}`` and ``{prefix}`` filled in."""
         values = {"connection_file": connection_file, "resource_dir": self.resource_dir, "prefix": sys.prefix}
         return [_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), arg) for arg in self.argv]
 

@@ -65,8 +65,17 @@ class LaunchParams:
     echo_output: bool = True
     connection_file: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.connection_file is not None:
+            path = Path(self.connection_file)
+            if not path.is_absolute():
+                raise LaunchError(f"connection_file must be an absolute path, got {self.connection_file!r}")
+            if not path.parent.is_dir():
+                raise LaunchError(f"connection_file's directory {path.parent} does not exist")
+
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any] | None) -> LaunchParams:
+        """Validate a ``launch_params`` dict: unknown keys are an error that lists the known ones."""
         params = dict(params or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(params) - known)

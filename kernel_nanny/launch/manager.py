@@ -163,8 +163,8 @@ class LocalKernelManager:
         """Return once the kernel is ready (``kernel_info`` answered, iopub connected).
 
         Races readiness against the process's exit: raises
-        :class:`DiedDuringStartup` if it exits first, :class:`LaunchError`
-        after ``startup_timeout`` seconds.
+        :class:`~kernel_nanny.LaunchError` if it exits first (its subclass
+        ``DiedDuringStartup``) or after ``startup_timeout`` seconds.
         """
         async with KernelClient(self.connection_info) as client:
             ready = asyncio.ensure_future(client.wait_for_ready(timeout=self.startup_timeout))

@@ -25,7 +25,7 @@ ConnectionInfo = dict[str, Any]
 def normalize_connection_info(info: Mapping[str, Any]) -> ConnectionInfo:
     """Check ``info`` has what a client needs and return a plain dict copy.
 
-    Raises :class:`KernelNannyError` naming the missing or wrong field.
+    Raises :class:`~kernel_nanny.KernelNannyError` naming the missing or wrong field.
     """
     data = dict(info)
     data.setdefault("transport", "tcp")

@@ -36,6 +36,7 @@ class ExitStatus:
 
     @property
     def success(self) -> bool:
+        """True for a clean exit (code 0)."""
         return self.exit_code == 0
 
     def __str__(self) -> str:
@@ -54,18 +55,26 @@ class KernelManager(Protocol):
 
     connection_info: dict[str, Any]
 
-    async def is_alive(self) -> bool: ...
+    async def is_alive(self) -> bool:
+        """Whether the kernel process is running."""
 
-    async def wait(self) -> ExitStatus: ...
+    async def wait(self) -> ExitStatus:
+        """Wait for the kernel to exit and say how it ended."""
 
-    async def interrupt(self) -> None: ...
+    async def interrupt(self) -> None:
+        """Interrupt the running code (SIGINT, or ``interrupt_request`` for message-mode kernels)."""
 
-    async def signal(self, signum: int) -> None: ...
+    async def signal(self, signum: int) -> None:
+        """Send a signal to the kernel's process group."""
 
-    async def kill(self) -> None: ...
+    async def kill(self) -> None:
+        """Kill the kernel at once (SIGKILL)."""
 
-    async def restart(self, now: bool = False) -> None: ...
+    async def restart(self, now: bool = False) -> None:
+        """Stop and start the kernel on the same connection info; returns once it is ready."""
 
-    async def shutdown(self, now: bool = False) -> None: ...
+    async def shutdown(self, now: bool = False) -> None:
+        """Stop the kernel: shutdown request, SIGTERM, SIGKILL (``now``: SIGKILL at once)."""
 
-    async def cleanup(self) -> None: ...
+    async def cleanup(self) -> None:
+        """Release what the manager holds (files, sockets)."""

@@ -71,10 +71,12 @@ class Message:
 
     @property
     def msg_id(self) -> str:
+        """This message's unique id (``header["msg_id"]``)."""
         return str(self.header["msg_id"])
 
     @property
     def msg_type(self) -> str:
+        """What kind of message this is (``header["msg_type"]``), e.g. ``execute_reply``."""
         return str(self.header["msg_type"])
 
     @property
@@ -84,6 +86,7 @@ class Message:
 
     @property
     def date(self) -> datetime | None:
+        """When the message was created, parsed from the header (timezone-aware), or None."""
         raw = self.header.get("date")
         return parse_date(raw) if isinstance(raw, str) else raw
 

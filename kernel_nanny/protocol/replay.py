@@ -34,7 +34,7 @@ class ReplayGuard:
         return len(self._seen)
 
     def check(self, signature: bytes) -> None:
-        """Record ``signature``, or raise :class:`ReplayedMessage` if it is a repeat."""
+        """Record ``signature``, or raise :class:`~kernel_nanny.ReplayedMessage` if it is a repeat."""
         if signature in self._seen:
             raise ReplayedMessage("duplicate signature: message replayed or sent twice")
         self._seen.add(signature)

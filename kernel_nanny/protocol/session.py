@@ -112,10 +112,12 @@ class Session:
 
     @property
     def key(self) -> bytes:
+        """The HMAC key (empty: messages are not signed)."""
         return self.signer.key
 
     @property
     def signature_scheme(self) -> str:
+        """The signature scheme, e.g. ``hmac-sha256``."""
         return self.signer.scheme
 
     def __repr__(self) -> str:
@@ -123,6 +125,7 @@ class Session:
         return f"<Session id={self.session_id[:8]} {signing}>"
 
     def header(self, msg_type: str) -> dict[str, Any]:
+        """A fresh header for a message of ``msg_type`` from this session."""
         return {
             "msg_id": self._new_msg_id(),
             "msg_type": msg_type,

@@ -53,7 +53,7 @@ class Signer:
         return mac.hexdigest().encode()
 
     def verify(self, signature: bytes, frames: Sequence[bytes | memoryview]) -> None:
-        """Raise :class:`InvalidSignature` unless ``signature`` matches ``frames``."""
+        """Raise :class:`~kernel_nanny.InvalidSignature` unless ``signature`` matches ``frames``."""
         if self._hmac is None:
             return
         if not signature:
