@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from ._exceptions import ClientClosed
 
-__all__ = ["LoopThread", "blocking"]
+__all__ = ["BlockingTwin", "LoopThread", "blocking"]
 
 T = TypeVar("T")
 
@@ -63,3 +63,38 @@ def blocking(method: Callable[..., Awaitable[T]]) -> Callable[..., T]:
         return result
 
     return wrapper
+
+
+class BlockingTwin:
+    """Base of the blocking classes: an async object driven on a private loop thread.
+
+    Subclasses set ``_thread_name`` and declare their methods with :func:`blocking`;
+    the async object must offer ``close()`` and ``async wait_closed()``.
+    """
+
+    _thread_name = "kernel-nanny"
+
+    def __init__(self, async_object: Any) -> None:
+        self._loop = LoopThread(self._thread_name)
+        self._async = async_object
+
+    def __repr__(self) -> str:
+        return f"<Blocking{repr(self._async)[1:]}"
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def connection_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = self._async.connection_info
+        return info
+
+    def close(self) -> None:
+        """Close the async object and stop the background loop (idempotent)."""
+        if not self._loop.loop.is_closed():
+            self._loop.call(self._async.close)
+            self._loop.run(self._async.wait_closed())
+            self._loop.stop()

@@ -223,42 +223,46 @@ def _cmd_exec(args: argparse.Namespace) -> int:
 
 
 async def _exec_in_running(kernel: RunningKernel, code: str, *, timeout: float | None) -> int:
-    printer = OutputPrinter(sys.stdout, sys.stderr)
     async with ManagerClient(kernel.info) as manager:
         interrupts = _InterruptCounter(manager, second_press="stop waiting; the kernel keeps running")
-        try:
-            async with KernelClient(kernel.info) as client:
-                result = await _run_until_done_or_died(client, manager, code, printer, timeout)
-            return EXIT_OK if result.ok else EXIT_CODE_RAISED
-        except KernelDied as exc:
-            print(f"kernel-nanny: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        except asyncio.CancelledError:
-            print("kernel-nanny: stopped waiting; the kernel keeps running", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        finally:
-            interrupts.remove()
+        note = "kernel-nanny: stopped waiting; the kernel keeps running"
+        return await _exec_and_report(kernel.info, manager, code, timeout, interrupts, note)
 
 
 async def _exec(type_id: str, code: str, *, cwd: str | None, timeout: float | None) -> int:
     finder = KernelFinder.from_entrypoints()
-    _, manager = await finder.launch(type_id, cwd=cwd or os.getcwd(), launch_params={"echo_output": False})
+    info, manager = await finder.launch(type_id, cwd=cwd or os.getcwd(), launch_params={"echo_output": False})
     assert manager is not None
-    printer = OutputPrinter(sys.stdout, sys.stderr)
     interrupts = _InterruptCounter(manager)
     try:
-        async with KernelClient(manager.connection_info) as client:
-            result = await _run_until_done_or_died(client, manager, code, printer, timeout)
+        return await _exec_and_report(info, manager, code, timeout, interrupts, "kernel-nanny: killed the kernel")
+    finally:
+        await manager.shutdown(now=interrupts.count > 1)
+
+
+async def _exec_and_report(
+    info: dict[str, Any],
+    manager: KernelManager,
+    code: str,
+    timeout: float | None,
+    interrupts: _InterruptCounter,
+    cancelled_note: str,
+) -> int:
+    """Run ``code``, print its output, and turn the outcome into an exit status."""
+    try:
+        async with KernelClient(info) as client:
+            result = await _run_until_done_or_died(
+                client, manager, code, OutputPrinter(sys.stdout, sys.stderr), timeout
+            )
         return EXIT_OK if result.ok else EXIT_CODE_RAISED
     except KernelDied as exc:
         print(f"kernel-nanny: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except asyncio.CancelledError:
-        print("kernel-nanny: killed the kernel", file=sys.stderr)
+        print(cancelled_note, file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         interrupts.remove()
-        await manager.shutdown(now=interrupts.count > 1)
 
 
 async def _run_until_done_or_died(

@@ -12,14 +12,14 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .._loop import LoopThread, blocking
+from .._loop import BlockingTwin, blocking
 from ..protocol import Session, load_connection_info
 from .kernel import KernelClient, OutputHook
 
 __all__ = ["BlockingKernelClient"]
 
 
-class BlockingKernelClient:
+class BlockingKernelClient(BlockingTwin):
     """Speaks the Jupyter messaging protocol to one kernel, one blocking call at a time.
 
     Example::
@@ -29,38 +29,23 @@ class BlockingKernelClient:
             print(kc.execute_interactive("1 + 1").outputs)
     """
 
+    _thread_name = "kernel-nanny-client"
+
     def __init__(self, connection_info: Mapping[str, Any], *, session: Session | None = None) -> None:
-        self._loop = LoopThread("kernel-nanny-client")
-        self._async = KernelClient(connection_info, session=session)
+        super().__init__(KernelClient(connection_info, session=session))
 
     @classmethod
     def from_connection_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> BlockingKernelClient:
+        """A client for the kernel described by a connection file (errors name the file)."""
         return cls(load_connection_info(path), **kwargs)
-
-    def __repr__(self) -> str:
-        return repr(self._async).replace("KernelClient", "BlockingKernelClient", 1)
 
     def __enter__(self) -> BlockingKernelClient:
         self.start()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def connection_info(self) -> dict[str, Any]:
-        return self._async.connection_info
-
     @property
     def session(self) -> Session:
-        return self._async.session
-
-    def close(self) -> None:
-        """Close the channels and stop the background loop (idempotent)."""
-        if not self._loop.loop.is_closed():
-            self._loop.call(self._async.close)
-            self._loop.run(self._async.wait_closed())
-            self._loop.stop()
+        return self._async.session  # type: ignore[no-any-return]
 
     def add_iopub_handler(self, handler: OutputHook) -> None:
         self._loop.call(self._async.add_iopub_handler, handler)

@@ -19,7 +19,7 @@ import zmq
 import zmq.asyncio
 
 from .._exceptions import ClientClosed, KernelError, KernelNannyError, KernelTimeout, NannyUnavailable
-from .._loop import LoopThread, blocking
+from .._loop import BlockingTwin, blocking
 from .._tasks import TaskGroup
 from ..protocol import ExitStatus, Message, Session, channel_url, load_connection_info, normalize_connection_info
 from ._sockets import LINGER_MS, Replies, connect, read_messages, within
@@ -308,41 +308,25 @@ class ManagerClient:
             future.cancel()
 
 
-class BlockingManagerClient:
+class BlockingManagerClient(BlockingTwin):
     """:class:`ManagerClient` with blocking methods, on a private background loop.
 
     Event handlers run in that background thread.
     """
 
+    _thread_name = "kernel-nanny-manager"
+
     def __init__(self, connection_info: Mapping[str, Any], *, timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
-        self._loop = LoopThread("kernel-nanny-manager")
-        self._async = ManagerClient(connection_info, timeout=timeout)
+        super().__init__(ManagerClient(connection_info, timeout=timeout))
 
     @classmethod
     def from_connection_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> BlockingManagerClient:
+        """A manager client for the nanny whose connection file is at ``path``."""
         return cls(load_connection_info(path), **kwargs)
-
-    def __repr__(self) -> str:
-        return repr(self._async).replace("ManagerClient", "BlockingManagerClient", 1)
-
-    def __enter__(self) -> BlockingManagerClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def connection_info(self) -> dict[str, Any]:
-        return self._async.connection_info
 
     @property
     def kernel_id(self) -> str:
-        return self._async.kernel_id
-
-    def close(self) -> None:
-        if not self._loop.loop.is_closed():
-            self._loop.run(self._async.cleanup())
-            self._loop.stop()
+        return self._async.kernel_id  # type: ignore[no-any-return]
 
     def add_event_handler(self, handler: EventHandler) -> None:
         self._loop.call(self._async.add_event_handler, handler)
