@@ -17,9 +17,9 @@ from typing import Any, TextIO
 from . import __version__
 from ._exceptions import KernelDied, KernelNannyError, NannyUnavailable
 from .client import ExecutionResult, KernelClient, ManagerClient
+from .client.running import RunningKernel, find_running_kernel, list_running_kernels
 from .config import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, RestartPolicy
 from .discovery import KernelFinder
-from .launch.running import RunningKernel, find_running_kernel, list_running_kernels
 from .nanny.output_log import read_log
 from .protocol import KernelManager, Message
 

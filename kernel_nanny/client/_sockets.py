@@ -38,8 +38,13 @@ def connect(
     connection_info: Mapping[str, Any],
     *,
     identity: bytes | None = None,
+    client_keypair: tuple[bytes, bytes] | None = None,
 ) -> zmq.asyncio.Socket:
-    """A socket of ``kind`` connected to ``url``, CurveZMQ-secured when the info has a server key."""
+    """A socket of ``kind`` connected to ``url``, CurveZMQ-secured when the info has a server key.
+
+    The client's own key pair is ``client_keypair`` where the server checks
+    client keys (the daemon's tcp endpoint), else a fresh one.
+    """
     sock = context.socket(kind)
     sock.linger = LINGER_MS
     sock.reconnect_ivl = RECONNECT_IVL_MS
@@ -48,7 +53,7 @@ def connect(
         sock.identity = identity
     server_key = connection_info.get("curve_publickey")
     if server_key:
-        public, secret = zmq.curve_keypair()
+        public, secret = client_keypair or zmq.curve_keypair()
         sock.curve_publickey, sock.curve_secretkey = public, secret
         sock.curve_serverkey = server_key.encode() if isinstance(server_key, str) else server_key
     if kind == zmq.SUB:

@@ -18,11 +18,12 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from .._exceptions import ClientClosed, KernelError, KernelNannyError, KernelTimeout, NannyUnavailable
+from .._exceptions import ClientClosed, KernelNannyError, NannyUnavailable
 from .._loop import BlockingTwin, blocking
 from .._tasks import TaskGroup
 from ..protocol import ExitStatus, Message, Session, channel_url, load_connection_info, normalize_connection_info
-from ._sockets import LINGER_MS, Replies, connect, read_messages, within
+from ._requests import RequestChannel
+from ._sockets import LINGER_MS, connect, read_messages
 
 __all__ = ["BlockingManagerClient", "ManagerClient"]
 
@@ -64,9 +65,8 @@ class ManagerClient:
         self.timeout = timeout
         self.session = Session(info["key"], info["signature_scheme"])
         self._context = context or zmq.asyncio.Context.instance()
-        self._control: zmq.asyncio.Socket | None = None
+        self._control: RequestChannel | None = None
         self._events: zmq.asyncio.Socket | None = None
-        self._replies = Replies()
         self._tasks = TaskGroup(log)
         self._handlers: list[EventHandler] = []
         self._subscribed: asyncio.Event | None = None
@@ -111,11 +111,11 @@ class ManagerClient:
         if self._closed:
             return
         self._closed = True
-        self._replies.fail_all(ClientClosed("the manager client was closed while waiting for a reply"))
+        if self._control is not None:
+            self._control.close("the manager client was closed while waiting for a reply")
         self._tasks.cancel()
-        for sock in (self._control, self._events):
-            if sock is not None:
-                sock.close(linger=LINGER_MS)
+        if self._events is not None:
+            self._events.close(linger=LINGER_MS)
 
     async def wait_closed(self) -> None:
         """Finish closing: wait until the reader tasks have stopped."""
@@ -128,14 +128,18 @@ class ManagerClient:
 
     # -- sockets ----------------------------------------------------------
 
-    def _control_socket(self) -> zmq.asyncio.Socket:
+    def _control_channel(self) -> RequestChannel:
         if self._closed:
             raise ClientClosed(f"{self!r} is closed")
         if self._control is None:
-            url = channel_url(self.connection_info, "nanny_control")
-            self._control = connect(self._context, zmq.DEALER, url, self.connection_info)
-            self._tasks.spawn(
-                read_messages(self._control, self.session, self._on_reply, "nanny_control"), name="manager-control"
+            self._control = RequestChannel(
+                self._context,
+                channel_url(self.connection_info, "nanny_control"),
+                self.session,
+                label="nanny_control",
+                tasks=self._tasks,
+                unavailable=lambda why: NannyUnavailable(f"the nanny of kernel {self.kernel_id[:8]}: {why}"),
+                curve=self.connection_info,
             )
         return self._control
 
@@ -158,10 +162,6 @@ class ManagerClient:
                 f"no event from the nanny of kernel {self.kernel_id[:8]} within {self.timeout} s"
             ) from None
 
-    def _on_reply(self, msg: Message) -> None:
-        if not self._replies.resolve(msg):
-            log.debug("nanny reply %s had no waiter", msg.msg_type)
-
     def _on_event(self, msg: Message) -> None:
         assert self._subscribed is not None
         self._subscribed.set()
@@ -183,25 +183,11 @@ class ManagerClient:
         ``timeout`` (default: the client's), :class:`KernelError` if it answers
         with ``status: error``.
         """
-        sock = self._control_socket()
-        msg = self.session.msg(f"{name}_request", content or {})
-        future = self._replies.expect(msg.msg_id)
+        # Subscribed to events, a nanny that dies mid-request is noticed by its
+        # missing heartbeats instead of after the whole timeout.
+        watch = self._next_or_unavailable if self._events is not None else None
         seconds = self.timeout if timeout is None else timeout
-        try:
-            await sock.send_multipart(self.session.serialize(msg))
-            # Subscribed to events, a nanny that dies mid-request is noticed by
-            # its missing heartbeats instead of after the whole timeout.
-            answer = self._next_or_unavailable(future) if self._events is not None else future
-            reply: Message = await within(answer, seconds, f"the nanny's {name} reply")
-        except KernelTimeout:
-            raise NannyUnavailable(
-                f"the nanny of kernel {self.kernel_id[:8]} did not answer {name} within {seconds} s"
-            ) from None
-        finally:
-            self._replies.forget(msg.msg_id)
-        if reply.content.get("status") != "ok":
-            raise KernelError(reply.content.get("ename", "NannyError"), reply.content.get("evalue", ""))
-        return reply.content
+        return await self._control_channel().call(name, content, seconds, watch)
 
     async def info(self) -> dict[str, Any]:
         """The nanny's view: versions, kernel type and pid, state, restarts, policy, last exit..."""

@@ -1,10 +1,10 @@
 """Local kernel processes: connection info and files, launch recipes, the local manager."""
 
+from ..paths import runtime_dir
 from .command import KernelCommand
 from .connection import new_connection_info, supports_curve, write_connection_file
 from .launcher import DEFAULT_STARTUP_TIMEOUT, LaunchParams, LaunchResult, launch_local
 from .manager import DEFAULT_SHUTDOWN_TIMEOUT, LocalKernelManager
-from .paths import runtime_dir
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",

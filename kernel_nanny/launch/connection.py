@@ -20,8 +20,8 @@ import orjson
 import zmq
 
 from .._exceptions import LaunchError
+from ..paths import public_connection_file, runtime_dir, write_private_file
 from ..protocol import CHANNELS, DEFAULT_SIGNATURE_SCHEME, ConnectionInfo
-from .paths import public_connection_file, runtime_dir, write_private_file
 
 __all__ = ["ENCRYPTION_POLICIES", "new_connection_info", "supports_curve", "write_connection_file"]
 

@@ -13,10 +13,10 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from .._exceptions import LaunchError
-from ..protocol import ConnectionInfo, KernelManager, new_id
+from ..protocol import LaunchResult, new_id
 from .command import KernelCommand
 from .connection import new_connection_info, supports_curve, write_connection_file
 from .manager import (
@@ -33,13 +33,6 @@ log = logging.getLogger("kernel_nanny.launch")
 
 #: How often a tcp launch is retried when a port was taken under it.
 PORT_CONFLICT_RETRIES = 3
-
-
-class LaunchResult(NamedTuple):
-    """What a launch gives back; unpacks as ``connection_info, manager = result``."""
-
-    connection_info: ConnectionInfo
-    manager: KernelManager | None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,10 +16,9 @@ from typing import Any
 from .._exceptions import LaunchError, NoSuchKernelType
 from ..client import ManagerClient
 from ..config import RestartPolicy
-from ..protocol import load_connection_info, new_id
-from .launcher import LaunchResult
+from ..paths import nanny_state_dir
+from ..protocol import LaunchResult, load_connection_info, new_id
 from .manager import DEFAULT_STARTUP_TIMEOUT
-from .paths import nanny_state_dir
 
 __all__ = ["start_nanny"]
 

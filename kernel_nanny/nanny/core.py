@@ -33,13 +33,13 @@ import zmq
 import zmq.asyncio
 
 from .. import __version__
-from .._exceptions import LaunchError, ProtocolError
+from .._exceptions import LaunchError
 from .._tasks import TaskGroup
 from ..client import KernelClient
 from ..config import RestartPolicy
 from ..discovery import KernelFinder
 from ..launch.connection import write_connection_file
-from ..launch.paths import nanny_state_dir
+from ..paths import nanny_state_dir
 from ..protocol import (
     NANNY_PROTOCOL_VERSION,
     ConnectionInfo,
@@ -51,8 +51,8 @@ from ..protocol import (
 )
 from .oom import OomCounter
 from .output_log import DEFAULT_LOG_MAX_BYTES, OutputLog
-from .ratelimit import RateLimitedLog
 from .restarts import RestartBudget
+from .server import RequestRefused, RequestServer
 
 __all__ = ["DEFAULT_HEARTBEAT_INTERVAL", "KernelNanny", "NannyState"]
 
@@ -71,14 +71,6 @@ class NannyState(enum.Enum):
     RESTARTING = "restarting"
     DEAD = "dead"
     STOPPING = "stopping"
-
-
-class RequestRefused(Exception):
-    """A request that cannot be carried out now; its name becomes the reply's ``ename``."""
-
-    def __init__(self, ename: str, evalue: str) -> None:
-        super().__init__(evalue)
-        self.ename = ename
 
 
 class KernelNanny:
@@ -111,6 +103,7 @@ class KernelNanny:
         self.started_at = time.time()
         self.kernel_started_at: float | None = None
         self.execution_state = "starting"
+        self.execution_state_since = time.time()
         self.last_activity = time.time()
         self.last_exit: ExitStatus | None = None
         self.connection_info: ConnectionInfo = {}
@@ -132,7 +125,6 @@ class KernelNanny:
         self._decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")}
         self._oom: OomCounter | None = None
         self._iopub: KernelClient | None = None
-        self._bad_input = RateLimitedLog(log)
         self._handlers: dict[str, Callable[[Message], Awaitable[dict[str, Any]]]] = {
             "is_alive_request": self._on_is_alive,
             "interrupt_request": self._on_interrupt,
@@ -192,7 +184,17 @@ class KernelNanny:
         self._kernel_running()
         self._publish("kernel_started", {"pid": self._kernel_pid()})
         self._tasks.spawn(self._supervise(), name="nanny-supervise")
-        self._tasks.spawn(self._serve_control(), name="nanny-control")
+        assert self._control is not None
+        server = RequestServer(
+            self._control,
+            self._session,
+            self._handlers,
+            log=log,
+            label="nanny_control",
+            tasks=self._tasks,
+            after_reply=self._stop_after_shutdown,
+        )
+        self._tasks.spawn(server.serve(), name="nanny-control")
         self._tasks.spawn(self._watch_subscriptions(), name="nanny-subscriptions")
         self._tasks.spawn(self._beat(), name="nanny-heartbeat")
         log.info(
@@ -273,7 +275,8 @@ class KernelNanny:
     def _kernel_running(self) -> None:
         """A (re)started kernel process is ready: a new generation begins."""
         self.state = NannyState.RUNNING
-        self.kernel_started_at = time.time()
+        self.kernel_started_at = self.last_activity = self.execution_state_since = time.time()
+        self.execution_state = "starting"
         self._intent = None
         pid = self._kernel_pid()
         self._oom = OomCounter(pid) if pid else None
@@ -376,7 +379,9 @@ class KernelNanny:
         """Track activity, and notice a client asking the kernel itself to shut down."""
         self.last_activity = time.time()
         if msg.msg_type == "status":
-            self.execution_state = msg.content.get("execution_state", self.execution_state)
+            state = msg.content.get("execution_state", self.execution_state)
+            if state != self.execution_state:
+                self.execution_state, self.execution_state_since = state, self.last_activity
         elif msg.msg_type == "shutdown_reply" and self._intent is None:
             self._intent = "kernel-restart" if msg.content.get("restart") else "kernel-shutdown"
 
@@ -407,32 +412,7 @@ class KernelNanny:
 
     # -- requests ---------------------------------------------------------------
 
-    async def _serve_control(self) -> None:
-        assert self._control is not None and self._session is not None
-        while True:
-            frames = await self._control.recv_multipart()
-            try:
-                msg = self._session.deserialize(frames)
-            except ProtocolError as exc:
-                self._bad_input.warning("dropped a message on nanny_control: %s", exc)
-                continue
-            self._tasks.spawn(self._answer(msg), name=f"nanny-{msg.msg_type}")
-
-    async def _answer(self, msg: Message) -> None:
-        assert self._control is not None and self._session is not None
-        reply_type = msg.msg_type.removesuffix("_request") + "_reply"
-        handler = self._handlers.get(msg.msg_type)
-        try:
-            if handler is None:
-                raise RequestRefused("UnknownRequest", f"unknown request {msg.msg_type!r}")
-            content = {"status": "ok", **await handler(msg)}
-        except RequestRefused as exc:
-            content = {"status": "error", "ename": exc.ename, "evalue": str(exc)}
-        except Exception as exc:
-            log.warning("[kernel=%s] %s failed: %s", self.kernel_id[:8], msg.msg_type, exc)
-            content = {"status": "error", "ename": type(exc).__name__, "evalue": str(exc)}
-        reply = self._session.msg(reply_type, content, parent=msg)
-        await self._control.send_multipart(self._session.serialize(reply, msg.identities))
+    def _stop_after_shutdown(self, msg: Message, content: dict[str, Any]) -> None:
         if msg.msg_type == "shutdown_request" and content["status"] == "ok":
             self.stop("shutdown requested")
 
@@ -510,6 +490,7 @@ class KernelNanny:
             "alive": alive,
             "state": self.state.value,
             "execution_state": self.execution_state,
+            "execution_state_since": self.execution_state_since,
             "last_activity": self.last_activity,
             "started": self.started_at,
             "kernel_started": self.kernel_started_at,

@@ -1,7 +1,7 @@
 """The Jupyter wire protocol: framing, signing, verifying, parsing, connection info. No sockets here."""
 
 from .connection import CHANNELS, ConnectionInfo, channel_url, load_connection_info, normalize_connection_info
-from .manager import ExitStatus, KernelManager
+from .manager import ExitStatus, KernelManager, LaunchResult
 from .message import PROTOCOL_VERSION, Message, new_id, parse_date
 from .nanny import NANNY_EVENTS, NANNY_PROTOCOL_VERSION, NANNY_REQUESTS, parse_signal
 from .replay import DEFAULT_REPLAY_WINDOW, ReplayGuard
@@ -16,6 +16,7 @@ __all__ = [
     "DELIMITER",
     "ExitStatus",
     "KernelManager",
+    "LaunchResult",
     "PROTOCOL_VERSION",
     "Message",
     "NANNY_EVENTS",

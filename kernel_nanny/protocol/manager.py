@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import signal as _signal
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["ExitStatus", "KernelManager"]
+__all__ = ["ExitStatus", "KernelManager", "LaunchResult"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,10 @@ class KernelManager(Protocol):
 
     async def cleanup(self) -> None:
         """Release what the manager holds (files, sockets)."""
+
+
+class LaunchResult(NamedTuple):
+    """What a launch gives back; unpacks as ``connection_info, manager = result``."""
+
+    connection_info: dict[str, Any]
+    manager: KernelManager | None

@@ -16,7 +16,7 @@ import pytest
 from kernel_nanny import KernelClient, LaunchError
 from kernel_nanny.launch import KernelCommand, launch_local, new_connection_info, runtime_dir
 from kernel_nanny.launch import connection as connection_module
-from kernel_nanny.launch.paths import secure_directory
+from kernel_nanny.paths import secure_directory
 
 from ..conftest import IPYKERNEL
 

@@ -17,7 +17,7 @@ import zmq.asyncio
 
 from kernel_nanny import KernelClient, KernelError, ManagerClient, NannyUnavailable, RestartPolicy
 from kernel_nanny.launch.nanny_process import start_nanny
-from kernel_nanny.launch.running import list_running_kernels
+from kernel_nanny.client.running import list_running_kernels
 from kernel_nanny.protocol import Session
 
 QUIET = {"echo_output": False}

@@ -10,9 +10,16 @@ from pathlib import Path
 
 from jupyter_core.paths import jupyter_runtime_dir
 
-from .._exceptions import LaunchError
+from ._exceptions import LaunchError
 
-__all__ = ["nanny_state_dir", "public_connection_file", "runtime_dir", "secure_directory", "write_private_file"]
+__all__ = [
+    "daemon_discovery_file",
+    "nanny_state_dir",
+    "public_connection_file",
+    "runtime_dir",
+    "secure_directory",
+    "write_private_file",
+]
 
 log = logging.getLogger("kernel_nanny.launch")
 
@@ -31,6 +38,11 @@ def nanny_state_dir(kernel_id: str, create: bool = True) -> Path:
     """A nanny's private directory: the kernel's own connection file, output logs, nanny log."""
     path = runtime_dir() / f"nanny-{kernel_id}"
     return secure_directory(path) if create else path
+
+
+def daemon_discovery_file() -> Path:
+    """Where a running daemon says how to reach it (pid, endpoints, key): readable by its user only."""
+    return runtime_dir() / "kernel-nanny-daemon.json"
 
 
 def secure_directory(path: Path) -> Path:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import KernelNannyError
-from .paths import nanny_state_dir, runtime_dir
+from ..paths import nanny_state_dir, runtime_dir
 
-__all__ = ["RunningKernel", "find_running_kernel", "list_running_kernels"]
+__all__ = ["RunningKernel", "find_running_kernel", "list_running_kernels", "pid_alive"]
 
 log = logging.getLogger("kernel_nanny.launch")
 
@@ -51,13 +51,7 @@ class RunningKernel:
         return nanny_state_dir(self.kernel_id, create=False) / "output.log"
 
     def nanny_alive(self) -> bool:
-        try:
-            os.kill(self.nanny_pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # alive, but somebody else's
-            return True
-        return True
+        return pid_alive(self.nanny_pid)
 
 
 def list_running_kernels(directory: Path | None = None) -> list[RunningKernel]:
@@ -92,6 +86,21 @@ def find_running_kernel(ref: str, directory: Path | None = None) -> RunningKerne
         raise KernelNannyError(f"no running kernel {ref!r} (see 'kernel-nanny ps')")
     ids = ", ".join(k.kernel_id[:12] for k in matches)
     raise KernelNannyError(f"{ref!r} matches several kernels ({ids}); give more of the id")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but somebody else's
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _mtime(path: Path) -> float:

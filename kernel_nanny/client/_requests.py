@@ -1,0 +1,77 @@
+"""Signed request/reply over a DEALER socket: the common core of the manager and daemon clients."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from .._exceptions import ClientClosed, KernelError, KernelTimeout
+from .._tasks import TaskGroup
+from ..protocol import Message, Session
+from ._sockets import LINGER_MS, Replies, connect, log, read_messages, within
+
+__all__ = ["RequestChannel"]
+
+
+class RequestChannel:
+    """Sends ``<name>_request`` messages and returns the content of the matching replies.
+
+    ``unavailable(message)`` builds the error raised when no reply comes in
+    time; a reply with ``status: error`` raises :class:`KernelError`.
+    """
+
+    def __init__(
+        self,
+        context: zmq.asyncio.Context,
+        url: str,
+        session: Session,
+        *,
+        label: str,
+        tasks: TaskGroup,
+        unavailable: Callable[[str], Exception],
+        curve: Mapping[str, Any] | None = None,
+        client_keypair: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        self.session = session
+        self._replies = Replies()
+        self._unavailable = unavailable
+        self._label = label
+        self._sock = connect(context, zmq.DEALER, url, curve or {}, client_keypair=client_keypair)
+        tasks.spawn(read_messages(self._sock, session, self._on_reply, label), name=f"{label}-replies")
+        self._closed = False
+
+    def _on_reply(self, msg: Message) -> None:
+        if not self._replies.resolve(msg):
+            log.debug("%s reply %s had no waiter", self._label, msg.msg_type)
+
+    async def call(
+        self,
+        name: str,
+        content: dict[str, Any] | None,
+        timeout: float,
+        watch: Callable[[Awaitable[Message]], Awaitable[Message]] | None = None,
+    ) -> dict[str, Any]:
+        """One request; ``watch`` may wrap the wait for the reply (e.g. to notice a dead peer sooner)."""
+        if self._closed:
+            raise ClientClosed(f"the {self._label} client is closed")
+        msg = self.session.msg(f"{name}_request", content or {})
+        future = self._replies.expect(msg.msg_id)
+        try:
+            await self._sock.send_multipart(self.session.serialize(msg))
+            reply: Message = await within(watch(future) if watch else future, timeout, name)
+        except KernelTimeout:
+            raise self._unavailable(f"no {name} reply within {timeout} s") from None
+        finally:
+            self._replies.forget(msg.msg_id)
+        if reply.content.get("status") != "ok":
+            raise KernelError(reply.content.get("ename", "Error"), reply.content.get("evalue", ""))
+        return reply.content
+
+    def close(self, reason: str) -> None:
+        if not self._closed:
+            self._closed = True
+            self._replies.fail_all(ClientClosed(reason))
+            self._sock.close(linger=LINGER_MS)

@@ -1,0 +1,219 @@
+"""DaemonClient: talk to a kernel-nanny daemon, local or remote.
+
+Locally, :meth:`DaemonClient.find` reads the daemon's discovery file (pid,
+endpoint, API key; readable only by its user). Remotely, a *client connection
+file* made by ``kernel-nanny keys new`` holds the tcp endpoint, the daemon's
+public key, the client's key pair and the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import zmq.asyncio
+
+from .._exceptions import ClientClosed, KernelNannyError, NannyUnavailable
+from .._loop import BlockingTwin, blocking
+from .._tasks import TaskGroup
+from ..config import RestartPolicy
+from ..paths import daemon_discovery_file
+from ..protocol import LaunchResult, Session
+from ._requests import RequestChannel
+from ._sockets import log
+from .manager import ManagerClient
+from .running import pid_alive
+
+__all__ = ["BlockingDaemonClient", "DaemonClient", "DaemonNotRunning"]
+
+DEFAULT_TIMEOUT = 10.0
+#: Launching waits for the kernel to be ready.
+LAUNCH_TIMEOUT = 120.0
+
+
+class DaemonNotRunning(KernelNannyError):
+    """No daemon is running for this user (no discovery file, or its process is gone)."""
+
+
+class DaemonClient:
+    """Requests to a daemon (asyncio): kernel types, launch, list, get, shut down, info."""
+
+    def __init__(self, connection: Mapping[str, Any], *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if "endpoint" not in connection or "key" not in connection:
+            raise KernelNannyError("daemon connection info needs 'endpoint' and 'key'")
+        self.connection = dict(connection)
+        self.endpoint = str(connection["endpoint"])
+        self.timeout = timeout
+        self._tasks = TaskGroup(log)
+        self._channel: RequestChannel | None = None
+        self._closed = False
+
+    def _requests(self) -> RequestChannel:
+        if self._closed:
+            raise ClientClosed(f"{self!r} is closed")
+        if self._channel is None:
+            connection = self.connection
+            keypair = None
+            if connection.get("client_secret_key"):
+                keypair = (connection["client_public_key"].encode(), connection["client_secret_key"].encode())
+            server_key = connection.get("server_public_key") if self.endpoint.startswith("tcp://") else None
+            self._channel = RequestChannel(
+                zmq.asyncio.Context.instance(),
+                self.endpoint,
+                Session(connection["key"], connection.get("signature_scheme", "hmac-sha256")),
+                label="daemon",
+                tasks=self._tasks,
+                unavailable=lambda why: NannyUnavailable(f"the daemon at {self.endpoint}: {why}"),
+                curve={"curve_publickey": server_key} if server_key else None,
+                client_keypair=keypair,
+            )
+        return self._channel
+
+    @classmethod
+    def find(cls, **kwargs: Any) -> DaemonClient:
+        """The local daemon of this user; :class:`DaemonNotRunning` if there is none."""
+        return cls(read_discovery_file(), **kwargs)
+
+    @classmethod
+    def running(cls, **kwargs: Any) -> DaemonClient | None:
+        """The local daemon's client, or None when no daemon runs (for code that works either way)."""
+        try:
+            return cls.find(**kwargs)
+        except DaemonNotRunning:
+            return None
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> DaemonClient:
+        """A client for the daemon described by a client connection file (``kernel-nanny keys new``)."""
+        return cls(read_client_file(path), **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<DaemonClient {self.endpoint}>"
+
+    async def __aenter__(self) -> DaemonClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+    def close(self) -> None:
+        """Close the connection (the daemon and its kernels keep running). Idempotent."""
+        self._closed = True
+        if self._channel is not None:
+            self._channel.close("the daemon client was closed while waiting for a reply")
+        self._tasks.cancel()
+
+    async def wait_closed(self) -> None:
+        await self._tasks.cancel_all()
+
+    async def request(
+        self, name: str, content: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send ``<name>_request``; the reply's content, or :class:`KernelError` / :class:`NannyUnavailable`."""
+        return await self._requests().call(name, content, self.timeout if timeout is None else timeout)
+
+    async def info(self) -> dict[str, Any]:
+        """Version, server id, pid, endpoints, number of kernels, limits."""
+        return await self.request("daemon_info")
+
+    async def list_kernel_types(self) -> list[dict[str, Any]]:
+        """The kernel types this daemon offers (``id`` plus attributes)."""
+        types: list[dict[str, Any]] = (await self.request("list_kernel_types"))["kernel_types"]
+        return types
+
+    async def list_kernels(self) -> list[dict[str, Any]]:
+        """The daemon's kernels, each with its connection info and its nanny's ``info`` (None if unresponsive)."""
+        kernels: list[dict[str, Any]] = (await self.request("list_kernels"))["kernels"]
+        return kernels
+
+    async def get_kernel(self, kernel: str) -> dict[str, Any]:
+        """One kernel, by id, id prefix or name."""
+        entry: dict[str, Any] = (await self.request("get_kernel", {"kernel": kernel}))["kernel"]
+        return entry
+
+    async def launch(
+        self,
+        type_id: str,
+        *,
+        cwd: str | None = None,
+        launch_params: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        restart_policy: RestartPolicy | None = None,
+    ) -> LaunchResult:
+        """Launch a kernel behind its own nanny; ``(connection_info, ManagerClient)`` once it is ready."""
+        content: dict[str, Any] = {"type_id": type_id, "cwd": cwd, "name": name}
+        if launch_params:
+            content["launch_params"] = dict(launch_params)
+        if restart_policy is not None:
+            content["restart_policy"] = restart_policy.to_dict()
+        reply = await self.request("launch", content, timeout=LAUNCH_TIMEOUT)
+        info = reply["kernel"]["connection_info"]
+        return LaunchResult(info, ManagerClient(info))
+
+    async def shutdown_kernel(self, kernel: str, *, now: bool = False) -> None:
+        """Shut a kernel down (its nanny exits) and drop it from the daemon's index."""
+        await self.request("shutdown_kernel", {"kernel": kernel, "now": now}, timeout=LAUNCH_TIMEOUT)
+
+
+class BlockingDaemonClient(BlockingTwin):
+    """:class:`DaemonClient` with blocking methods, on a private background loop."""
+
+    _thread_name = "kernel-nanny-daemon-client"
+
+    def __init__(self, connection: Mapping[str, Any], *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        super().__init__(DaemonClient(connection, timeout=timeout))
+
+    @classmethod
+    def find(cls, **kwargs: Any) -> BlockingDaemonClient:
+        """The local daemon of this user; :class:`DaemonNotRunning` if there is none."""
+        return cls(read_discovery_file(), **kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> BlockingDaemonClient:
+        """A client for the daemon described by a client connection file."""
+        return cls(read_client_file(path), **kwargs)
+
+    @property
+    def connection_info(self) -> dict[str, Any]:
+        return dict(self._async.connection)
+
+    request = blocking(DaemonClient.request)
+    info = blocking(DaemonClient.info)
+    list_kernel_types = blocking(DaemonClient.list_kernel_types)
+    list_kernels = blocking(DaemonClient.list_kernels)
+    get_kernel = blocking(DaemonClient.get_kernel)
+    launch = blocking(DaemonClient.launch)
+    shutdown_kernel = blocking(DaemonClient.shutdown_kernel)
+
+
+def read_discovery_file() -> dict[str, Any]:
+    """The local daemon's discovery file; :class:`DaemonNotRunning` if it is missing or stale."""
+    path = daemon_discovery_file()
+    try:
+        info = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DaemonNotRunning(
+            f"no kernel-nanny daemon is running (no {path}); start one: 'kernel-nanny serve'"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise DaemonNotRunning(f"cannot read the daemon's discovery file {path}: {exc}") from None
+    if not isinstance(info, dict) or not isinstance(info.get("pid"), int) or not pid_alive(info["pid"]):
+        raise DaemonNotRunning(f"the daemon that wrote {path} is no longer running")
+    return info
+
+
+def read_client_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A client connection file made by ``kernel-nanny keys new``, with errors that name it."""
+    try:
+        info = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise KernelNannyError(f"cannot read daemon connection file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise KernelNannyError(f"daemon connection file {path} is not valid JSON: {exc}") from None
+    if not isinstance(info, dict):
+        raise KernelNannyError(f"daemon connection file {path} must hold a JSON object")
+    return info

@@ -1,0 +1,406 @@
+"""The daemon: launches kernels behind nannies on request and keeps an index of them.
+
+It owns no kernel. Each kernel lives in its own nanny process, so a daemon
+restart or crash touches none of them; the daemon is an index (a record per
+nanny in its state directory) and a launcher. On start it re-adopts every live
+nanny, from its records and from the nanny files in the runtime directory, and
+prunes the dead.
+
+Clients reach it on a local ipc socket (0600, in the runtime directory) and,
+if configured, on a tcp endpoint that requires CurveZMQ with an allow-listed
+client key. Every request is signed with the daemon's API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import fnmatch
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.asyncio
+from zmq.auth.asyncio import AsyncioAuthenticator
+
+from .. import __version__
+from .._exceptions import KernelNannyError, NannyUnavailable, NoSuchKernelType
+from .._tasks import TaskGroup
+from ..client.manager import ManagerClient
+from ..client.running import RunningKernel, list_running_kernels, pid_alive
+from ..config import RestartPolicy
+from ..discovery import KernelFinder
+from ..launch.nanny_process import start_nanny
+from ..paths import daemon_discovery_file, public_connection_file, runtime_dir, write_private_file
+from ..protocol import DEFAULT_SIGNATURE_SCHEME, Message, Session, load_connection_info, new_id
+from ..protocol.daemon import DAEMON_PROTOCOL_VERSION
+from .daemon_config import DaemonConfig
+from .keys import DaemonKeys
+from .server import Handler, RequestRefused, RequestServer
+from .state import KernelRecord, StateStore
+
+__all__ = ["DaemonAlreadyRunning", "NannyDaemon"]
+
+log = logging.getLogger("kernel_nanny.daemon")
+
+_LINGER_MS = 1000
+#: How long adoption waits for one nanny to answer before calling it unresponsive.
+ADOPT_TIMEOUT = 2.0
+
+
+class DaemonAlreadyRunning(KernelNannyError):
+    """Another daemon serves this user and runtime directory."""
+
+
+class NannyDaemon:
+    """One per user and runtime directory (enforced with a lock file)."""
+
+    def __init__(self, config: DaemonConfig, finder: KernelFinder | None = None) -> None:
+        self.config = config
+        self.finder = finder or KernelFinder.from_entrypoints()
+        self.server_id = new_id()
+        self.started = time.time()
+        self.kernels: dict[str, KernelRecord] = {}
+        self.store = StateStore(config.state_dir)
+        self.keys = DaemonKeys(config.state_dir, config.allowed_client_keys)
+        self.session = Session(self.keys.api_key(), DEFAULT_SIGNATURE_SCHEME)
+        self.discovery_file = daemon_discovery_file()
+        self.ipc_path = runtime_dir() / "kernel-nanny-daemon.sock"
+        self.endpoints: list[str] = []
+        self._tasks = TaskGroup(log)
+        self._sockets: list[zmq.asyncio.Socket] = []
+        self._lock_fd: int | None = None
+        self._stopped = asyncio.Event()
+        self._authenticator: AsyncioAuthenticator | None = None
+        self._tcp_context: zmq.asyncio.Context | None = None
+        self._handlers: dict[str, Handler] = {
+            "daemon_info_request": self._on_info,
+            "list_kernel_types_request": self._on_list_kernel_types,
+            "launch_request": self._on_launch,
+            "list_kernels_request": self._on_list_kernels,
+            "get_kernel_request": self._on_get_kernel,
+            "shutdown_kernel_request": self._on_shutdown_kernel,
+        }
+
+    def __repr__(self) -> str:
+        return f"<NannyDaemon pid={os.getpid()} kernels={len(self.kernels)} endpoints={','.join(self.endpoints)}>"
+
+    # -- lifetime ---------------------------------------------------------
+
+    async def run(self, on_ready: Callable[[NannyDaemon], None] | None = None) -> None:
+        """Lock, adopt, bind, publish the discovery file, serve until :meth:`stop`."""
+        self._lock()
+        try:
+            await self.adopt()
+            self._bind()
+            self._write_discovery_file()
+            if self._culling_enabled():
+                self._tasks.spawn(self._cull(), name="daemon-culling")
+            log.info("serving %d kernel(s) on %s", len(self.kernels), ", ".join(self.endpoints))
+            if on_ready is not None:
+                on_ready(self)
+            await self._stopped.wait()
+        finally:
+            await self._teardown()
+
+    def stop(self, reason: str = "stop requested") -> None:
+        """Stop serving. The kernels and their nannies keep running."""
+        log.info("stopping: %s (kernels keep running)", reason)
+        self._stopped.set()
+
+    def _lock(self) -> None:
+        path = runtime_dir() / "kernel-nanny-daemon.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            pid = _read_pid(self.discovery_file)
+            raise DaemonAlreadyRunning(
+                f"a kernel-nanny daemon is already running for this user (pid {pid or 'unknown'}, "
+                f"runtime directory {runtime_dir()}); stop it first, or use it: 'kernel-nanny ps'"
+            ) from None
+        self._lock_fd = fd
+
+    def _bind(self) -> None:
+        context = zmq.asyncio.Context.instance()
+        local = context.socket(zmq.ROUTER)
+        local.linger = _LINGER_MS
+        self.ipc_path.unlink(missing_ok=True)  # a socket file left by a crashed daemon (we hold the lock)
+        local.bind(f"ipc://{self.ipc_path}")
+        os.chmod(self.ipc_path, 0o600)
+        self._serve(local, "daemon-ipc")
+        self.endpoints = [f"ipc://{self.ipc_path}"]
+        if self.config.tcp_endpoint:
+            # A context of its own: its ZAP handler must vet only this socket's clients.
+            self._tcp_context = zmq.asyncio.Context()
+            self._authenticator = AsyncioAuthenticator(self._tcp_context)
+            self._authenticator.start()
+            self._authenticator.configure_curve_callback("*", credentials_provider=self.keys)
+            remote = self._tcp_context.socket(zmq.ROUTER)
+            remote.linger = _LINGER_MS
+            public, secret = self.keys.server_keypair()
+            remote.curve_publickey, remote.curve_secretkey, remote.curve_server = public, secret, True
+            remote.zap_domain = b"kernel-nanny"
+            remote.bind(self.config.tcp_endpoint)
+            self._serve(remote, "daemon-tcp")
+            self.endpoints.append(str(remote.getsockopt_string(zmq.LAST_ENDPOINT)))
+
+    def _serve(self, sock: zmq.asyncio.Socket, label: str) -> None:
+        self._sockets.append(sock)
+        server = RequestServer(sock, self.session, self._handlers, log=log, label=label, tasks=self._tasks)
+        self._tasks.spawn(server.serve(), name=label)
+
+    def _write_discovery_file(self) -> None:
+        info: dict[str, Any] = {
+            "pid": os.getpid(),
+            "server_id": self.server_id,
+            "protocol_version": DAEMON_PROTOCOL_VERSION,
+            "endpoint": self.endpoints[0],
+            "tcp_endpoint": self.endpoints[1] if len(self.endpoints) > 1 else None,
+            "key": self.session.key.decode(),
+            "signature_scheme": self.session.signature_scheme,
+            "started": self.started,
+        }
+        if self.config.tcp_endpoint:
+            info["server_public_key"] = self.keys.server_keypair()[0].decode()
+        write_private_file(self.discovery_file, json.dumps(info, indent=2).encode())
+
+    async def _teardown(self) -> None:
+        await self._tasks.cancel_all()
+        for sock in self._sockets:
+            sock.close(linger=_LINGER_MS)
+        if self._authenticator is not None:
+            self._authenticator.stop()
+        if self._tcp_context is not None:
+            self._tcp_context.term()
+        if self._lock_fd is not None:
+            if _read_pid(self.discovery_file) == os.getpid():
+                self.discovery_file.unlink(missing_ok=True)
+                self.ipc_path.unlink(missing_ok=True)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- the index --------------------------------------------------------
+
+    async def adopt(self) -> None:
+        """Re-adopt every live nanny (recorded, or found in the runtime dir) and prune the dead."""
+        candidates: dict[str, KernelRecord] = {r.kernel_id: r for r in self.store.load()}
+        for running in list_running_kernels():
+            candidates.setdefault(running.kernel_id, _record_of(running))
+        results = await asyncio.gather(*(self._check(record) for record in candidates.values()))
+        for record, alive in zip(candidates.values(), results, strict=True):
+            if alive:
+                self.kernels[record.kernel_id] = record
+                self.store.save(record)
+            else:
+                self.store.remove(record.kernel_id)
+        log.info("adopted %d kernel(s), pruned %d", len(self.kernels), len(candidates) - len(self.kernels))
+        if self.store.set_aside:
+            log.warning("set aside %d unreadable record(s): %s", len(self.store.set_aside), self.store.set_aside)
+
+    async def _check(self, record: KernelRecord) -> bool:
+        """Whether the record's nanny runs and answers as that kernel."""
+        if not pid_alive(record.nanny_pid):
+            return False
+        try:
+            info = load_connection_info(record.connection_file)
+            async with ManagerClient(info, timeout=ADOPT_TIMEOUT) as manager:
+                details = await manager.info()
+        except (KernelNannyError, OSError) as exc:
+            log.warning("kernel %s: nanny %d does not answer: %s", record.kernel_id[:8], record.nanny_pid, exc)
+            return False
+        return bool(details.get("kernel_id") == record.kernel_id)
+
+    def _refresh(self) -> None:
+        """Drop kernels whose nanny exited; adopt nannies started without the daemon."""
+        for kernel_id, record in list(self.kernels.items()):
+            if not pid_alive(record.nanny_pid) or not Path(record.connection_file).exists():
+                del self.kernels[kernel_id]
+                self.store.remove(kernel_id)
+        for running in list_running_kernels():
+            if running.kernel_id not in self.kernels:
+                record = _record_of(running)
+                self.kernels[record.kernel_id] = record
+                self.store.save(record)
+
+    def _find(self, ref: Any) -> KernelRecord:
+        if not isinstance(ref, str) or not ref:
+            raise RequestRefused("ValueError", "give the kernel's id, id prefix or name as 'kernel'")
+        self._refresh()
+        exact = [r for r in self.kernels.values() if ref in (r.kernel_id, r.name)]
+        matches = exact or [r for r in self.kernels.values() if r.kernel_id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise RequestRefused("NoSuchKernel", f"no running kernel {ref!r}")
+        raise RequestRefused("AmbiguousKernel", f"{ref!r} matches {len(matches)} kernels; give more of the id")
+
+    async def _entry(self, record: KernelRecord, with_info: bool = True) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "kernel_id": record.kernel_id,
+            "name": record.name,
+            "kernel_type": record.kernel_type,
+            "connection_file": record.connection_file,
+            "nanny_pid": record.nanny_pid,
+            "created": record.created,
+            "connection_info": load_connection_info(record.connection_file),
+        }
+        if with_info:
+            try:
+                async with ManagerClient(entry["connection_info"], timeout=ADOPT_TIMEOUT) as manager:
+                    entry["info"] = await manager.info()
+            except NannyUnavailable:
+                entry["info"] = None
+        return entry
+
+    # -- requests ---------------------------------------------------------
+
+    async def _on_info(self, msg: Message) -> dict[str, Any]:
+        self._refresh()
+        return {
+            "protocol_version": DAEMON_PROTOCOL_VERSION,
+            "version": __version__,
+            "server_id": self.server_id,
+            "pid": os.getpid(),
+            "started": self.started,
+            "endpoints": self.endpoints,
+            "kernels": len(self.kernels),
+            "max_kernels": self.config.max_kernels,
+            "allowed_types": list(self.config.allowed_types),
+            "state_dir": str(self.config.state_dir),
+        }
+
+    def _allowed(self, type_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(type_id, pattern) for pattern in self.config.allowed_types)
+
+    async def _on_list_kernel_types(self, msg: Message) -> dict[str, Any]:
+        types = [{"id": tid, **attrs} for tid, attrs in self.finder.find_kernels() if self._allowed(tid)]
+        return {"kernel_types": types}
+
+    async def _on_launch(self, msg: Message) -> dict[str, Any]:
+        content = msg.content
+        type_id = content.get("type_id")
+        if not isinstance(type_id, str) or "/" not in type_id:
+            raise RequestRefused("ValueError", "launch needs 'type_id', a kernel type id like 'spec/python3'")
+        if not self._allowed(type_id):
+            raise RequestRefused("KernelTypeNotAllowed", f"kernel type {type_id!r} is not allowed by this daemon")
+        self._refresh()
+        limit = self.config.max_kernels
+        if limit and len(self.kernels) >= limit:
+            raise RequestRefused("MaxKernels", f"{len(self.kernels)} kernels are running (max_kernels = {limit})")
+        name = content.get("name")
+        taken = {r.name for r in self.kernels.values()}
+        if name is not None and (not isinstance(name, str) or "/" in name or name in taken):
+            raise RequestRefused("ValueError", f"the name {name!r} is taken or invalid")
+        launch_params = {"transport": self.config.kernel_transport, "ip": self.config.kernel_ip}
+        launch_params.update(content.get("launch_params") or {})
+        policy = content.get("restart_policy")
+        restart_policy = RestartPolicy.from_dict(policy) if policy is not None else self.config.restart_policy
+        try:
+            info, manager = await start_nanny(
+                type_id, name=name, cwd=content.get("cwd"), launch_params=launch_params, restart_policy=restart_policy
+            )
+        except NoSuchKernelType as exc:
+            raise RequestRefused("NoSuchKernelType", str(exc)) from None
+        assert isinstance(manager, ManagerClient)
+        await manager.cleanup()
+        record = KernelRecord(
+            kernel_id=info["kernel_id"],
+            kernel_type=type_id,
+            connection_file=str(public_connection_file(info["kernel_id"])),
+            nanny_pid=info["nanny_pid"],
+            name=name,
+            created=time.time(),
+        )
+        self.kernels[record.kernel_id] = record
+        self.store.save(record)
+        log.info("[kernel=%s] launched %s%s", record.kernel_id[:8], type_id, f" as {name!r}" if name else "")
+        return {"kernel": await self._entry(record, with_info=False)}
+
+    async def _on_list_kernels(self, msg: Message) -> dict[str, Any]:
+        self._refresh()
+        entries = await asyncio.gather(*(self._entry(r) for r in self.kernels.values()))
+        return {"kernels": list(entries)}
+
+    async def _on_get_kernel(self, msg: Message) -> dict[str, Any]:
+        return {"kernel": await self._entry(self._find(msg.content.get("kernel")))}
+
+    async def _on_shutdown_kernel(self, msg: Message) -> dict[str, Any]:
+        record = self._find(msg.content.get("kernel"))
+        await self._shutdown(record, now=bool(msg.content.get("now", False)))
+        return {}
+
+    async def _shutdown(self, record: KernelRecord, now: bool) -> None:
+        async with ManagerClient(load_connection_info(record.connection_file)) as manager:
+            await manager.shutdown(now=now)
+        self.kernels.pop(record.kernel_id, None)
+        self.store.remove(record.kernel_id)
+
+    # -- idle culling -----------------------------------------------------
+
+    def _culling_enabled(self) -> bool:
+        return self.config.idle_timeout > 0 or self.config.busy_timeout > 0
+
+    async def _cull(self) -> None:
+        """Shut down kernels idle or busy for longer than the configured timeouts.
+
+        A deadline, not an event: it is checked at a tenth of the shortest
+        timeout (between 1 and 60 s), with activity as the nanny saw it.
+        """
+        timeouts = [t for t in (self.config.idle_timeout, self.config.busy_timeout) if t > 0]
+        interval = min(60.0, max(1.0, min(timeouts) / 10))
+        while True:
+            await asyncio.sleep(interval)
+            self._refresh()
+            for record in list(self.kernels.values()):
+                try:
+                    entry = await self._entry(record)
+                except KernelNannyError:
+                    continue
+                reason = self._cull_reason(entry.get("info"))
+                if reason:
+                    log.info("[kernel=%s] culling: %s", record.kernel_id[:8], reason)
+                    try:
+                        await self._shutdown(record, now=False)
+                    except KernelNannyError as exc:
+                        log.warning("[kernel=%s] culling failed: %s", record.kernel_id[:8], exc)
+
+    def _cull_reason(self, info: dict[str, Any] | None) -> str | None:
+        if not info or not info.get("alive"):
+            return None
+        now = time.time()
+        state = info.get("execution_state")
+        if state == "busy":
+            busy_for = now - info.get("execution_state_since", now)
+            if self.config.busy_timeout and busy_for > self.config.busy_timeout:
+                return f"busy for {busy_for:.0f} s (busy_timeout = {self.config.busy_timeout:g} s)"
+            return None
+        idle_for = now - info.get("last_activity", now)
+        if self.config.idle_timeout and idle_for > self.config.idle_timeout:
+            return f"idle for {idle_for:.0f} s (idle_timeout = {self.config.idle_timeout:g} s)"
+        return None
+
+
+def _record_of(running: RunningKernel) -> KernelRecord:
+    return KernelRecord(
+        kernel_id=running.kernel_id,
+        kernel_type=running.kernel_type,
+        connection_file=str(running.connection_file),
+        nanny_pid=running.nanny_pid,
+        name=running.name,
+        created=running.connection_file.stat().st_mtime if running.connection_file.exists() else 0.0,
+    )
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        pid = json.loads(path.read_text()).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return pid if isinstance(pid, int) else None

@@ -1,0 +1,81 @@
+"""The daemon's secrets and who may connect: its API key, CurveZMQ keys, the allow-list.
+
+All live in the state directory (0700), each file 0600, created on first use
+and kept across restarts (so remote clients' files stay valid):
+
+* ``api.key``: the HMAC key that signs every API message;
+* ``server.key``: the daemon's CurveZMQ key pair for its tcp endpoint;
+* ``authorized_keys``: client public keys (Z85), one per line, ``#`` comments
+  allowed; read on every connection attempt, so a key added (or removed) takes
+  effect without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from ..paths import secure_directory, write_private_file
+
+__all__ = ["DaemonKeys"]
+
+
+class DaemonKeys:
+    def __init__(self, state_dir: Path, extra_allowed: tuple[str, ...] = ()) -> None:
+        self.state_dir = secure_directory(state_dir)
+        self.extra_allowed = extra_allowed
+        self.authorized_keys_file = state_dir / "authorized_keys"
+
+    def api_key(self) -> str:
+        path = self.state_dir / "api.key"
+        if not path.exists():
+            write_private_file(path, secrets.token_hex(32).encode())
+        return path.read_text().strip()
+
+    def server_keypair(self) -> tuple[bytes, bytes]:
+        path = self.state_dir / "server.key"
+        if not path.exists():
+            public, secret = zmq.curve_keypair()
+            write_private_file(path, json.dumps({"public": public.decode(), "secret": secret.decode()}).encode())
+        data = json.loads(path.read_text())
+        return data["public"].encode(), data["secret"].encode()
+
+    def allowed_keys(self) -> set[str]:
+        keys = set(self.extra_allowed)
+        try:
+            lines = self.authorized_keys_file.read_text().splitlines()
+        except FileNotFoundError:
+            lines = []
+        for line in lines:
+            key = line.split("#", 1)[0].strip().split(" ", 1)[0]
+            if key:
+                keys.add(key)
+        return keys
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        """The ZAP credentials check: is this client's public key allowed?"""
+        return key.decode(errors="replace") in self.allowed_keys()
+
+    def new_client(self, name: str, endpoint: str) -> dict[str, Any]:
+        """A key pair for a new remote client, allow-listed; returns its client connection info.
+
+        The returned dict (write it to a 0600 file and hand it over securely)
+        is all a :class:`~kernel_nanny.DaemonClient` needs to connect.
+        """
+        public, secret = zmq.curve_keypair()
+        with open(self.authorized_keys_file, "a", encoding="ascii") as file:
+            file.write(f"{public.decode()} {name}\n")
+        self.authorized_keys_file.chmod(0o600)
+        return {
+            "endpoint": endpoint,
+            "server_public_key": self.server_keypair()[0].decode(),
+            "client_public_key": public.decode(),
+            "client_secret_key": secret.decode(),
+            "key": self.api_key(),
+            "signature_scheme": "hmac-sha256",
+            "name": name,
+        }
