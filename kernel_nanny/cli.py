@@ -9,18 +9,25 @@ import logging
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
 from ._exceptions import KernelDied, KernelNannyError, NannyUnavailable
-from .client import ExecutionResult, KernelClient, ManagerClient
+from .client import DaemonClient, ExecutionResult, KernelClient, ManagerClient
 from .client.running import RunningKernel, find_running_kernel, list_running_kernels
 from .config import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, RestartPolicy
-from .discovery import KernelFinder
+from .discovery import DaemonProvider, KernelFinder
+from .nanny.daemon import NannyDaemon
+from .nanny.daemon_config import DaemonConfig, load_config
+from .nanny.keys import DaemonKeys
 from .nanny.output_log import read_log
+from .paths import public_connection_file, write_private_file
 from .protocol import KernelManager, Message
 
 log = logging.getLogger("kernel_nanny.cli")
@@ -31,10 +38,16 @@ EXIT_OK, EXIT_CODE_RAISED, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
+class UsageError(Exception):
+    """The command line asks for something that cannot be done (exit status 2)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="kernel-nanny: %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "handler", None) is not _cmd_serve:
+        level = (args.log_level or "warning").upper()
+        logging.basicConfig(level=level, format="kernel-nanny: %(levelname)s %(name)s: %(message)s")
     if not hasattr(args, "handler"):
         parser.print_help()
         return EXIT_USAGE
@@ -43,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KernelNannyError as exc:
         print(f"kernel-nanny: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except UsageError as exc:
+        print(f"kernel-nanny: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except BrokenPipeError:  # e.g. piped into head: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
@@ -59,9 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kernel-nanny {__version__}")
     parser.add_argument(
         "--log-level",
-        default="warning",
         choices=["debug", "info", "warning", "error"],
-        help="how much kernel-nanny itself logs to stderr (default: warning)",
+        help="how much kernel-nanny itself logs to stderr (default: warning; for 'serve', its configuration's)",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -125,11 +140,10 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--transport",
         choices=["ipc", "tcp"],
-        default="ipc",
         help="ipc (default): unix sockets, for this machine; "
         "tcp: on --ip, CurveZMQ-encrypted where the kernel supports it",
     )
-    start.add_argument("--ip", default="127.0.0.1", help="address to bind with --transport tcp (default: 127.0.0.1)")
+    start.add_argument("--ip", help="address to bind with --transport tcp (default: 127.0.0.1)")
     start.add_argument(
         "--max-restarts",
         type=int,
@@ -160,7 +174,11 @@ def _parser() -> argparse.ArgumentParser:
         ("kill", "SIGKILL a kernel; its nanny stays (see 'ps'), does not restart it, and 'restart' revives it", None),
     ):
         sub = commands.add_parser(command, help=text, description=text[0].upper() + text[1:] + ".")
-        sub.add_argument("kernel", metavar="KERNEL", help="kernel id, id prefix or name (see 'kernel-nanny ps')")
+        if command == "stop":
+            sub.add_argument("kernel", metavar="KERNEL", nargs="?", help="kernel id, id prefix or name (see 'ps')")
+            sub.add_argument("--all", action="store_true", help="stop every kernel running behind a nanny")
+        else:
+            sub.add_argument("kernel", metavar="KERNEL", help="kernel id, id prefix or name (see 'kernel-nanny ps')")
         if extra == "now":
             sub.add_argument("--now", action="store_true", help="skip the graceful steps: SIGKILL at once")
         sub.set_defaults(handler=_cmd_control, command=command)
@@ -186,11 +204,58 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--json", action="store_true", help="one JSON object per line")
     events.add_argument("--heartbeats", action="store_true", help="include the periodic heartbeat events")
     events.set_defaults(handler=_cmd_events)
+    serve = commands.add_parser(
+        "serve",
+        help="run the daemon: launches kernels behind nannies on request and keeps an index of them",
+        description=(
+            "Run the kernel-nanny daemon in the foreground (under systemd: Type=notify). It serves a local "
+            "API socket in the runtime directory (0600) and, if configured, a tcp endpoint that requires "
+            "CurveZMQ with an allow-listed client key. Kernels live in their own nanny processes and keep "
+            "running when the daemon stops; a new daemon re-adopts them. While a daemon runs, 'start', 'ps' "
+            "and 'stop' go through it. Configuration: /etc/kernel-nanny/config.toml, then "
+            "~/.config/kernel-nanny/config.toml, or only --config; with none, the built-in defaults serve."
+        ),
+    )
+    serve.add_argument("--config", metavar="PATH", help="read only this configuration file (TOML)")
+    serve.set_defaults(handler=_cmd_serve)
+
+    keys = commands.add_parser(
+        "keys",
+        help="show the daemon's CurveZMQ key and allowed clients, or make a key pair for a new remote client",
+        description=(
+            "Without a subcommand: print the daemon's public key and the allow-listed client keys. "
+            "'keys new NAME --endpoint tcp://HOST:PORT' makes a key pair for a remote client, allows it, and "
+            "writes a client connection file (0600) to hand over securely: it is all a remote DaemonClient "
+            "needs. Keys live in the daemon's state directory."
+        ),
+    )
+    keys.add_argument("--config", metavar="PATH", help="the daemon's configuration file (for its state directory)")
+    keys_commands = keys.add_subparsers(metavar="SUBCOMMAND")
+    keys_new = keys_commands.add_parser("new", help="make, allow and export a key pair for a remote client")
+    keys_new.add_argument("name", metavar="NAME", help="a label for the client (kept next to its key)")
+    keys_new.add_argument("--endpoint", required=True, help="the daemon's tcp endpoint as the client reaches it")
+    keys_new.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: ./NAME.json)")
+    keys_new.set_defaults(handler=_cmd_keys_new)
+    keys.set_defaults(handler=_cmd_keys_show)
+
+    install = commands.add_parser(
+        "install-service",
+        help="install and enable the per-user systemd service",
+        description=(
+            "Write ~/.config/systemd/user/kernel-nanny.service, running the daemon with this Python, then "
+            "'systemctl --user daemon-reload' and 'systemctl --user enable --now kernel-nanny'. "
+            "Use --no-enable to only write the unit. For a system service per user, see the "
+            "kernel-nanny@.service template in the documentation."
+        ),
+    )
+    install.add_argument("--no-enable", action="store_true", help="write the unit file only")
+    install.add_argument("--print", action="store_true", help="print the unit instead of installing it")
+    install.set_defaults(handler=_cmd_install_service)
     return parser
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    kernels = sorted(KernelFinder.from_entrypoints().find_kernels())
+    kernels = sorted(_finder().find_kernels())
     if args.json:
         print(json.dumps([{"id": type_id, **attributes} for type_id, attributes in kernels], indent=2))
         return EXIT_OK
@@ -230,8 +295,7 @@ async def _exec_in_running(kernel: RunningKernel, code: str, *, timeout: float |
 
 
 async def _exec(type_id: str, code: str, *, cwd: str | None, timeout: float | None) -> int:
-    finder = KernelFinder.from_entrypoints()
-    info, manager = await finder.launch(type_id, cwd=cwd or os.getcwd(), launch_params={"echo_output": False})
+    info, manager = await _finder().launch(type_id, cwd=cwd or os.getcwd(), launch_params={"echo_output": False})
     assert manager is not None
     interrupts = _InterruptCounter(manager)
     try:
@@ -317,74 +381,94 @@ class _InterruptCounter:
         self._loop.remove_signal_handler(signal.SIGINT)
 
 
+def _finder(config: DaemonConfig | None = None) -> KernelFinder:
+    """Every installed provider, plus the remote daemons the configuration names."""
+    finder = KernelFinder.from_entrypoints()
+    for name, connection_file in (config or load_config()).remote_daemons.items():
+        finder.add_provider(DaemonProvider(name, connection_file))
+    return finder
+
+
 def _cmd_start(args: argparse.Namespace) -> int:
     policy = {}
     if args.max_restarts is not None:
         policy["max_restarts"] = args.max_restarts
     if args.restart_window is not None:
         policy["window"] = args.restart_window
-    if args.name and ("/" in args.name or any(k.name == args.name for k in list_running_kernels())):
-        print(f"kernel-nanny: error: the name {args.name!r} is taken or contains '/'", file=sys.stderr)
-        return EXIT_USAGE
-    launch_params = {"transport": args.transport, "ip": args.ip}
+    launch_params = {key: value for key in ("transport", "ip") if (value := getattr(args, key)) is not None}
+    cwd = args.cwd or os.getcwd()
 
-    async def start() -> tuple[dict[str, Any], ManagerClient]:
-        finder = KernelFinder.from_entrypoints()
-        info, manager = await finder.launch(
-            args.type_id,
-            nanny=True,
-            name=args.name,
-            cwd=args.cwd or os.getcwd(),
-            launch_params=launch_params,
-            restart_policy=RestartPolicy(**policy),
-        )
-        assert isinstance(manager, ManagerClient)
+    async def start() -> dict[str, Any]:
+        daemon = DaemonClient.running()
+        if daemon is not None:
+            async with daemon:
+                restart = RestartPolicy(**policy) if policy else None
+                info, manager = await daemon.launch(
+                    args.type_id, name=args.name, cwd=cwd, launch_params=launch_params, restart_policy=restart
+                )
+        else:
+            if args.name and ("/" in args.name or any(k.name == args.name for k in list_running_kernels())):
+                raise UsageError(f"the name {args.name!r} is taken or contains '/'")
+            info, manager = await _finder().launch(
+                args.type_id,
+                nanny=True,
+                name=args.name,
+                cwd=cwd,
+                launch_params=launch_params,
+                restart_policy=RestartPolicy(**policy),
+            )
+        assert manager is not None
         await manager.cleanup()
-        return info, manager
+        return info
 
-    info, _ = asyncio.run(start())
+    info = asyncio.run(start())
     print(info["kernel_id"])
-    print(find_running_kernel(info["kernel_id"]).connection_file)
+    print(public_connection_file(info["kernel_id"]))
     return EXIT_OK
 
 
-def _cmd_ps(args: argparse.Namespace) -> int:
-    async def gather() -> list[tuple[RunningKernel, dict[str, Any] | None]]:
-        rows: list[tuple[RunningKernel, dict[str, Any] | None]] = []
+def _kernels_and_infos() -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Each kernel (id, name, type, connection_file) with its nanny's info (None: unresponsive)."""
+
+    async def gather() -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        daemon = DaemonClient.running()
+        if daemon is not None:
+            async with daemon:
+                return [(entry, entry.get("info")) for entry in await daemon.list_kernels()]
+        rows: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         for kernel in list_running_kernels():
+            entry = {
+                "kernel_id": kernel.kernel_id,
+                "name": kernel.name,
+                "kernel_type": kernel.kernel_type,
+                "connection_file": str(kernel.connection_file),
+            }
             async with ManagerClient(kernel.info, timeout=2.0) as manager:
                 try:
-                    rows.append((kernel, await manager.info()))
+                    rows.append((entry, await manager.info()))
                 except NannyUnavailable:
-                    rows.append((kernel, None))
+                    rows.append((entry, None))
         return rows
 
-    rows = asyncio.run(gather())
+    return asyncio.run(gather())
+
+
+def _cmd_ps(args: argparse.Namespace) -> int:
+    rows = _kernels_and_infos()
     if args.json:
-        print(
-            json.dumps(
-                [{"connection_file": str(k.connection_file), **(i or {"state": "unresponsive"})} for k, i in rows],
-                indent=2,
-            )
-        )
+        listing = [{"connection_file": e["connection_file"], **(i or {**e, "state": "unresponsive"})} for e, i in rows]
+        print(json.dumps(listing, indent=2))
         return EXIT_OK
     table = [("ID", "NAME", "TYPE", "PID", "STATE", "UPTIME", "RESTARTS")]
     now = time.time()
-    for kernel, info in rows:
+    for entry, info in rows:
+        short, name = entry["kernel_id"][:12], entry.get("name") or "-"
         if info is None:
-            table.append((kernel.kernel_id[:12], kernel.name or "-", kernel.kernel_type, "-", "unresponsive", "-", "-"))
+            table.append((short, name, entry["kernel_type"], "-", "unresponsive", "-", "-"))
             continue
-        table.append(
-            (
-                kernel.kernel_id[:12],
-                info.get("name") or "-",
-                info["kernel_type"],
-                str(info["pid"]) if info["alive"] else "-",
-                info["state"],
-                _duration(now - info["started"]),
-                str(info["restart_count"]),
-            )
-        )
+        pid = str(info["pid"]) if info["alive"] else "-"
+        uptime = _duration(now - info["started"])
+        table.append((short, name, info["kernel_type"], pid, info["state"], uptime, str(info["restart_count"])))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -392,6 +476,8 @@ def _cmd_ps(args: argparse.Namespace) -> int:
 
 
 def _cmd_control(args: argparse.Namespace) -> int:
+    if args.command == "stop":
+        return _stop(args)
     kernel = find_running_kernel(args.kernel)
 
     async def control() -> None:
@@ -400,12 +486,104 @@ def _cmd_control(args: argparse.Namespace) -> int:
                 await manager.interrupt()
             elif args.command == "restart":
                 await manager.restart(now=args.now)
-            elif args.command == "stop":
-                await manager.shutdown(now=args.now)
             else:
                 await manager.kill()
 
     asyncio.run(control())
+    return EXIT_OK
+
+
+def _stop(args: argparse.Namespace) -> int:
+    """Stop one kernel, or all (through the daemon when one runs, so its index follows)."""
+    if bool(args.kernel) == bool(args.all):
+        raise UsageError("give a KERNEL to stop, or --all")
+
+    async def stop() -> None:
+        daemon = DaemonClient.running()
+        if daemon is not None:
+            async with daemon:
+                targets = [e["kernel_id"] for e in await daemon.list_kernels()] if args.all else [args.kernel]
+                for ref in targets:
+                    await daemon.shutdown_kernel(ref, now=args.now)
+            return
+        kernels = list_running_kernels() if args.all else [find_running_kernel(args.kernel)]
+        for kernel in kernels:
+            async with ManagerClient(kernel.info) as manager:
+                await manager.shutdown(now=args.now)
+
+    asyncio.run(stop())
+    return EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    # Under systemd, journald stamps each line: no timestamp of our own.
+    journald = "INVOCATION_ID" in os.environ or "JOURNAL_STREAM" in os.environ
+    stamp = "" if journald else "%(asctime)s "
+    logging.basicConfig(
+        level=(args.log_level or config.log_level).upper(), format=stamp + "%(levelname)s %(name)s: %(message)s"
+    )
+    daemon = NannyDaemon(config, _finder(config))
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, daemon.stop, f"received {signal.Signals(signum).name}")
+        await daemon.run()
+
+    asyncio.run(serve())
+    return EXIT_OK
+
+
+def _cmd_keys_show(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    keys = DaemonKeys(config.state_dir, config.allowed_client_keys)
+    print(f"daemon public key: {keys.server_keypair()[0].decode()}")
+    allowed = sorted(keys.allowed_keys())
+    print(f"allowed client keys ({len(allowed)}; {keys.authorized_keys_file}):")
+    for key in allowed:
+        print(f"  {key}")
+    return EXIT_OK
+
+
+def _cmd_keys_new(args: argparse.Namespace) -> int:
+    if not args.endpoint.startswith("tcp://"):
+        raise UsageError("--endpoint must look like tcp://HOST:PORT (the daemon's tcp_endpoint as clients reach it)")
+    config = load_config(args.config)
+    keys = DaemonKeys(config.state_dir, config.allowed_client_keys)
+    output = Path(args.output or f"{args.name}.json").resolve()
+    write_private_file(output, json.dumps(keys.new_client(args.name, args.endpoint), indent=2).encode())
+    print(output)
+    print(
+        f"Client {args.name!r} is allowed. Give it {output.name} over a secure channel; it connects with "
+        "DaemonClient.from_file(path), or as [remote_daemons] in its configuration.",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _cmd_install_service(args: argparse.Namespace) -> int:
+    template = (resources.files("kernel_nanny") / "systemd" / "kernel-nanny.service").read_text()
+    unit = re.sub(r"(?m)^ExecStart=.*$", f"ExecStart={sys.executable} -m kernel_nanny serve", template)
+    if args.print:
+        print(unit, end="")
+        return EXIT_OK
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    path = config_home / "systemd" / "user" / "kernel-nanny.service"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(unit)
+    print(path)
+    if args.no_enable:
+        return EXIT_OK
+    for command in (["daemon-reload"], ["enable", "--now", "kernel-nanny.service"]):
+        done = subprocess.run(["systemctl", "--user", *command], capture_output=True, text=True)
+        if done.returncode != 0:
+            print(
+                f"kernel-nanny: the unit is written, but 'systemctl --user {' '.join(command)}' failed: "
+                f"{done.stderr.strip() or done.returncode}. Enable it by hand once a user manager runs.",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
     return EXIT_OK
 
 

@@ -31,10 +31,14 @@ class KernelFinder:
     def __init__(self, providers: Iterable[KernelProvider]) -> None:
         self.providers: dict[str, KernelProvider] = {}
         for provider in providers:
-            if provider.id in self.providers:
-                log.warning("two providers claim the id %r; keeping the first", provider.id)
-                continue
-            self.providers[provider.id] = provider
+            self.add_provider(provider)
+
+    def add_provider(self, provider: KernelProvider) -> None:
+        """Offer ``provider``'s kernel types too (a provider id already taken keeps its first owner)."""
+        if provider.id in self.providers:
+            log.warning("two providers claim the id %r; keeping the first", provider.id)
+            return
+        self.providers[provider.id] = provider
 
     @classmethod
     def from_entrypoints(cls, group: str = ENTRY_POINT_GROUP) -> KernelFinder:

@@ -41,6 +41,7 @@ from ..protocol import DEFAULT_SIGNATURE_SCHEME, Message, Session, load_connecti
 from ..protocol.daemon import DAEMON_PROTOCOL_VERSION
 from .daemon_config import DaemonConfig
 from .keys import DaemonKeys
+from .sdnotify import SystemdNotifier
 from .server import Handler, RequestRefused, RequestServer
 from .state import KernelRecord, StateStore
 
@@ -60,8 +61,11 @@ class DaemonAlreadyRunning(KernelNannyError):
 class NannyDaemon:
     """One per user and runtime directory (enforced with a lock file)."""
 
-    def __init__(self, config: DaemonConfig, finder: KernelFinder | None = None) -> None:
+    def __init__(
+        self, config: DaemonConfig, finder: KernelFinder | None = None, notifier: SystemdNotifier | None = None
+    ) -> None:
         self.config = config
+        self.notifier = notifier or SystemdNotifier()
         self.finder = finder or KernelFinder.from_entrypoints()
         self.server_id = new_id()
         self.started = time.time()
@@ -101,12 +105,25 @@ class NannyDaemon:
             self._write_discovery_file()
             if self._culling_enabled():
                 self._tasks.spawn(self._cull(), name="daemon-culling")
+            if self.notifier.watchdog_interval:
+                self._tasks.spawn(self._feed_watchdog(self.notifier.watchdog_interval), name="daemon-watchdog")
             log.info("serving %d kernel(s) on %s", len(self.kernels), ", ".join(self.endpoints))
+            self.notifier.ready(self._status())
             if on_ready is not None:
                 on_ready(self)
             await self._stopped.wait()
+            self.notifier.stopping()
         finally:
             await self._teardown()
+
+    def _status(self) -> str:
+        return f"serving {len(self.kernels)} kernel(s) on {', '.join(self.endpoints)}"
+
+    async def _feed_watchdog(self, interval: float) -> None:
+        """WATCHDOG=1 from the event loop itself: if the loop hangs, systemd notices."""
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
 
     def stop(self, reason: str = "stop requested") -> None:
         """Stop serving. The kernels and their nannies keep running."""
@@ -320,12 +337,14 @@ class NannyDaemon:
         )
         self.kernels[record.kernel_id] = record
         self.store.save(record)
+        self.notifier.status(self._status())
         log.info("[kernel=%s] launched %s%s", record.kernel_id[:8], type_id, f" as {name!r}" if name else "")
         return {"kernel": await self._entry(record, with_info=False)}
 
     async def _on_list_kernels(self, msg: Message) -> dict[str, Any]:
         self._refresh()
-        entries = await asyncio.gather(*(self._entry(r) for r in self.kernels.values()))
+        records = sorted(self.kernels.values(), key=lambda r: (r.created, r.kernel_id))
+        entries = await asyncio.gather(*(self._entry(r) for r in records))
         return {"kernels": list(entries)}
 
     async def _on_get_kernel(self, msg: Message) -> dict[str, Any]:
@@ -341,6 +360,7 @@ class NannyDaemon:
             await manager.shutdown(now=now)
         self.kernels.pop(record.kernel_id, None)
         self.store.remove(record.kernel_id)
+        self.notifier.status(self._status())
 
     # -- idle culling -----------------------------------------------------
 
