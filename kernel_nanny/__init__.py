@@ -1,36 +1,112 @@
 """kernel-nanny: run Jupyter kernels under supervision and manage them from anywhere.
 
-The public API is what this module exports; everything else may change.
+The public API is what this module exports; everything else may change. Names are
+imported on first use (PEP 562), so a process that needs one part (a nanny, say)
+does not pay for the rest.
 """
 
-from ._exceptions import (
-    ClientClosed,
-    InvalidJSON,
-    InvalidSignature,
-    KernelDied,
-    KernelError,
-    KernelNannyError,
-    KernelTimeout,
-    LaunchError,
-    MalformedMessage,
-    MissingDelimiter,
-    NannyUnavailable,
-    NoSuchKernelType,
-    ProtocolError,
-    ReplayedMessage,
-    TooFewFrames,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 from ._version import __version__
-from .client import BlockingKernelClient, BlockingManagerClient, ExecutionResult, KernelClient, ManagerClient
-from .config import RestartPolicy
-from .discovery import KernelFinder, KernelProvider
-from .launch import KernelCommand, LaunchParams, LaunchResult, LocalKernelManager
-from .protocol import ExitStatus, KernelManager, Message, Session
+
+if TYPE_CHECKING:  # the static view of the lazy names below
+    from ._exceptions import (
+        AuthenticationFailed,
+        ClientClosed,
+        InvalidJSON,
+        InvalidSignature,
+        KernelDied,
+        KernelError,
+        KernelNannyError,
+        KernelTimeout,
+        LaunchError,
+        MalformedMessage,
+        MissingDelimiter,
+        NannyUnavailable,
+        NoSuchKernelType,
+        ProtocolError,
+        ReplayedMessage,
+        TooFewFrames,
+    )
+    from .client import (
+        BlockingDaemonClient,
+        BlockingKernelClient,
+        BlockingManagerClient,
+        DaemonClient,
+        DaemonNotRunning,
+        ExecutionResult,
+        KernelClient,
+        ManagerClient,
+    )
+    from .config import (
+        RestartPolicy,
+    )
+    from .discovery import (
+        KernelFinder,
+        KernelProvider,
+    )
+    from .launch import (
+        KernelCommand,
+        LaunchParams,
+        LaunchResult,
+        LocalKernelManager,
+    )
+    from .protocol import (
+        ExitStatus,
+        KernelManager,
+        Message,
+        Session,
+    )
+
+_LAZY = {
+    "AuthenticationFailed": "._exceptions",
+    "BlockingDaemonClient": ".client",
+    "BlockingKernelClient": ".client",
+    "BlockingManagerClient": ".client",
+    "ClientClosed": "._exceptions",
+    "DaemonClient": ".client",
+    "DaemonNotRunning": ".client",
+    "ExecutionResult": ".client",
+    "ExitStatus": ".protocol",
+    "InvalidJSON": "._exceptions",
+    "InvalidSignature": "._exceptions",
+    "KernelClient": ".client",
+    "KernelCommand": ".launch",
+    "KernelDied": "._exceptions",
+    "KernelError": "._exceptions",
+    "KernelFinder": ".discovery",
+    "KernelManager": ".protocol",
+    "KernelNannyError": "._exceptions",
+    "KernelProvider": ".discovery",
+    "KernelTimeout": "._exceptions",
+    "LaunchError": "._exceptions",
+    "LaunchParams": ".launch",
+    "LaunchResult": ".launch",
+    "LocalKernelManager": ".launch",
+    "MalformedMessage": "._exceptions",
+    "ManagerClient": ".client",
+    "Message": ".protocol",
+    "MissingDelimiter": "._exceptions",
+    "NannyUnavailable": "._exceptions",
+    "NoSuchKernelType": "._exceptions",
+    "ProtocolError": "._exceptions",
+    "ReplayedMessage": "._exceptions",
+    "RestartPolicy": ".config",
+    "Session": ".protocol",
+    "TooFewFrames": "._exceptions",
+}
 
 __all__ = [
+    "AuthenticationFailed",
+    "BlockingDaemonClient",
     "BlockingKernelClient",
     "BlockingManagerClient",
     "ClientClosed",
+    "DaemonClient",
+    "DaemonNotRunning",
     "ExecutionResult",
     "ExitStatus",
     "InvalidJSON",
@@ -61,3 +137,6 @@ __all__ = [
     "TooFewFrames",
     "__version__",
 ]
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -13,6 +13,7 @@
     ├── KernelDied                    the kernel exited (exit status, signal, reason)
     ├── KernelError                   the kernel answered a request with status "error"
     ├── ClientClosed                  the client was used after close()
+    ├── AuthenticationFailed          the server refused our CurveZMQ key
     └── KernelTimeout (also TimeoutError)   the kernel did not answer in time
         └── NannyUnavailable          the kernel's nanny did not answer or stopped beating
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import signal as _signal
 
 __all__ = [
+    "AuthenticationFailed",
     "ClientClosed",
     "InvalidJSON",
     "InvalidSignature",
@@ -131,6 +133,10 @@ class KernelError(KernelNannyError):
 
 class ClientClosed(KernelNannyError):
     """The client was used after it was closed."""
+
+
+class AuthenticationFailed(KernelNannyError):
+    """The server refused this client's CurveZMQ key (it is not on the server's allow-list)."""
 
 
 class KernelTimeout(KernelNannyError, TimeoutError):

@@ -119,7 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("file", nargs="?", metavar="FILE", help="a file of code to run ('-' reads standard input)")
     exec_cmd.add_argument("--cwd", metavar="DIR", help="the kernel's working directory (default: the current one)")
     exec_cmd.add_argument(
-        "--timeout", type=float, default=None, metavar="SECONDS", help="give up (and stop the kernel) after this long"
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up after this long (a kernel started for the run is stopped; a running kernel keeps running)",
     )
     exec_cmd.set_defaults(handler=_cmd_exec)
 
@@ -289,6 +293,9 @@ def _cmd_exec(args: argparse.Namespace) -> int:
 
 async def _exec_in_running(kernel: RunningKernel, code: str, *, timeout: float | None) -> int:
     async with ManagerClient(kernel.info) as manager:
+        if not await manager.is_alive():
+            name = kernel.name or kernel.kernel_id[:12]
+            raise KernelNannyError(f"kernel {name} is not running; 'kernel-nanny restart {name}' revives it")
         interrupts = _InterruptCounter(manager, second_press="stop waiting; the kernel keeps running")
         note = "kernel-nanny: stopped waiting; the kernel keeps running"
         return await _exec_and_report(kernel.info, manager, code, timeout, interrupts, note)
@@ -397,25 +404,27 @@ def _cmd_start(args: argparse.Namespace) -> int:
         policy["window"] = args.restart_window
     launch_params = {key: value for key in ("transport", "ip") if (value := getattr(args, key)) is not None}
     cwd = args.cwd or os.getcwd()
+    try:
+        restart_policy = RestartPolicy(**policy)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
     async def start() -> dict[str, Any]:
         daemon = DaemonClient.running()
         if daemon is not None:
             async with daemon:
-                restart = RestartPolicy(**policy) if policy else None
+                restart = restart_policy if policy else None
                 info, manager = await daemon.launch(
                     args.type_id, name=args.name, cwd=cwd, launch_params=launch_params, restart_policy=restart
                 )
         else:
-            if args.name and ("/" in args.name or any(k.name == args.name for k in list_running_kernels())):
-                raise UsageError(f"the name {args.name!r} is taken or contains '/'")
             info, manager = await _finder().launch(
                 args.type_id,
                 nanny=True,
                 name=args.name,
                 cwd=cwd,
                 launch_params=launch_params,
-                restart_policy=RestartPolicy(**policy),
+                restart_policy=restart_policy,
             )
         assert manager is not None
         await manager.cleanup()

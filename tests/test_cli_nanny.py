@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -139,7 +138,9 @@ def test_unknown_kernels_and_taken_names_are_clear_errors(started):
     missing = run("stop", "no-such-kernel")
     assert missing.returncode == 3 and "no running kernel 'no-such-kernel'" in missing.stderr
     again = run("start", "pyimport/kernel", "--name", name)
-    assert again.returncode == 2 and "taken" in again.stderr
+    assert again.returncode == 3 and f"the name {name!r} is taken by kernel" in again.stderr
+    bad = run("start", "pyimport/kernel", "--max-restarts", "-1")
+    assert bad.returncode == 2 and "max_restarts" in bad.stderr and "Traceback" not in bad.stderr
     unknown_type = run("start", "spec/nope")
     assert unknown_type.returncode == 3 and "no kernel type 'spec/nope'" in unknown_type.stderr
 

@@ -3,9 +3,13 @@
 import kernel_nanny
 
 EXPECTED = [
+    "AuthenticationFailed",
+    "BlockingDaemonClient",
     "BlockingKernelClient",
     "BlockingManagerClient",
     "ClientClosed",
+    "DaemonClient",
+    "DaemonNotRunning",
     "ExecutionResult",
     "ExitStatus",
     "InvalidJSON",

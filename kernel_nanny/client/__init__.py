@@ -1,9 +1,16 @@
-"""Clients: the Jupyter messaging client and the nanny manager client (async and blocking)."""
+"""Clients: the Jupyter messaging client, the nanny manager client, the daemon client (async and blocking)."""
 
-from .blocking import BlockingKernelClient
-from .daemon import BlockingDaemonClient, DaemonClient, DaemonNotRunning
-from .kernel import ExecutionResult, KernelClient
-from .manager import BlockingManagerClient, ManagerClient
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .blocking import BlockingKernelClient
+    from .daemon import BlockingDaemonClient, DaemonClient, DaemonNotRunning
+    from .kernel import ExecutionResult, KernelClient
+    from .manager import BlockingManagerClient, ManagerClient
 
 __all__ = [
     "BlockingDaemonClient",
@@ -15,3 +22,17 @@ __all__ = [
     "KernelClient",
     "ManagerClient",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "BlockingDaemonClient": ".daemon",
+        "BlockingKernelClient": ".blocking",
+        "BlockingManagerClient": ".manager",
+        "DaemonClient": ".daemon",
+        "DaemonNotRunning": ".daemon",
+        "ExecutionResult": ".kernel",
+        "KernelClient": ".kernel",
+        "ManagerClient": ".manager",
+    },
+)

@@ -7,13 +7,21 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
-from .._exceptions import ClientClosed, KernelError, KernelTimeout
+from .._exceptions import AuthenticationFailed, ClientClosed, KernelError, KernelTimeout
 from .._tasks import TaskGroup
 from ..protocol import Message, Session
 from ._sockets import LINGER_MS, Replies, connect, log, read_messages, within
 
 __all__ = ["RequestChannel"]
+
+_HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 
 
 class RequestChannel:
@@ -42,6 +50,27 @@ class RequestChannel:
         self._sock = connect(context, zmq.DEALER, url, curve or {}, client_keypair=client_keypair)
         tasks.spawn(read_messages(self._sock, session, self._on_reply, label), name=f"{label}-replies")
         self._closed = False
+        self._refused: str | None = None
+        # A server that rejects us says so only in the handshake, which zmq retries
+        # silently: watch it, so callers get an answer instead of a timeout.
+        monitor = self._sock.get_monitor_socket(_HANDSHAKE_EVENTS)
+        tasks.spawn(self._watch_handshakes(monitor, url), name=f"{label}-handshakes")
+
+    async def _watch_handshakes(self, monitor: zmq.asyncio.Socket, url: str) -> None:
+        try:
+            while True:
+                event = parse_monitor_message(await monitor.recv_multipart())["event"]
+                if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                    self._refused = None
+                    continue
+                self._refused = (
+                    f"{url} refused this client's key (ask its administrator to allow it: 'kernel-nanny keys new')"
+                    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                    else f"the handshake with {url} failed: it expects other security (CurveZMQ or its key) than ours"
+                )
+                self._replies.fail_all(AuthenticationFailed(self._refused))
+        finally:
+            monitor.close(linger=0)
 
     def _on_reply(self, msg: Message) -> None:
         if not self._replies.resolve(msg):
@@ -57,6 +86,8 @@ class RequestChannel:
         """One request; ``watch`` may wrap the wait for the reply (e.g. to notice a dead peer sooner)."""
         if self._closed:
             raise ClientClosed(f"the {self._label} client is closed")
+        if self._refused:
+            raise AuthenticationFailed(self._refused)
         msg = self.session.msg(f"{name}_request", content or {})
         future = self._replies.expect(msg.msg_id)
         try:
@@ -74,4 +105,5 @@ class RequestChannel:
         if not self._closed:
             self._closed = True
             self._replies.fail_all(ClientClosed(reason))
+            self._sock.disable_monitor()
             self._sock.close(linger=LINGER_MS)

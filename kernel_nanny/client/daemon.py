@@ -150,6 +150,7 @@ class DaemonClient:
             content["launch_params"] = dict(launch_params)
         if restart_policy is not None:
             content["restart_policy"] = restart_policy.to_dict()
+        await self.info()  # an unreachable daemon fails within the client's timeout, not the launch's
         reply = await self.request("launch", content, timeout=LAUNCH_TIMEOUT)
         info = reply["kernel"]["connection_info"]
         return LaunchResult(info, ManagerClient(info))

@@ -21,7 +21,15 @@ import zmq.asyncio
 from .._exceptions import ClientClosed, KernelNannyError, NannyUnavailable
 from .._loop import BlockingTwin, blocking
 from .._tasks import TaskGroup
-from ..protocol import ExitStatus, Message, Session, channel_url, load_connection_info, normalize_connection_info
+from ..protocol import (
+    NANNY_PROTOCOL_VERSION,
+    ExitStatus,
+    Message,
+    Session,
+    channel_url,
+    load_connection_info,
+    normalize_connection_info,
+)
 from ._requests import RequestChannel
 from ._sockets import LINGER_MS, connect, read_messages
 
@@ -61,6 +69,11 @@ class ManagerClient:
         for key in ("nanny_control_port", "nanny_events_port"):
             if not isinstance(info.get(key), int):
                 raise KernelNannyError(f"connection info has no {key}: this kernel is not managed by a nanny")
+        version = str(info.get("nanny_protocol_version", NANNY_PROTOCOL_VERSION))
+        if version.split(".")[0] != NANNY_PROTOCOL_VERSION.split(".")[0]:
+            raise KernelNannyError(
+                f"the nanny speaks protocol {version}, this client {NANNY_PROTOCOL_VERSION}: upgrade kernel-nanny"
+            )
         self.connection_info = info
         self.timeout = timeout
         self.session = Session(info["key"], info["signature_scheme"])
@@ -145,6 +158,16 @@ class ManagerClient:
 
     async def _subscribe(self) -> None:
         """Subscribe to events and wait until the subscription is live (the nanny greets it)."""
+        self._events_socket()
+        assert self._subscribed is not None
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), self.timeout)
+        except asyncio.TimeoutError:
+            raise NannyUnavailable(
+                f"no event from the nanny of kernel {self.kernel_id[:8]} within {self.timeout} s"
+            ) from None
+
+    def _events_socket(self) -> None:
         if self._closed:
             raise ClientClosed(f"{self!r} is closed")
         if self._events is None:
@@ -154,13 +177,6 @@ class ManagerClient:
             self._tasks.spawn(
                 read_messages(self._events, self.session, self._on_event, "nanny_events"), name="manager-events"
             )
-        assert self._subscribed is not None
-        try:
-            await asyncio.wait_for(self._subscribed.wait(), self.timeout)
-        except asyncio.TimeoutError:
-            raise NannyUnavailable(
-                f"no event from the nanny of kernel {self.kernel_id[:8]} within {self.timeout} s"
-            ) from None
 
     def _on_event(self, msg: Message) -> None:
         assert self._subscribed is not None
@@ -226,7 +242,13 @@ class ManagerClient:
     # -- events -----------------------------------------------------------
 
     def add_event_handler(self, handler: EventHandler) -> None:
-        """Call ``handler(event)`` for every event the nanny publishes (on this client's loop)."""
+        """Call ``handler(event)`` for every event the nanny publishes (on this client's loop).
+
+        Subscribes at once; events published before the subscription is live
+        (a few milliseconds) are not seen: ``await`` :meth:`events` or
+        :meth:`wait`, which wait for it, when that matters.
+        """
+        self._events_socket()
         self._handlers.append(handler)
 
     def remove_event_handler(self, handler: EventHandler) -> None:

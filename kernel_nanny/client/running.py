@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,12 +67,13 @@ def list_running_kernels(directory: Path | None = None) -> list[RunningKernel]:
         if not isinstance(info, dict) or "nanny_pid" not in info or "kernel_id" not in info:
             continue  # a plain kernel's connection file, not a nanny's
         kernel = RunningKernel(path, info)
+        if info.get("nanny_host", socket.gethostname()) != socket.gethostname():
+            continue  # a copy of another machine's kernel file: not ours to judge or remove
         if kernel.nanny_alive():
             found.append(kernel)
         else:
             log.info("removing stale files of kernel %s (its nanny %d is gone)", kernel.kernel_id, kernel.nanny_pid)
-            path.unlink(missing_ok=True)
-            shutil.rmtree(folder / f"nanny-{kernel.kernel_id}", ignore_errors=True)
+            _remove_files(folder, kernel)
     return found
 
 
@@ -86,6 +88,15 @@ def find_running_kernel(ref: str, directory: Path | None = None) -> RunningKerne
         raise KernelNannyError(f"no running kernel {ref!r} (see 'kernel-nanny ps')")
     ids = ", ".join(k.kernel_id[:12] for k in matches)
     raise KernelNannyError(f"{ref!r} matches several kernels ({ids}); give more of the id")
+
+
+def _remove_files(folder: Path, kernel: RunningKernel) -> None:
+    """A dead nanny's connection file, state directory and ipc socket files."""
+    kernel.connection_file.unlink(missing_ok=True)
+    shutil.rmtree(folder / f"nanny-{kernel.kernel_id}", ignore_errors=True)
+    if kernel.info.get("transport") == "ipc" and isinstance(kernel.info.get("ip"), str):
+        for port in range(1, 8):  # the kernel's five channels and the nanny's two sockets
+            Path(f"{kernel.info['ip']}-{port}").unlink(missing_ok=True)
 
 
 def pid_alive(pid: int) -> bool:

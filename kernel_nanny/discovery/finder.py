@@ -91,9 +91,12 @@ class KernelFinder:
         """
         if nanny:
             self._provider_for(type_id)
-            return await start_nanny(
-                type_id, name=name, cwd=cwd, launch_params=launch_params, restart_policy=restart_policy
-            )
+            try:
+                return await start_nanny(
+                    type_id, name=name, cwd=cwd, launch_params=launch_params, restart_policy=restart_policy
+                )
+            except NoSuchKernelType:
+                raise NoSuchKernelType(type_id, [tid for tid, _ in self.find_kernels()]) from None
         provider_id, _, name = type_id.partition("/")
         provider = self.providers.get(provider_id)
         try:

@@ -1,10 +1,17 @@
 """Local kernel processes: connection info and files, launch recipes, the local manager."""
 
-from ..paths import runtime_dir
-from .command import KernelCommand
-from .connection import new_connection_info, supports_curve, write_connection_file
-from .launcher import DEFAULT_STARTUP_TIMEOUT, LaunchParams, LaunchResult, launch_local
-from .manager import DEFAULT_SHUTDOWN_TIMEOUT, LocalKernelManager
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ..paths import runtime_dir
+    from .command import KernelCommand
+    from .connection import new_connection_info, supports_curve, write_connection_file
+    from .launcher import DEFAULT_STARTUP_TIMEOUT, LaunchParams, LaunchResult, launch_local
+    from .manager import DEFAULT_SHUTDOWN_TIMEOUT, LocalKernelManager
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -19,3 +26,20 @@ __all__ = [
     "supports_curve",
     "write_connection_file",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "DEFAULT_SHUTDOWN_TIMEOUT": ".manager",
+        "DEFAULT_STARTUP_TIMEOUT": ".launcher",
+        "KernelCommand": ".command",
+        "LaunchParams": ".launcher",
+        "LaunchResult": ".launcher",
+        "LocalKernelManager": ".manager",
+        "launch_local": ".launcher",
+        "new_connection_info": ".connection",
+        "runtime_dir": "..paths",
+        "supports_curve": ".connection",
+        "write_connection_file": ".connection",
+    },
+)

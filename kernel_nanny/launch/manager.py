@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .._exceptions import KernelNannyError, KernelTimeout, LaunchError
 from .._tasks import TaskGroup
-from ..client import KernelClient
+from ..client.kernel import KernelClient
 from ..protocol import ConnectionInfo, ExitStatus
 from .command import KernelCommand
 from .connection import ipc_paths
@@ -103,14 +103,37 @@ class LocalKernelManager:
         """Start the kernel process; :meth:`wait_until_ready` waits for it to be usable."""
         argv = self.command.format_argv(str(self.connection_file))
         self._output_tail.clear()
+        # Our own pipes, not asyncio's: Process.wait() would otherwise also wait
+        # for the pipes to close, which a grandchild holding them can delay for
+        # ever, hiding the kernel's death.
+        (stdout_r, stdout_w), (stderr_r, stderr_w) = os.pipe(), os.pipe()
         try:
-            self._process = await asyncio.create_subprocess_exec(
+            self._process = await self._spawn(argv, stdout_w, stderr_w)
+        except BaseException:
+            os.close(stdout_r)
+            os.close(stderr_r)
+            raise
+        finally:
+            os.close(stdout_w)
+            os.close(stderr_w)
+        process = self._process
+        log.info("[kernel pid=%d] started: %s", process.pid, " ".join(argv))
+        if self.die_with_owner:
+            self._lifeline = await Lifeline.attach(process.pid)
+        self._relays = [
+            self._tasks.spawn(self._relay_output(fd, name), name=f"kernel-{name}-{process.pid}")
+            for name, fd in (("stdout", stdout_r), ("stderr", stderr_r))
+        ]
+
+    async def _spawn(self, argv: list[str], stdout: int, stderr: int) -> asyncio.subprocess.Process:
+        try:
+            return await asyncio.create_subprocess_exec(
                 *argv,
                 cwd=self.cwd,
                 env=self.command.environment(self.extra_env),
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                stdout=stdout,
+                stderr=stderr,
                 start_new_session=True,
             )
         except FileNotFoundError as exc:
@@ -119,15 +142,6 @@ class LocalKernelManager:
             raise LaunchError(f"cannot start kernel: {argv[0]!r} is not executable") from exc
         except NotADirectoryError as exc:
             raise LaunchError(f"cannot start kernel: cwd {self.cwd!r} is not a directory") from exc
-        process = self._process
-        log.info("[kernel pid=%d] started: %s", process.pid, " ".join(argv))
-        if self.die_with_owner:
-            self._lifeline = await Lifeline.attach(process.pid)
-        assert process.stdout is not None and process.stderr is not None
-        self._relays = [
-            self._tasks.spawn(self._relay_output(stream, name), name=f"kernel-{name}-{process.pid}")
-            for name, stream in (("stdout", process.stdout), ("stderr", process.stderr))
-        ]
 
     def add_output_listener(self, listener: OutputListener) -> None:
         """Call ``listener(name, data)`` with everything the kernel process writes to fd 1 and 2.
@@ -140,8 +154,18 @@ class LocalKernelManager:
         for name, data in backlog or ():
             listener(name, data)
 
-    async def _relay_output(self, stream: asyncio.StreamReader, name: str) -> None:
+    async def _relay_output(self, fd: int, name: str) -> None:
         """Pass one of the kernel process's output pipes to the listeners (and maybe our stderr)."""
+        stream = asyncio.StreamReader()
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stream), open(fd, "rb", buffering=0)
+        )
+        try:
+            await self._relay_chunks(stream, name)
+        finally:
+            transport.close()
+
+    async def _relay_chunks(self, stream: asyncio.StreamReader, name: str) -> None:
         while chunk := await stream.read(65536):
             self._output_tail += chunk
             del self._output_tail[:-OUTPUT_TAIL_BYTES]

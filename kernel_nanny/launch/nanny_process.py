@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._exceptions import LaunchError, NoSuchKernelType
-from ..client import ManagerClient
+from ..client.manager import ManagerClient
+from ..client.running import list_running_kernels
 from ..config import RestartPolicy
 from ..paths import nanny_state_dir
 from ..protocol import LaunchResult, load_connection_info, new_id
@@ -32,7 +33,16 @@ async def start_nanny(
     restart_policy: RestartPolicy | None = None,
     heartbeat_interval: float | None = None,
 ) -> LaunchResult:
-    """Launch ``type_id`` behind a new nanny; returns ``(connection_info, ManagerClient)`` once ready."""
+    """Launch ``type_id`` behind a new nanny; returns ``(connection_info, ManagerClient)`` once ready.
+
+    ``name`` (optional) must be unique among the running kernels and contain no ``/``.
+    """
+    if name is not None:
+        if not name or "/" in name:
+            raise LaunchError(f"a kernel name must be non-empty and contain no '/': {name!r}")
+        taken = [k.kernel_id for k in list_running_kernels() if k.name == name]
+        if taken:
+            raise LaunchError(f"the name {name!r} is taken by kernel {taken[0][:12]}")
     kernel_id = new_id()
     state_dir = nanny_state_dir(kernel_id)
     argv = [
@@ -63,11 +73,13 @@ async def start_nanny(
         )
     assert process.stdout is not None
     try:
-        line = await asyncio.wait_for(process.stdout.readline(), startup_timeout + 10)
+        # One line, then the nanny closes its stdout: read to the end, so the pipe is done with.
+        output = await asyncio.wait_for(process.stdout.read(), startup_timeout + 10)
     except asyncio.TimeoutError:
         raise LaunchError(f"the nanny for {type_id} did not report within {startup_timeout + 10:g} s") from None
     finally:
         await process.wait()  # the nanny forked away; this reaps the short-lived parent
+    line = output.split(b"\n", 1)[0]
     try:
         report = json.loads(line)
     except ValueError:

@@ -24,6 +24,7 @@ import enum
 import logging
 import os
 import shutil
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -35,7 +36,7 @@ import zmq.asyncio
 from .. import __version__
 from .._exceptions import LaunchError
 from .._tasks import TaskGroup
-from ..client import KernelClient
+from ..client.kernel import KernelClient
 from ..config import RestartPolicy
 from ..discovery import KernelFinder
 from ..launch.connection import write_connection_file
@@ -179,7 +180,11 @@ class KernelNanny:
             add_listener(self._on_output)
         self._bind_sockets()
         self.connection_file = write_connection_file(self._public_info(), self.kernel_id)
-        self._iopub = KernelClient(self.connection_info)
+        # Our own reader of the kernel's iopub: a small replay window keeps the nanny lean.
+        kernel_session = Session(
+            self.connection_info["key"], self.connection_info["signature_scheme"], replay_window=4096
+        )
+        self._iopub = KernelClient(self.connection_info, session=kernel_session)
         self._iopub.add_iopub_handler(self._on_kernel_iopub)
         self._kernel_running()
         self._publish("kernel_started", {"pid": self._kernel_pid()})
@@ -232,6 +237,7 @@ class KernelNanny:
             "kernel_type": self.type_id,
             "name": self.name,
             "nanny_pid": os.getpid(),
+            "nanny_host": socket.gethostname(),
             "heartbeat_interval": self.heartbeat_interval,
             "nanny_protocol_version": NANNY_PROTOCOL_VERSION,
         }
@@ -439,9 +445,11 @@ class KernelNanny:
     async def _on_kill(self, msg: Message) -> dict[str, Any]:
         assert self.manager is not None
         async with self._lifecycle:
+            self._intent = "kill"  # also cancels an automatic restart waiting out its back-off
             if await self.manager.is_alive():
-                self._intent = "kill"
                 await self.manager.kill()
+            elif self.state is NannyState.RESTARTING:
+                self.state = NannyState.DEAD
         return {}
 
     async def _on_restart(self, msg: Message) -> dict[str, Any]:

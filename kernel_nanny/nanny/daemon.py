@@ -50,6 +50,8 @@ __all__ = ["DaemonAlreadyRunning", "NannyDaemon"]
 log = logging.getLogger("kernel_nanny.daemon")
 
 _LINGER_MS = 1000
+#: The ZAP domain of the tcp endpoint; the allow-list is registered for it.
+_ZAP_DOMAIN = "kernel-nanny"
 #: How long adoption waits for one nanny to answer before calling it unresponsive.
 ADOPT_TIMEOUT = 2.0
 
@@ -158,12 +160,12 @@ class NannyDaemon:
             self._tcp_context = zmq.asyncio.Context()
             self._authenticator = AsyncioAuthenticator(self._tcp_context)
             self._authenticator.start()
-            self._authenticator.configure_curve_callback("*", credentials_provider=self.keys)
+            self._authenticator.configure_curve_callback(_ZAP_DOMAIN, credentials_provider=self.keys)
             remote = self._tcp_context.socket(zmq.ROUTER)
             remote.linger = _LINGER_MS
             public, secret = self.keys.server_keypair()
             remote.curve_publickey, remote.curve_secretkey, remote.curve_server = public, secret, True
-            remote.zap_domain = b"kernel-nanny"
+            remote.zap_domain = _ZAP_DOMAIN.encode()
             remote.bind(self.config.tcp_endpoint)
             self._serve(remote, "daemon-tcp")
             self.endpoints.append(str(remote.getsockopt_string(zmq.LAST_ENDPOINT)))
@@ -312,9 +314,8 @@ class NannyDaemon:
         if limit and len(self.kernels) >= limit:
             raise RequestRefused("MaxKernels", f"{len(self.kernels)} kernels are running (max_kernels = {limit})")
         name = content.get("name")
-        taken = {r.name for r in self.kernels.values()}
-        if name is not None and (not isinstance(name, str) or "/" in name or name in taken):
-            raise RequestRefused("ValueError", f"the name {name!r} is taken or invalid")
+        if name is not None and not isinstance(name, str):
+            raise RequestRefused("ValueError", f"a kernel name is a string, got {name!r}")
         launch_params = {"transport": self.config.kernel_transport, "ip": self.config.kernel_ip}
         launch_params.update(content.get("launch_params") or {})
         policy = content.get("restart_policy")

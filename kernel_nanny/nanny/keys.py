@@ -5,9 +5,9 @@ and kept across restarts (so remote clients' files stay valid):
 
 * ``api.key``: the HMAC key that signs every API message;
 * ``server.key``: the daemon's CurveZMQ key pair for its tcp endpoint;
-* ``authorized_keys``: client public keys (Z85), one per line, ``#`` comments
-  allowed; read on every connection attempt, so a key added (or removed) takes
-  effect without a restart.
+* ``authorized_keys``: client public keys (Z85), one per line with an optional
+  label after a space; other lines (comments) are ignored. It is read on every
+  connection attempt, so a key added (or removed) takes effect without a restart.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import zmq
 from ..paths import secure_directory, write_private_file
 
 __all__ = ["DaemonKeys"]
+
+Z85_KEY_LENGTH = 40
 
 
 class DaemonKeys:
@@ -51,9 +53,11 @@ class DaemonKeys:
         except FileNotFoundError:
             lines = []
         for line in lines:
-            key = line.split("#", 1)[0].strip().split(" ", 1)[0]
-            if key:
-                keys.add(key)
+            # A line whose first word is not a 40-character Z85 key is a comment
+            # ("#" is itself a Z85 character, so it cannot mark comments).
+            fields = line.split()
+            if fields and len(fields[0]) == Z85_KEY_LENGTH:
+                keys.add(fields[0])
         return keys
 
     def callback(self, domain: str, key: bytes) -> bool:

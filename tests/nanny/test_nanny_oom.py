@@ -28,7 +28,11 @@ def _memory_cgroup() -> Path:
             group.mkdir()
             (group / "memory.limit_in_bytes").write_text(str(LIMIT))
             return group
-    unified = Path("/sys/fs/cgroup") / Path(Path("/proc/self/cgroup").read_text().split("::", 1)[1].strip()).relative_to("/") / name
+    unified = (
+        Path("/sys/fs/cgroup")
+        / Path(Path("/proc/self/cgroup").read_text().split("::", 1)[1].strip()).relative_to("/")
+        / name
+    )
     unified.mkdir()
     (unified / "memory.max").write_text(str(LIMIT))
     return unified
