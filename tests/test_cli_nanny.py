@@ -111,6 +111,8 @@ def test_events_restart_kill_and_stop(started):
         assert run("kill", name).returncode == 0
         assert [e["state"] for e in ps() if e["kernel_id"] == kernel_id] == ["dead"]
         assert run("interrupt", name).returncode == 3  # not running: a clear error
+        dead = run("exec", name, "-c", "1")
+        assert dead.returncode == 3 and "is not running" in dead.stderr and "restart" in dead.stderr
         assert run("stop", name).returncode == 0
         out, _ = watcher.communicate(timeout=30)
     events = [json.loads(line)["event"] for line in out.splitlines()]

@@ -288,3 +288,25 @@ async def test_port_taken_before_the_kernel_binds_is_relaunched(monkeypatch):
             await manager.shutdown(now=True)
     finally:
         blocker.close()
+
+
+async def test_death_is_seen_even_while_a_grandchild_holds_the_output_pipes():
+    """A kernel that does not capture its fds passes them to its subprocesses; one in
+    its own session survives the kernel and keeps the pipes open. The death must still
+    be observed at once (asyncio's Process.wait() would wait for the pipes)."""
+    command = KernelCommand(argv=[*IPYKERNEL.argv, "--IPKernelApp.capture_fd_output=False"])
+    info, manager = await launch_local(command, launch_params=QUIET)
+    holder = None
+    try:
+        result = await _run(
+            info, "import subprocess\np = subprocess.Popen(['sleep', '300'], start_new_session=True)\nprint(p.pid)"
+        )
+        holder = int(result.stream_text())
+        os.kill(manager.pid, signal.SIGKILL)
+        status = await asyncio.wait_for(manager.wait(), 10)  # with the bug: 300 s
+        assert status.signal == signal.SIGKILL
+        assert _pid_alive(holder)  # the pipes are still held open
+    finally:
+        if holder:
+            os.kill(holder, signal.SIGKILL)
+        await manager.shutdown(now=True)

@@ -266,7 +266,10 @@ async def test_sigkilled_nanny_takes_the_kernel_and_its_process_group_along(nann
     assert await _gone_within([kernel_pid, grandchild, info["nanny_pid"]], 1.0)
     with pytest.raises(NannyUnavailable):
         await manager.wait()  # the heartbeat stopped
-    assert list_running_kernels() == [k for k in list_running_kernels() if k.kernel_id != info["kernel_id"]]
+    sockets = [Path(f"{info['ip']}-{n}") for n in range(1, 8)]
+    assert any(s.exists() for s in sockets)  # a SIGKILLed nanny could not clean up...
+    assert all(k.kernel_id != info["kernel_id"] for k in list_running_kernels())
+    assert not any(s.exists() for s in sockets)  # ...so finding it stale removes its files
 
 
 async def test_flood_of_bad_messages_then_a_valid_request_is_answered(nanny):
@@ -442,3 +445,60 @@ def test_manager_client_refuses_connection_info_without_nanny_ports():
     }
     with pytest.raises(KernelNannyError, match="not managed by a nanny"):
         ManagerClient(plain)
+
+
+async def test_kill_during_restart_backoff_cancels_the_restart():
+    info, manager = await _start(restart_policy=RestartPolicy(max_restarts=3, backoff=1.0))
+    try:
+        events = await _subscribed_events(manager)
+        await manager.signal("SIGKILL")
+        await events.until("kernel_restarted")  # the first restart is immediate
+        await manager.signal("SIGKILL")
+        await events.until("kernel_died", 2)  # the second waits out a 1 s back-off...
+        assert (await manager.info())["state"] == "restarting"
+        await manager.kill()  # ...and a kill meanwhile cancels it
+        assert (await manager.info())["state"] == "dead"
+        with pytest.raises(asyncio.TimeoutError):  # bounded wait for an event that must not come
+            await events.until("kernel_restarted", 2, timeout=2.5)
+        assert not await manager.is_alive()
+    finally:
+        await manager.shutdown(now=True)
+        await manager.cleanup()
+
+
+async def test_event_handlers_subscribe_by_themselves(nanny):
+    info, manager = nanny
+    seen = []
+    greeted = asyncio.Event()
+
+    def on_event(event):
+        seen.append(event.msg_type)
+        greeted.set()
+
+    manager.add_event_handler(on_event)  # no events()/wait() call
+    await asyncio.wait_for(greeted.wait(), 10)  # the nanny greets the new subscriber
+    await manager.kill()
+    while "kernel_died" not in seen:
+        greeted.clear()
+        await asyncio.wait_for(greeted.wait(), 10)
+
+
+def test_manager_client_refuses_a_newer_nanny_protocol():
+    from kernel_nanny import KernelNannyError
+
+    info = {"transport": "ipc", "ip": "/tmp/x", "key": "k", "nanny_control_port": 6, "nanny_events_port": 7}
+    info.update({f"{c}_port": n for n, c in enumerate(("shell", "iopub", "stdin", "control", "hb"), 1)})
+    with pytest.raises(KernelNannyError, match="protocol 2.0.*upgrade"):
+        ManagerClient({**info, "nanny_protocol_version": "2.0"})
+
+
+def test_connection_files_of_other_hosts_are_left_alone(runtime_dir):
+    foreign = Path(runtime_dir) / "kernel-feedfacefeedfacefeedfacefeedface.json"
+    foreign.write_text(
+        json.dumps({"kernel_id": "feedface" * 4, "nanny_pid": 2**22 + 11, "nanny_host": "some-other-machine"})
+    )
+    try:
+        assert all(k.kernel_id != "feedface" * 4 for k in list_running_kernels())
+        assert foreign.exists()  # a copied remote file is not "stale"
+    finally:
+        foreign.unlink()
