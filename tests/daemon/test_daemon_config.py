@@ -1,0 +1,126 @@
+"""The daemon's configuration: defaults, files, precedence, and errors that name file, key and problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernel_nanny import RestartPolicy
+from kernel_nanny.nanny import daemon_config
+from kernel_nanny.nanny.daemon_config import ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_defaults_serve_out_of_the_box(isolated):
+    config = load_config()
+    assert config.sources == ()
+    assert config.tcp_endpoint == "" and config.max_kernels == 0 and config.allowed_types == ("*",)
+    assert config.kernel_transport == "ipc" and config.restart_policy == RestartPolicy()
+    assert config.state_dir == isolated / "state" / "kernel-nanny"
+
+
+def test_every_section_is_read(tmp_path):
+    config = load_config(
+        write(
+            tmp_path,
+            """
+            [daemon]
+            tcp_endpoint = "tcp://127.0.0.1:7100"
+            state_dir = "~/kn-state"
+            log_level = "DEBUG"
+            [kernels]
+            max_kernels = 8
+            allowed_types = ["spec/*"]
+            transport = "tcp"
+            ip = "10.0.0.5"
+            [culling]
+            idle_timeout = 3600
+            busy_timeout = 7200.5
+            [restart]
+            max_restarts = 2
+            window = 30
+            [remote_daemons]
+            gpu = "~/gpu.json"
+            """,
+        )
+    )
+    assert config.tcp_endpoint == "tcp://127.0.0.1:7100" and config.log_level == "debug"
+    assert config.state_dir == Path("~/kn-state").expanduser()
+    assert (config.max_kernels, config.allowed_types, config.kernel_transport, config.kernel_ip) == (
+        8,
+        ("spec/*",),
+        "tcp",
+        "10.0.0.5",
+    )
+    assert (config.idle_timeout, config.busy_timeout) == (3600.0, 7200.5)
+    assert config.restart_policy == RestartPolicy(max_restarts=2, window=30)
+    assert config.remote_daemons == {"gpu": Path("~/gpu.json").expanduser()}
+
+
+def test_user_file_overrides_system_file(tmp_path, monkeypatch, isolated):
+    system = write(tmp_path, "[kernels]\nmax_kernels = 3\nallowed_types = ['spec/*']\n", "system.toml")
+    monkeypatch.setattr(daemon_config, "SYSTEM_CONFIG", system)
+    user = tmp_path / "config" / "kernel-nanny"
+    user.mkdir(parents=True)
+    write(user, "[kernels]\nmax_kernels = 5\n")
+    config = load_config()
+    assert config.max_kernels == 5 and config.allowed_types == ("spec/*",)
+    assert config.sources == (system, user / "config.toml")
+    assert load_config(write(tmp_path, "", "only.toml")).max_kernels == 0  # --config alone
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("[kernels\nmax_kernels = 1", "not valid TOML"),
+        ("[kernel]\nmax_kernels = 1", r"\[kernel\]: unknown section"),
+        (
+            "[kernels]\nmax_kernel = 1",
+            r"\[kernels\] max_kernel: unknown setting \(known: allowed_types, ip, max_kernels, transport\)",
+        ),
+        ("[kernels]\nmax_kernels = -1", r"\[kernels\] max_kernels: expected a whole number >= 0, got -1"),
+        ("[kernels]\nmax_kernels = true", r"\[kernels\] max_kernels: expected a whole number >= 0"),
+        ("[kernels]\ntransport = 'udp'", r"\[kernels\] transport: expected 'ipc' or 'tcp'"),
+        ("[kernels]\nallowed_types = 'spec/*'", r"\[kernels\] allowed_types: expected a list of strings"),
+        ("[daemon]\ntcp_endpoint = '0.0.0.0:7100'", r"\[daemon\] tcp_endpoint: expected 'tcp://ADDRESS:PORT'"),
+        ("[daemon]\nlog_level = 'loud'", r"\[daemon\] log_level: expected one of debug, info, warning, error"),
+        ("[daemon]\nallowed_client_keys = ['short']", r"'short' is not a Z85 CurveZMQ public key"),
+        ("[culling]\nidle_timeout = '1h'", r"\[culling\] idle_timeout: expected a number of seconds"),
+        ("[restart]\nmax_restarts = -2", r"\[restart\]: max_restarts must be"),
+        ("[restart]\nretries = 2", r"\[restart\]: unknown restart policy setting"),
+        ("[remote_daemons]\n'a/b' = 'x.json'", r"\[remote_daemons\] a/b: a remote daemon's name may not contain '/'"),
+        ("[remote_daemons]\ngpu = 3", r"\[remote_daemons\] gpu: expected the path of a client connection file"),
+        ("kernels = 3", r"kernels must be a table"),
+    ],
+)
+def test_bad_settings_name_the_file_the_key_and_the_problem(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=expected) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(str(path))
+
+
+def test_missing_config_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_serve_refuses_a_bad_config_before_binding_anything(tmp_path, isolated):
+    path = write(tmp_path, "[kernels]\nmax_kernels = 'many'\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "kernel_nanny", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"{path}: [kernels] max_kernels: expected a whole number >= 0, got 'many'" in result.stderr
+    assert not (isolated / "runtime" / "kernel-nanny-daemon.json").exists()
