@@ -13,6 +13,7 @@ from typing import Any
 __all__ = ["KernelCommand"]
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
+_THIS_PYTHON = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,17 @@ class KernelCommand:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def format_argv(self, connection_file: str) -> list[str]:
-        """The argv to run, with ``{connection_file}``, ``{resource_dir}`` and ``{prefix}`` filled in."""
+        """The argv to run, with ``{connection_file}``, ``{resource_dir}`` and ``{prefix}`` filled in.
+
+        A bare ``python`` (``python3``, ``python3.11``) means the running Python,
+        as in jupyter_client: ipykernel's own spec says ``python``, and a PATH
+        lookup could find an interpreter without ipykernel.
+        """
         values = {"connection_file": connection_file, "resource_dir": self.resource_dir, "prefix": sys.prefix}
-        return [_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), arg) for arg in self.argv]
+        argv = [_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), arg) for arg in self.argv]
+        if argv and argv[0] in _THIS_PYTHON:
+            argv[0] = sys.executable
+        return argv
 
     def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The kernel's full environment: ours, then the spec's (``${VAR}`` expanded), then ``extra``."""
