@@ -36,12 +36,12 @@ class RunningDaemon:
     def state_dir(self) -> Path:
         return Path(os.environ["XDG_STATE_HOME"]) / "kernel-nanny"
 
-    async def start(self, timeout: float = 30) -> None:
+    async def start(self, timeout: float = 30, env: dict[str, str] | None = None) -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
             Path(self.notify_path).unlink(missing_ok=True)
             notify.bind(self.notify_path)
             notify.setblocking(False)
-            env = dict(os.environ, NOTIFY_SOCKET=self.notify_path)
+            env = dict(os.environ, **(env or {}), NOTIFY_SOCKET=self.notify_path)
             with open(self.log_file, "ab") as log:
                 self.process = await asyncio.create_subprocess_exec(
                     *[sys.executable, "-m", "kernel_nanny", "serve", "--config", str(self.config_file)],

@@ -363,3 +363,13 @@ def test_unreachable_configured_daemon_does_not_break_listing(isolated, caplog):
     finder = KernelFinder([DaemonProvider("gone", missing)])
     assert list(finder.find_kernels()) == []
     assert "daemon gone is not reachable" in caplog.text
+
+
+async def test_logs_suit_journald_under_systemd(make_daemon):
+    daemon = await make_daemon(start=False)
+    await daemon.start(env={"INVOCATION_ID": "0123456789abcdef"})  # what systemd sets for a service
+    first = daemon.log().splitlines()[0]
+    assert first.startswith("INFO kernel_nanny.daemon: ")  # journald stamps lines itself
+    await daemon.stop()
+    plain = await make_daemon()
+    assert plain.log().splitlines()[-1][:4].isdigit()  # a terminal gets timestamps
