@@ -294,9 +294,12 @@ def stray_processes(runtime_dir: Path) -> list[tuple[int, str]]:
 
     A nanny forks away from us (init adopts it), so :func:`child_pids` cannot see it, nor its kernel.
     Every process this run starts inherits ``JUPYTER_RUNTIME_DIR`` pointing at the run's private
-    temp dir, so that is what is looked for in each process's environment (Linux ``/proc``).
+    temp dir (or at a directory inside it), so that is what is looked for in each process's
+    environment (Linux ``/proc``).
     """
     marker = f"JUPYTER_RUNTIME_DIR={runtime_dir}".encode()
+    # A benchmark may give a process a runtime dir of its own inside the run's (a second daemon does).
+    nested = marker + b"/"
     me = os.getpid()
     found = []
     try:
@@ -308,7 +311,7 @@ def stray_processes(runtime_dir: Path) -> list[tuple[int, str]]:
             continue
         try:
             with open(f"/proc/{entry}/environ", "rb") as f:
-                if marker not in f.read().split(b"\0"):
+                if not any(var == marker or var.startswith(nested) for var in f.read().split(b"\0")):
                     continue
             with open(f"/proc/{entry}/stat", "rb") as f:
                 stat = f.read().decode(errors="replace")

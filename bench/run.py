@@ -58,11 +58,44 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
     "shutdown": ("bench_kernel", "bench_shutdown", "graceful shutdown and shutdown now=True", 240),
     "restart": ("bench_kernel", "bench_restart", "restart -> ready with a connected client", 240),
     "concurrent": ("bench_kernel", "bench_concurrent", "10 kernels started concurrently -> all ready", 240),
-    "nanny-control": ("bench_nanny", "bench_nanny_control", "ManagerClient.is_alive round trip (ipc, tcp), zmq floor", 120),
-    "nanny-death": ("bench_nanny", "bench_nanny_death", "kernel SIGKILLed -> kernel_died event / restarter callback", 240),
-    "nanny-restart": ("bench_nanny", "bench_nanny_restart", "cold starts (launch_local, start_nanny) and restarts -> ready", 300),
+    "nanny-control": (
+        "bench_nanny",
+        "bench_nanny_control",
+        "ManagerClient.is_alive round trip (ipc, tcp), zmq floor",
+        120,
+    ),
+    "nanny-death": (
+        "bench_nanny",
+        "bench_nanny_death",
+        "kernel SIGKILLed -> kernel_died event / restarter callback",
+        240,
+    ),
+    "nanny-restart": (
+        "bench_nanny",
+        "bench_nanny_restart",
+        "cold starts (launch_local, start_nanny) and restarts -> ready",
+        300,
+    ),
     "nanny-interrupt": ("bench_nanny", "bench_nanny_interrupt", "interrupt via ManagerClient vs local signal", 120),
-    "nanny-memory": ("bench_nanny", "bench_nanny_memory", "nanny process RSS/PSS and CPU, idle and after executions", 180),
+    "nanny-memory": (
+        "bench_nanny",
+        "bench_nanny_memory",
+        "nanny process RSS/PSS and CPU, idle and after executions",
+        180,
+    ),
+    "daemon-api": ("bench_daemon", "bench_daemon_api", "DaemonClient list_kernels/info round trips, zmq floor", 120),
+    "daemon-launch": (
+        "bench_daemon",
+        "bench_daemon_launch",
+        "launch through the daemon vs start_nanny, launch_local, jc -> ready",
+        240,
+    ),
+    "daemon-adopt": (
+        "bench_daemon",
+        "bench_daemon_adopt",
+        "daemon restart re-adopting 20 nannies -> READY=1; daemon RSS/PSS",
+        240,
+    ),
 }
 
 
