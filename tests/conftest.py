@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -13,6 +15,7 @@ import pytest
 # tests never touch the user's and leftovers are easy to spot.
 _RUNTIME = tempfile.mkdtemp(prefix="kn-test-runtime-")
 os.environ["JUPYTER_RUNTIME_DIR"] = _RUNTIME
+atexit.register(shutil.rmtree, _RUNTIME, ignore_errors=True)
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")  # silences jupyter_core's migration warning
 
 from kernel_nanny.launch import KernelCommand, LaunchResult, launch_local  # noqa: E402

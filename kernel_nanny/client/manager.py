@@ -235,9 +235,23 @@ class ManagerClient:
         await self.request("restart", {"now": now}, timeout=SLOW_REQUEST_TIMEOUT)
 
     async def shutdown(self, now: bool = False) -> None:
-        """Stop the kernel (``now``: at once, by SIGKILL); the nanny then exits and removes its files."""
-        await self._subscribe()
-        await self.request("shutdown", {"now": now}, timeout=SLOW_REQUEST_TIMEOUT)
+        """Stop the kernel (``now``: at once, by SIGKILL); returns once the nanny is exiting, its files gone."""
+        exiting: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+
+        def on_event(event: Message) -> None:
+            if event.msg_type == "nanny_exiting" and not exiting.done():
+                exiting.set_result(event)
+
+        self.add_event_handler(on_event)
+        try:
+            await self._subscribe()
+            await self.request("shutdown", {"now": now}, timeout=SLOW_REQUEST_TIMEOUT)
+            try:
+                await self._next_or_unavailable(exiting)
+            except NannyUnavailable:
+                pass  # it went without a word: gone all the same
+        finally:
+            self.remove_event_handler(on_event)
 
     # -- events -----------------------------------------------------------
 

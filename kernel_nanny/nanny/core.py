@@ -259,6 +259,9 @@ class KernelNanny:
             if alive:
                 self.last_exit = await self.manager.wait()
                 self._publish_death(self.last_exit, restarting=False, requested=True)
+        # The connection file goes first: once a client hears nanny_exiting, the kernel is gone from listings.
+        if self.connection_file is not None:
+            self.connection_file.unlink(missing_ok=True)
         self._publish("nanny_exiting", {"reason": self._stop_reason})
         for sock in (self._control, self._events):
             if sock is not None:
@@ -268,8 +271,6 @@ class KernelNanny:
                 Path(f"{self.connection_info['ip']}-{port}").unlink(missing_ok=True)
         if self._output_log is not None:
             self._output_log.close()
-        if self.connection_file is not None:
-            self.connection_file.unlink(missing_ok=True)
         shutil.rmtree(self._state_dir, ignore_errors=True)
         log.info("[kernel=%s] nanny exiting: %s", self.kernel_id[:8], self._stop_reason)
 

@@ -101,6 +101,9 @@ class NannyDaemon:
     async def run(self, on_ready: Callable[[NannyDaemon], None] | None = None) -> None:
         """Lock, adopt, bind, publish the discovery file, serve until :meth:`stop`."""
         self._lock()
+        # sd_notify(3): children must not inherit the notification socket.
+        for variable in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            os.environ.pop(variable, None)
         try:
             await self.adopt()
             self._bind()
@@ -238,6 +241,7 @@ class NannyDaemon:
 
     def _refresh(self) -> None:
         """Drop kernels whose nanny exited; adopt nannies started without the daemon."""
+        before = set(self.kernels)
         for kernel_id, record in list(self.kernels.items()):
             if not pid_alive(record.nanny_pid) or not Path(record.connection_file).exists():
                 del self.kernels[kernel_id]
@@ -247,6 +251,8 @@ class NannyDaemon:
                 record = _record_of(running)
                 self.kernels[record.kernel_id] = record
                 self.store.save(record)
+        if set(self.kernels) != before:
+            self.notifier.status(self._status())
 
     def _find(self, ref: Any) -> KernelRecord:
         if not isinstance(ref, str) or not ref:
@@ -260,7 +266,12 @@ class NannyDaemon:
             raise RequestRefused("NoSuchKernel", f"no running kernel {ref!r}")
         raise RequestRefused("AmbiguousKernel", f"{ref!r} matches {len(matches)} kernels; give more of the id")
 
-    async def _entry(self, record: KernelRecord, with_info: bool = True) -> dict[str, Any]:
+    async def _entry(self, record: KernelRecord, with_info: bool = True) -> dict[str, Any] | None:
+        """The kernel's public entry, or None if its nanny went away meanwhile."""
+        try:
+            connection_info = load_connection_info(record.connection_file)
+        except KernelNannyError:
+            return None
         entry: dict[str, Any] = {
             "kernel_id": record.kernel_id,
             "name": record.name,
@@ -268,7 +279,7 @@ class NannyDaemon:
             "connection_file": record.connection_file,
             "nanny_pid": record.nanny_pid,
             "created": record.created,
-            "connection_info": load_connection_info(record.connection_file),
+            "connection_info": connection_info,
         }
         if with_info:
             try:
@@ -340,16 +351,23 @@ class NannyDaemon:
         self.store.save(record)
         self.notifier.status(self._status())
         log.info("[kernel=%s] launched %s%s", record.kernel_id[:8], type_id, f" as {name!r}" if name else "")
-        return {"kernel": await self._entry(record, with_info=False)}
+        entry = await self._entry(record, with_info=False)
+        if entry is None:
+            raise RequestRefused("LaunchError", f"kernel {record.kernel_id[:12]} went away as soon as it started")
+        return {"kernel": entry}
 
     async def _on_list_kernels(self, msg: Message) -> dict[str, Any]:
         self._refresh()
         records = sorted(self.kernels.values(), key=lambda r: (r.created, r.kernel_id))
         entries = await asyncio.gather(*(self._entry(r) for r in records))
-        return {"kernels": list(entries)}
+        return {"kernels": [entry for entry in entries if entry is not None]}
 
     async def _on_get_kernel(self, msg: Message) -> dict[str, Any]:
-        return {"kernel": await self._entry(self._find(msg.content.get("kernel")))}
+        ref = msg.content.get("kernel")
+        entry = await self._entry(self._find(ref))
+        if entry is None:
+            raise RequestRefused("NoSuchKernel", f"kernel {ref!r} has just gone away")
+        return {"kernel": entry}
 
     async def _on_shutdown_kernel(self, msg: Message) -> dict[str, Any]:
         record = self._find(msg.content.get("kernel"))
@@ -380,11 +398,8 @@ class NannyDaemon:
             await asyncio.sleep(interval)
             self._refresh()
             for record in list(self.kernels.values()):
-                try:
-                    entry = await self._entry(record)
-                except KernelNannyError:
-                    continue
-                reason = self._cull_reason(entry.get("info"))
+                entry = await self._entry(record)
+                reason = self._cull_reason(entry.get("info") if entry else None)
                 if reason:
                     log.info("[kernel=%s] culling: %s", record.kernel_id[:8], reason)
                     try:

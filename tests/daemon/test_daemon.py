@@ -227,19 +227,31 @@ async def test_tcp_endpoint_admits_only_allow_listed_keys(make_daemon, isolated)
     assert json.loads(client_file.read_text())["client_public_key"] in keys.stdout
 
 
+async def _nanny_exits(manager: ManagerClient) -> str:
+    """The reason the nanny gives as it exits (its files are gone by then)."""
+    async for event in manager.events():
+        if event.msg_type == "nanny_exiting":
+            return event.content["reason"]
+    raise AssertionError("the events ended without nanny_exiting")
+
+
 async def test_idle_kernels_are_culled_busy_ones_too(make_daemon):
     daemon = await make_daemon("[culling]\nidle_timeout = 2\nbusy_timeout = 3\n")
     async with daemon.client() as client:
         idle_info, idle_manager = await client.launch("pyimport/kernel", name="idle", launch_params=QUIET)
         busy_info, busy_manager = await client.launch("pyimport/kernel", name="busy", launch_params=QUIET)
-        async with KernelClient(busy_info) as kc:
-            await kc.wait_for_ready(timeout=30)
-            await kc.send("execute_request", {"code": "import time; time.sleep(120)", "silent": False})
-            died = await asyncio.wait_for(asyncio.gather(idle_manager.wait(), busy_manager.wait()), 30)
-        assert all(status is not None for status in died)
-        assert await client.list_kernels() == []
-        await idle_manager.cleanup()
-        await busy_manager.cleanup()
+        try:
+            async with KernelClient(busy_info) as kc:
+                await kc.wait_for_ready(timeout=30)
+                await kc.send("execute_request", {"code": "import time; time.sleep(120)", "silent": False})
+                reasons = await asyncio.wait_for(
+                    asyncio.gather(_nanny_exits(idle_manager), _nanny_exits(busy_manager)), 30
+                )
+            assert reasons == ["shutdown requested", "shutdown requested"]
+            assert await client.list_kernels() == []
+        finally:
+            await idle_manager.cleanup()
+            await busy_manager.cleanup()
     log = daemon.log()
     assert "culling: idle for" in log and "culling: busy for" in log
 
