@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the static view of the lazy names below
     from ._exceptions import (
         AuthenticationFailed,
         ClientClosed,
+        DaemonUnavailable,
         InvalidJSON,
         InvalidSignature,
         KernelDied,
@@ -69,6 +70,7 @@ _LAZY = {
     "ClientClosed": "._exceptions",
     "DaemonClient": ".client",
     "DaemonNotRunning": ".client",
+    "DaemonUnavailable": "._exceptions",
     "ExecutionResult": ".client",
     "ExitStatus": ".protocol",
     "InvalidJSON": "._exceptions",
@@ -107,6 +109,7 @@ __all__ = [
     "ClientClosed",
     "DaemonClient",
     "DaemonNotRunning",
+    "DaemonUnavailable",
     "ExecutionResult",
     "ExitStatus",
     "InvalidJSON",

@@ -15,7 +15,8 @@
     ├── ClientClosed                  the client was used after close()
     ├── AuthenticationFailed          the server refused our CurveZMQ key
     └── KernelTimeout (also TimeoutError)   the kernel did not answer in time
-        └── NannyUnavailable          the kernel's nanny did not answer or stopped beating
+        ├── NannyUnavailable          the kernel's nanny did not answer or stopped beating
+        └── DaemonUnavailable         the daemon did not answer
 
 Errors from zmq, the OS and subprocesses are mapped where they enter, with the
 original chained (``raise ... from exc``), so callers only need to catch ours.
@@ -28,6 +29,7 @@ import signal as _signal
 __all__ = [
     "AuthenticationFailed",
     "ClientClosed",
+    "DaemonUnavailable",
     "InvalidJSON",
     "InvalidSignature",
     "KernelDied",
@@ -145,3 +147,7 @@ class KernelTimeout(KernelNannyError, TimeoutError):
 
 class NannyUnavailable(KernelTimeout):
     """The kernel's nanny did not answer in time, or its heartbeat stopped (it may have died)."""
+
+
+class DaemonUnavailable(KernelTimeout):
+    """The daemon did not answer in time (is it running, and is this client's API key right?)."""

@@ -239,6 +239,7 @@ def _parser() -> argparse.ArgumentParser:
     keys_new.add_argument("name", metavar="NAME", help="a label for the client (kept next to its key)")
     keys_new.add_argument("--endpoint", required=True, help="the daemon's tcp endpoint as the client reaches it")
     keys_new.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: ./NAME.json)")
+    keys_new.add_argument("--force", action="store_true", help="replace FILE if it exists")
     keys_new.set_defaults(handler=_cmd_keys_new)
     keys.set_defaults(handler=_cmd_keys_show)
 
@@ -432,7 +433,12 @@ def _cmd_start(args: argparse.Namespace) -> int:
 
     info = asyncio.run(start())
     print(info["kernel_id"])
-    print(public_connection_file(info["kernel_id"]))
+    local_file = public_connection_file(info["kernel_id"])
+    if local_file.exists():
+        print(local_file)
+    else:  # launched by another daemon: its connection file is over there
+        short = info["kernel_id"][:12]
+        print(f"(the connection file is on the daemon that runs it; 'kernel-nanny ps' there shows {short})")
     return EXIT_OK
 
 
@@ -532,7 +538,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=(args.log_level or config.log_level).upper(), format=stamp + "%(levelname)s %(name)s: %(message)s"
     )
-    daemon = NannyDaemon(config, _finder(config))
+    # The daemon indexes the nannies of this machine; other daemons' kernels are theirs to index.
+    daemon = NannyDaemon(config, KernelFinder.from_entrypoints())
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -561,6 +568,8 @@ def _cmd_keys_new(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     keys = DaemonKeys(config.state_dir, config.allowed_client_keys)
     output = Path(args.output or f"{args.name}.json").resolve()
+    if output.exists() and not args.force:
+        raise UsageError(f"{output} exists; choose another --output, or --force to replace it")
     write_private_file(output, json.dumps(keys.new_client(args.name, args.endpoint), indent=2).encode())
     print(output)
     print(

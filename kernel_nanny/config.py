@@ -30,11 +30,11 @@ class RestartPolicy:
     max_backoff: float = DEFAULT_RESTART_MAX_BACKOFF
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_restarts, int) or self.max_restarts < 0:
+        if isinstance(self.max_restarts, bool) or not isinstance(self.max_restarts, int) or self.max_restarts < 0:
             raise ValueError(f"max_restarts must be a whole number >= 0, got {self.max_restarts!r}")
         for name in ("window", "backoff", "max_backoff"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
 
     def delay(self, attempt: int) -> float:

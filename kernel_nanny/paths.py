@@ -55,9 +55,9 @@ def secure_directory(path: Path) -> Path:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = path.stat()
     except OSError as exc:
-        raise LaunchError(f"cannot create the runtime directory {path}: {exc.strerror}") from exc
+        raise LaunchError(f"cannot create the private directory {path}: {exc.strerror}") from exc
     if info.st_uid != os.getuid():
-        raise LaunchError(f"the runtime directory {path} belongs to another user (uid {info.st_uid})")
+        raise LaunchError(f"the private directory {path} belongs to another user (uid {info.st_uid})")
     if stat.S_IMODE(info.st_mode) & 0o077:
         log.info("tightening permissions of %s to 0700 (it holds kernel keys)", path)
         path.chmod(0o700)

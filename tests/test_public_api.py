@@ -10,6 +10,7 @@ EXPECTED = [
     "ClientClosed",
     "DaemonClient",
     "DaemonNotRunning",
+    "DaemonUnavailable",
     "ExecutionResult",
     "ExitStatus",
     "InvalidJSON",

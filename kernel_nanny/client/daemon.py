@@ -16,7 +16,7 @@ from typing import Any
 
 import zmq.asyncio
 
-from .._exceptions import ClientClosed, KernelNannyError, NannyUnavailable
+from .._exceptions import ClientClosed, DaemonUnavailable, KernelNannyError
 from .._loop import BlockingTwin, blocking
 from .._tasks import TaskGroup
 from ..config import RestartPolicy
@@ -24,7 +24,7 @@ from ..paths import daemon_discovery_file
 from ..protocol import LaunchResult, Session
 from ._requests import RequestChannel
 from ._sockets import log
-from .manager import ManagerClient
+from .manager import BlockingManagerClient, ManagerClient
 from .running import pid_alive
 
 __all__ = ["BlockingDaemonClient", "DaemonClient", "DaemonNotRunning"]
@@ -66,7 +66,7 @@ class DaemonClient:
                 Session(connection["key"], connection.get("signature_scheme", "hmac-sha256")),
                 label="daemon",
                 tasks=self._tasks,
-                unavailable=lambda why: NannyUnavailable(f"the daemon at {self.endpoint}: {why}"),
+                unavailable=lambda why: DaemonUnavailable(f"the daemon at {self.endpoint}: {why}"),
                 curve={"curve_publickey": server_key} if server_key else None,
                 client_keypair=keypair,
             )
@@ -182,12 +182,26 @@ class BlockingDaemonClient(BlockingTwin):
     def connection_info(self) -> dict[str, Any]:
         return dict(self._async.connection)
 
+    @classmethod
+    def running(cls, **kwargs: Any) -> BlockingDaemonClient | None:
+        """The local daemon's client, or None when no daemon runs."""
+        try:
+            return cls.find(**kwargs)
+        except DaemonNotRunning:
+            return None
+
+    def launch(self, type_id: str, **kwargs: Any) -> tuple[dict[str, Any], BlockingManagerClient]:
+        """Launch a kernel behind its own nanny; ``(connection_info, BlockingManagerClient)`` once ready."""
+        info, manager = self._loop.run(self._async.launch(type_id, **kwargs))
+        assert isinstance(manager, ManagerClient)
+        self._loop.run(manager.cleanup())
+        return info, BlockingManagerClient(info)
+
     request = blocking(DaemonClient.request)
     info = blocking(DaemonClient.info)
     list_kernel_types = blocking(DaemonClient.list_kernel_types)
     list_kernels = blocking(DaemonClient.list_kernels)
     get_kernel = blocking(DaemonClient.get_kernel)
-    launch = blocking(DaemonClient.launch)
     shutdown_kernel = blocking(DaemonClient.shutdown_kernel)
 
 

@@ -26,6 +26,8 @@ LIST_TIMEOUT = 3.0
 
 
 class DaemonProvider(KernelProvider):
+    supervises_kernels = True
+
     def __init__(self, name: str, connection_file: str | Path) -> None:
         self.id = name  # type: ignore[misc]  # each configured daemon is its own provider
         self.connection_file = Path(connection_file)

@@ -87,10 +87,10 @@ class KernelFinder:
         With ``nanny=True`` the kernel runs behind its own nanny process (which
         outlives this one), the manager is a :class:`~kernel_nanny.ManagerClient`
         and the connection info carries the nanny's ports; ``name`` labels it
-        and ``restart_policy`` says how it is restarted after a crash.
+        and ``restart_policy`` says how it is restarted after a crash. Kernels of
+        providers that supervise their own (another daemon's) are launched there.
         """
-        if nanny:
-            self._provider_for(type_id)
+        if nanny and not self._provider_for(type_id).supervises_kernels:
             try:
                 return await start_nanny(
                     type_id, name=name, cwd=cwd, launch_params=launch_params, restart_policy=restart_policy

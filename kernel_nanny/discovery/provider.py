@@ -21,6 +21,9 @@ class KernelProvider(ABC):
 
     #: The provider's id, the part of a kernel type id before the slash.
     id: ClassVar[str]
+    #: True when the provider's kernels already run behind nannies (another daemon's):
+    #: launching them "behind a nanny" then needs no local one.
+    supervises_kernels: ClassVar[bool] = False
 
     @abstractmethod
     def find_kernels(self) -> Iterable[tuple[str, dict[str, Any]]]:

@@ -126,6 +126,8 @@ class LocalKernelManager:
         ]
 
     async def _spawn(self, argv: list[str], stdout: int, stderr: int) -> asyncio.subprocess.Process:
+        if self.cwd is not None and not os.path.isdir(self.cwd):
+            raise LaunchError(f"cannot start kernel: its working directory {self.cwd!r} does not exist")
         try:
             return await asyncio.create_subprocess_exec(
                 *argv,

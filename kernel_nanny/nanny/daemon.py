@@ -79,6 +79,8 @@ class NannyDaemon:
         self.ipc_path = runtime_dir() / "kernel-nanny-daemon.sock"
         self.endpoints: list[str] = []
         self._tasks = TaskGroup(log)
+        #: Launches under way: they count against max_kernels and hold their names.
+        self._launching: list[str | None] = []
         self._sockets: list[zmq.asyncio.Socket] = []
         self._lock_fd: int | None = None
         self._stopped = asyncio.Event()
@@ -224,7 +226,8 @@ class NannyDaemon:
                 self.store.remove(record.kernel_id)
         log.info("adopted %d kernel(s), pruned %d", len(self.kernels), len(candidates) - len(self.kernels))
         if self.store.set_aside:
-            log.warning("set aside %d unreadable record(s): %s", len(self.store.set_aside), self.store.set_aside)
+            names = ", ".join(path.name for path in self.store.set_aside)
+            log.warning("set aside %d unreadable record(s): %s", len(self.store.set_aside), names)
 
     async def _check(self, record: KernelRecord) -> bool:
         """Whether the record's nanny runs and answers as that kernel."""
@@ -322,11 +325,21 @@ class NannyDaemon:
             raise RequestRefused("KernelTypeNotAllowed", f"kernel type {type_id!r} is not allowed by this daemon")
         self._refresh()
         limit = self.config.max_kernels
-        if limit and len(self.kernels) >= limit:
-            raise RequestRefused("MaxKernels", f"{len(self.kernels)} kernels are running (max_kernels = {limit})")
+        running = len(self.kernels) + len(self._launching)
+        if limit and running >= limit:
+            raise RequestRefused("MaxKernels", f"{running} kernels are running or starting (max_kernels = {limit})")
         name = content.get("name")
         if name is not None and not isinstance(name, str):
             raise RequestRefused("ValueError", f"a kernel name is a string, got {name!r}")
+        if name is not None and name in self._launching:
+            raise RequestRefused("LaunchError", f"the name {name!r} is taken by a kernel being launched")
+        self._launching.append(name)
+        try:
+            return await self._launch(type_id, name, content)
+        finally:
+            self._launching.remove(name)
+
+    async def _launch(self, type_id: str, name: str | None, content: dict[str, Any]) -> dict[str, Any]:
         launch_params = {"transport": self.config.kernel_transport, "ip": self.config.kernel_ip}
         launch_params.update(content.get("launch_params") or {})
         policy = content.get("restart_policy")

@@ -10,7 +10,9 @@ binds a socket.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -27,6 +29,7 @@ else:  # pragma: no cover
 __all__ = ["ConfigError", "DaemonConfig", "default_config_files", "load_config"]
 
 SYSTEM_CONFIG = Path("/etc/kernel-nanny/config.toml")
+_TCP_ENDPOINT = re.compile(r"^tcp://(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(\*|[1-9][0-9]{0,4})$")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -101,6 +104,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
     files = [Path(path)] if path is not None else default_config_files()
     values: dict[str, Any] = {}
     restart: dict[str, Any] = {}
+    restart_file: Path | None = None
     remotes: dict[str, Path] = {}
     for file in files:
         data = _read(file)
@@ -108,6 +112,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
             if section == "restart":
                 _check_table(file, section, table)
                 restart.update(table)
+                restart_file = file
             elif section == "remote_daemons":
                 _check_table(file, section, table)
                 for name, entry in table.items():
@@ -126,7 +131,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
     try:
         policy = RestartPolicy.from_dict(restart)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{files[-1] if files else 'defaults'}: [restart]: {exc}") from None
+        raise ConfigError(f"{restart_file}: [restart]: {exc}") from None
     return DaemonConfig(**settings, restart_policy=policy, remote_daemons=remotes, sources=tuple(files))
 
 
@@ -169,8 +174,13 @@ def _convert(file: Path, where: str, name: str, value: Any) -> Any:
             raise ConfigError(f"{problem} expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
         if name == "kernel_transport" and value not in ("ipc", "tcp"):
             raise ConfigError(f"{problem} expected 'ipc' or 'tcp', got {value!r}")
-        if name == "tcp_endpoint" and value and not value.startswith("tcp://"):
-            raise ConfigError(f"{problem} expected 'tcp://ADDRESS:PORT', got {value!r}")
+        if name == "tcp_endpoint" and value and not _TCP_ENDPOINT.match(value):
+            raise ConfigError(f"{problem} expected 'tcp://ADDRESS:PORT' (port 1-65535 or *), got {value!r}")
+        if name == "kernel_ip":
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ConfigError(f"{problem} expected an IP address to bind kernels to, got {value!r}") from None
         return value.lower() if name == "log_level" else value
     if name == "state_dir":
         if not isinstance(value, str) or not value:

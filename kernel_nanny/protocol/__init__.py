@@ -1,6 +1,7 @@
 """The Jupyter wire protocol: framing, signing, verifying, parsing, connection info. No sockets here."""
 
 from .connection import CHANNELS, ConnectionInfo, channel_url, load_connection_info, normalize_connection_info
+from .daemon import DAEMON_PROTOCOL_VERSION, DAEMON_REQUESTS
 from .manager import ExitStatus, KernelManager, LaunchResult
 from .message import PROTOCOL_VERSION, Message, new_id, parse_date
 from .nanny import NANNY_EVENTS, NANNY_PROTOCOL_VERSION, NANNY_REQUESTS, parse_signal
@@ -11,6 +12,8 @@ from .signing import DEFAULT_SIGNATURE_SCHEME, Signer
 __all__ = [
     "CHANNELS",
     "ConnectionInfo",
+    "DAEMON_PROTOCOL_VERSION",
+    "DAEMON_REQUESTS",
     "DEFAULT_REPLAY_WINDOW",
     "DEFAULT_SIGNATURE_SCHEME",
     "DELIMITER",

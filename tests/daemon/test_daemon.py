@@ -142,7 +142,7 @@ async def test_unknown_and_disallowed_types_and_max_kernels(make_daemon):
         assert unknown.value.ename == "NoSuchKernelType"
         _, manager = await client.launch("pyimport/kernel", launch_params=QUIET)
         await manager.cleanup()
-        with pytest.raises(KernelError, match=r"1 kernels are running \(max_kernels = 1\)") as full:
+        with pytest.raises(KernelError, match=r"1 kernels are running or starting \(max_kernels = 1\)") as full:
             await client.launch("pyimport/kernel", launch_params=QUIET)
         assert full.value.ename == "MaxKernels"
 
@@ -385,3 +385,32 @@ async def test_logs_suit_journald_under_systemd(make_daemon):
     await daemon.stop()
     plain = await make_daemon()
     assert plain.log().splitlines()[-1][:4].isdigit()  # a terminal gets timestamps
+
+
+async def test_simultaneous_launches_respect_max_kernels_and_names(make_daemon):
+    daemon = await make_daemon("[kernels]\nmax_kernels = 1\n")
+    async with daemon.client() as first, daemon.client() as second:
+        results = await asyncio.gather(
+            first.launch("pyimport/kernel", name="same", launch_params=QUIET),
+            second.launch("pyimport/kernel", name="same", launch_params=QUIET),
+            return_exceptions=True,
+        )
+        launched = [r for r in results if not isinstance(r, BaseException)]
+        refused = [r for r in results if isinstance(r, KernelError)]
+        assert len(launched) == 1 and len(refused) == 1
+        assert refused[0].ename in ("MaxKernels", "LaunchError")
+        assert len(await first.list_kernels()) == 1
+        await launched[0].manager.cleanup()
+
+
+async def test_blocking_daemon_client_hands_out_blocking_managers(make_daemon):
+    from kernel_nanny import BlockingDaemonClient, BlockingManagerClient
+
+    await make_daemon()
+    with BlockingDaemonClient.running() as client:
+        info, manager = client.launch("pyimport/kernel", launch_params=QUIET)
+        with manager:
+            assert isinstance(manager, BlockingManagerClient)
+            assert manager.is_alive()
+            manager.shutdown()
+        assert client.list_kernels() == []

@@ -312,8 +312,15 @@ async def test_death_is_seen_even_while_a_grandchild_holds_the_output_pipes():
         await manager.shutdown(now=True)
 
 
-@pytest.mark.parametrize("name", ["python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])])
+@pytest.mark.parametrize(
+    "name", ["python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])]
+)
 def test_bare_python_in_a_spec_means_the_running_python(name):
     """As jupyter_client does: ipykernel's spec says 'python', which PATH may resolve elsewhere."""
     assert KernelCommand(argv=[name, "-m", "ipykernel_launcher"]).format_argv("cf")[0] == sys.executable
     assert KernelCommand(argv=["/usr/bin/python3", "x"]).format_argv("cf")[0] == "/usr/bin/python3"
+
+
+async def test_a_missing_working_directory_is_named(tmp_path):
+    with pytest.raises(LaunchError, match="working directory .*nowhere.* does not exist"):
+        await launch_local(IPYKERNEL, cwd=str(tmp_path / "nowhere"), launch_params=QUIET)
