@@ -78,7 +78,7 @@ from bench_nanny import (
     memory,
 )
 
-from kernel_nanny import DaemonClient, ManagerClient, Session
+from kernel_nanny import DaemonClient, KernelError, ManagerClient, Session
 
 MiB = 2**20
 #: What the brief's launches pass: the kernel's own stdout/stderr is thrown away, as everywhere here.
@@ -447,7 +447,7 @@ async def bench_daemon_api(cfg: Config) -> list[Row]:
             sync_dealer.recv_multipart()
 
         async def fresh_info(info: dict[str, Any]) -> None:
-            # What the daemon does for each kernel in list_kernels (NannyDaemon._entry).
+            # A new connection per nanny: what the daemon did before it kept one per kernel.
             async with ManagerClient(info, timeout=2.0) as manager:
                 await manager.info()
 
@@ -458,6 +458,7 @@ async def bench_daemon_api(cfg: Config) -> list[Row]:
             "list-0": (without.list_kernels, True),
             "info-0": (without.info, True),
             "list-5": (with_kernels.list_kernels, True),
+            "list-5-info": (lambda: with_kernels.list_kernels(info=True), True),
             "info-5": (with_kernels.info, True),
             "floor-async": (floor_async, True),
             "floor-sync": (floor_sync, False),
@@ -517,8 +518,9 @@ async def bench_daemon_api(cfg: Config) -> list[Row]:
                     "daemon-api: DaemonClient request -> the daemon's ROUTER on its local ipc socket -> reply, "
                     "timed per call, back to back on one connected client. The goal (p50 <= 1 ms for "
                     "list_kernels) is judged on the 0-kernel case (the API round trip itself) and shown for "
-                    f"{kernels_n} kernels too, where the daemon opens a new ManagerClient to each nanny and asks "
-                    "for its info, concurrently (NannyDaemon._entry). Every request also rescans the runtime dir "
+                    f"{kernels_n} kernels too: the index alone, and with info=True, where the daemon asks each "
+                    "nanny for its info over the connection it keeps to it, concurrently (NannyDaemon._entry). "
+                    "Every request also rescans the runtime dir "
                     "(NannyDaemon._refresh -> list_running_kernels). The daemon costs "
                     f"{fmt_time(over_floor)} over the asyncio zmq floor (medians, 0 kernels); {kernels_n} kernels "
                     f"add {fmt_time(fan_out)}. jupyter_client has no daemon and no such API (its "
@@ -529,9 +531,14 @@ async def bench_daemon_api(cfg: Config) -> list[Row]:
         _p50_goal(
             Row(
                 "daemon-api",
-                f"daemon list_kernels(), {kernels_n} kernels (asks each nanny for its info)",
+                f"daemon list_kernels(), {kernels_n} kernels (the index)",
                 samples["list-5"],
             )
+        ),
+        Row(
+            "daemon-api",
+            f"daemon list_kernels(info=True), {kernels_n} kernels (asks each nanny, as 'ps' does)",
+            samples["list-5-info"],
         ),
         Row("daemon-api", "daemon info(), 0 kernels", samples["info-0"]),
         Row("daemon-api", f"daemon info(), {kernels_n} kernels", samples["info-5"]),
@@ -841,15 +848,28 @@ async def bench_daemon_adopt(cfg: Config) -> list[Row]:
             add(f"traffic-{key}", value)
         if not cfg.quick:
             # Steady state: the daemon's Session remembers the signatures of the last 65,536 requests
-            # (replay protection), so its memory grows until that window is full. info() on the empty
-            # daemon, 64 requests in flight at a time.
-            assert empty.client is not None
+            # (replay protection), so its memory grows until that window is full. The main daemon
+            # (N kernels, after the traffic above) gets 70,000 requests of a type it does not know:
+            # verified and remembered like any other, answered with an error, and without the
+            # runtime-dir scan every real request makes (which would take minutes). 64 in flight.
+            assert main.client is not None
+            steady_client = main.client
+            refused: list[str] = []
+
+            async def unknown_request() -> None:
+                try:
+                    await steady_client.request("bench_unknown")
+                except KernelError as exc:
+                    refused.append(exc.ename)
+
             t0 = time.perf_counter()
             for _ in range(-(-STEADY_STATE_MESSAGES // STEADY_BATCH)):
-                await asyncio.gather(*(empty.client.info() for _ in range(STEADY_BATCH)))
+                await asyncio.gather(*(unknown_request() for _ in range(STEADY_BATCH)))
             steady_seconds = time.perf_counter() - t0
+            if set(refused) != {"UnknownRequest"}:
+                odd.append(f"steady state: unexpected replies {sorted(set(refused))}")
             await asyncio.sleep(1.0)
-            for key, value in memory(empty.pid).items():
+            for key, value in memory(main.pid).items():
                 add(f"steady-{key}", value)
         for pid in nanny_pids:
             try:
@@ -893,7 +913,7 @@ async def bench_daemon_adopt(cfg: Config) -> list[Row]:
 
     def rss_goal(row: Row, kernels: int) -> Row:
         worst = max(row.ours)
-        detail = f"max {fmt_bytes(worst)}"
+        detail = f"max {worst / MiB:.2f} MiB"
         met: bool | None = worst <= GOAL_DAEMON_RSS
         if kernels and not judged:
             detail += f"; {kernels} kernels, not 20 (--quick): not judged"
@@ -922,21 +942,23 @@ async def bench_daemon_adopt(cfg: Config) -> list[Row]:
             rss_goal(
                 Row(
                     "daemon-memory",
-                    f"daemon RSS, steady state: after {STEADY_STATE_MESSAGES:,} info() requests, 0 kernels",
+                    f"daemon RSS, steady state: {count} kernels, after {STEADY_STATE_MESSAGES:,} more requests",
                     mem["steady-rss"],
                     unit="B",
                     notes=[
-                        f"daemon-memory: steady state = the 0-kernel daemon after {STEADY_STATE_MESSAGES:,} info() "
-                        f"requests ({STEADY_BATCH} in flight; {steady_seconds:.1f} s), then 1 s idle: it remembers "
-                        "the signatures of the last 65,536 requests it received (replay protection), so its memory "
-                        "grows until that window is full, then stays"
+                        f"daemon-memory: steady state = the daemon with {count} adopted kernels, after the "
+                        f"list_kernels/info traffic and {STEADY_STATE_MESSAGES:,} more requests of an unknown type "
+                        f"({STEADY_BATCH} in flight; {steady_seconds:.1f} s), then 1 s idle. It remembers the "
+                        "signatures of the last 65,536 requests it received (replay protection), so its memory grows "
+                        "until that window is full, then stays. Unknown requests are verified and remembered like any "
+                        "other, and skip the runtime-dir scan real requests make"
                     ],
                 ),
-                0,
+                count,
             ),
             Row(
                 "daemon-memory",
-                f"daemon PSS, steady state: after {STEADY_STATE_MESSAGES:,} info() requests, 0 kernels",
+                f"daemon PSS, steady state: {count} kernels, after {STEADY_STATE_MESSAGES:,} more requests",
                 mem["steady-pss"],
                 unit="B",
             ),

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Run kernel-nanny's benchmarks side by side with jupyter_client + ipykernel, in one process.
 
-    python3 bench/run.py              # everything (~3-5 minutes)
-    python3 bench/run.py --quick      # smaller loops (under a minute; rough numbers)
+    python3 bench/run.py              # everything (~7 minutes)
+    python3 bench/run.py --quick      # smaller loops (~2 minutes; rough numbers)
     python3 bench/run.py --only cold-start --only restart
     python3 bench/run.py --list
 
@@ -101,7 +101,7 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller loops, under a minute (rough numbers)")
+    parser.add_argument("--quick", action="store_true", help="smaller loops, about 2 minutes (rough numbers)")
     parser.add_argument(
         "--only",
         action="append",

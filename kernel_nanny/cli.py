@@ -449,7 +449,7 @@ def _kernels_and_infos() -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
         daemon = DaemonClient.running()
         if daemon is not None:
             async with daemon:
-                return [(entry, entry.get("info")) for entry in await daemon.list_kernels()]
+                return [(entry, entry.get("info")) for entry in await daemon.list_kernels(info=True)]
         rows: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         for kernel in list_running_kernels():
             entry = {

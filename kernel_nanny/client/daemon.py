@@ -125,9 +125,14 @@ class DaemonClient:
         types: list[dict[str, Any]] = (await self.request("list_kernel_types"))["kernel_types"]
         return types
 
-    async def list_kernels(self) -> list[dict[str, Any]]:
-        """The daemon's kernels, each with its connection info and its nanny's ``info`` (None if unresponsive)."""
-        kernels: list[dict[str, Any]] = (await self.request("list_kernels"))["kernels"]
+    async def list_kernels(self, *, info: bool = False) -> list[dict[str, Any]]:
+        """The daemon's kernels, each with its connection info.
+
+        ``info=True`` also asks each kernel's nanny for its ``info`` (state,
+        pid, restarts...; None if unresponsive), at the cost of one round trip
+        per kernel, made concurrently.
+        """
+        kernels: list[dict[str, Any]] = (await self.request("list_kernels", {"info": info}))["kernels"]
         return kernels
 
     async def get_kernel(self, kernel: str) -> dict[str, Any]:

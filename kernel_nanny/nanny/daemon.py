@@ -54,6 +54,8 @@ _LINGER_MS = 1000
 _ZAP_DOMAIN = "kernel-nanny"
 #: How long adoption waits for one nanny to answer before calling it unresponsive.
 ADOPT_TIMEOUT = 2.0
+#: Signatures of recent API requests remembered against replays.
+API_REPLAY_WINDOW = 16384
 
 
 class DaemonAlreadyRunning(KernelNannyError):
@@ -72,9 +74,13 @@ class NannyDaemon:
         self.server_id = new_id()
         self.started = time.time()
         self.kernels: dict[str, KernelRecord] = {}
+        #: One connection per indexed nanny, kept while it is indexed (listings ask them all).
+        self._managers: dict[str, ManagerClient] = {}
         self.store = StateStore(config.state_dir)
         self.keys = DaemonKeys(config.state_dir, config.allowed_client_keys)
-        self.session = Session(self.keys.api_key(), DEFAULT_SIGNATURE_SCHEME)
+        # CurveZMQ already refuses replays on tcp and the ipc socket is the user's own:
+        # a smaller window than the default keeps a long-running daemon lean.
+        self.session = Session(self.keys.api_key(), DEFAULT_SIGNATURE_SCHEME, replay_window=API_REPLAY_WINDOW)
         self.discovery_file = daemon_discovery_file()
         self.ipc_path = runtime_dir() / "kernel-nanny-daemon.sock"
         self.endpoints: list[str] = []
@@ -196,6 +202,10 @@ class NannyDaemon:
         write_private_file(self.discovery_file, json.dumps(info, indent=2).encode())
 
     async def _teardown(self) -> None:
+        for manager in self._managers.values():
+            manager.close()
+            await manager.wait_closed()
+        self._managers.clear()
         await self._tasks.cancel_all()
         for sock in self._sockets:
             sock.close(linger=_LINGER_MS)
@@ -247,8 +257,7 @@ class NannyDaemon:
         before = set(self.kernels)
         for kernel_id, record in list(self.kernels.items()):
             if not pid_alive(record.nanny_pid) or not Path(record.connection_file).exists():
-                del self.kernels[kernel_id]
-                self.store.remove(kernel_id)
+                self._forget(kernel_id)
         for running in list_running_kernels():
             if running.kernel_id not in self.kernels:
                 record = _record_of(running)
@@ -286,11 +295,24 @@ class NannyDaemon:
         }
         if with_info:
             try:
-                async with ManagerClient(entry["connection_info"], timeout=ADOPT_TIMEOUT) as manager:
-                    entry["info"] = await manager.info()
+                entry["info"] = await self._manager(record.kernel_id, connection_info).info()
             except NannyUnavailable:
                 entry["info"] = None
         return entry
+
+    def _manager(self, kernel_id: str, connection_info: dict[str, Any]) -> ManagerClient:
+        manager = self._managers.get(kernel_id)
+        if manager is None:
+            manager = self._managers[kernel_id] = ManagerClient(connection_info, timeout=ADOPT_TIMEOUT)
+        return manager
+
+    def _forget(self, kernel_id: str) -> None:
+        """Drop a kernel from the index (its record and our connection to its nanny)."""
+        self.kernels.pop(kernel_id, None)
+        self.store.remove(kernel_id)
+        manager = self._managers.pop(kernel_id, None)
+        if manager is not None:
+            manager.close()
 
     # -- requests ---------------------------------------------------------
 
@@ -372,7 +394,8 @@ class NannyDaemon:
     async def _on_list_kernels(self, msg: Message) -> dict[str, Any]:
         self._refresh()
         records = sorted(self.kernels.values(), key=lambda r: (r.created, r.kernel_id))
-        entries = await asyncio.gather(*(self._entry(r) for r in records))
+        with_info = bool(msg.content.get("info", False))
+        entries = await asyncio.gather(*(self._entry(r, with_info=with_info) for r in records))
         return {"kernels": [entry for entry in entries if entry is not None]}
 
     async def _on_get_kernel(self, msg: Message) -> dict[str, Any]:
@@ -390,8 +413,7 @@ class NannyDaemon:
     async def _shutdown(self, record: KernelRecord, now: bool) -> None:
         async with ManagerClient(load_connection_info(record.connection_file)) as manager:
             await manager.shutdown(now=now)
-        self.kernels.pop(record.kernel_id, None)
-        self.store.remove(record.kernel_id)
+        self._forget(record.kernel_id)
         self.notifier.status(self._status())
 
     # -- idle culling -----------------------------------------------------
