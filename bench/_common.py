@@ -367,3 +367,32 @@ async def settle_strays(runtime_dir: Path, grace: float = 2.0) -> list[str]:
         if await wait_gone(alive, 5.0):
             break
     return [f"pid {pid}: {cmdline}" for pid, cmdline in strays]
+
+
+async def measure_interleaved(
+    variants: dict[str, tuple[Callable[[], Any], bool]], rounds: int, batch: int
+) -> dict[str, list[float]]:
+    """Time each variant ``batch`` times per round, rotating and reversing their order every round.
+
+    ``variants`` maps a name to ``(operation, is_async)``. Round 0 is a warm-up
+    and is not recorded. Interleaving keeps a noisy machine's drift from
+    landing on one variant only.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for rnd, forward in orders(rounds + 1):
+        shift = rnd % len(names)
+        order = names[shift:] + names[:shift]
+        for name in order if forward else reversed(order):
+            op, is_async = variants[name]
+            out = samples[name]
+            for _ in range(batch):
+                t0 = time.perf_counter()
+                if is_async:
+                    await op()
+                else:
+                    op()
+                elapsed = time.perf_counter() - t0
+                if rnd:
+                    out.append(elapsed)
+    return samples

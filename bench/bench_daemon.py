@@ -55,6 +55,7 @@ from _common import (
     Row,
     fmt_bytes,
     fmt_time,
+    measure_interleaved,
     orders,
     pid_alive,
     ratio_ci,
@@ -465,23 +466,7 @@ async def bench_daemon_api(cfg: Config) -> list[Row]:
             "nanny-info": (persistent.info, True),
             "nanny-info-fresh-x5": (fresh_infos, True),
         }
-        samples: dict[str, list[float]] = {name: [] for name in variants}
-        names = list(variants)
-        for rnd, forward in orders(rounds + 1):  # round 0 is the warm-up
-            shift = rnd % len(names)
-            order = names[shift:] + names[:shift]
-            for name in order if forward else reversed(order):
-                op, is_async = variants[name]
-                out = samples[name]
-                for _ in range(batch):
-                    t0 = time.perf_counter()
-                    if is_async:
-                        await op()
-                    else:
-                        op()
-                    t = time.perf_counter() - t0
-                    if rnd:
-                        out.append(t)
+        samples = await measure_interleaved(variants, rounds, batch)
 
         # What a command line ('kernel-nanny ps') pays besides python: a new client, first request.
         first_call: list[float] = []

@@ -531,16 +531,7 @@ async def bench_interrupt(cfg: Config) -> list[Row]:
             return t
 
         async def theirs_once() -> float:
-            msg_id = kc.execute(BUSY_LOOP)
-            await asyncio.sleep(0.25)
-            t0 = time.perf_counter()
-            await theirs_k.km.interrupt_kernel()
-            reply = await _their_reply(kc, msg_id)
-            t = time.perf_counter() - t0
-            assert reply["content"].get("ename") == "KeyboardInterrupt", reply["content"]
-            await kc.kernel_info(reply=True, timeout=REPLY_TIMEOUT)
-            await drain_theirs(kc)
-            return t
+            return await time_their_interrupt(kc, theirs_k.km)
 
         await ours_once(), await theirs_once()  # warm-up
         for _, ours_first in orders(rounds):
@@ -778,3 +769,17 @@ async def _their_reply(kc: AsyncKernelClient, msg_id: str) -> dict[str, Any]:
 
 def _noop(_msg: Any) -> None:
     pass
+
+
+async def time_their_interrupt(kc: Any, km: Any) -> float:
+    """jupyter_client: seconds from interrupt_kernel() to the KeyboardInterrupt execute_reply."""
+    msg_id = kc.execute(BUSY_LOOP)
+    await asyncio.sleep(0.25)  # let the busy loop start (not timed)
+    t0 = time.perf_counter()
+    await km.interrupt_kernel()
+    reply = await _their_reply(kc, msg_id)
+    t = time.perf_counter() - t0
+    assert reply["content"].get("ename") == "KeyboardInterrupt", reply["content"]
+    await kc.kernel_info(reply=True, timeout=REPLY_TIMEOUT)
+    await drain_theirs(kc)
+    return t

@@ -42,6 +42,7 @@ from _common import (
     Row,
     fmt_bytes,
     fmt_time,
+    measure_interleaved,
     orders,
     ratio_ci,
     summarize,
@@ -53,10 +54,10 @@ from bench_kernel import (
     REPLY_TIMEOUT,
     Theirs,
     _ours_first_execute_ok,
-    _their_reply,
     _theirs_first_execute_ok,
     drain_theirs,
     stop_all,
+    time_their_interrupt,
 )
 
 from kernel_nanny import KernelClient, KernelCommand, KernelNannyError, ManagerClient, Message, RestartPolicy, Session
@@ -384,23 +385,7 @@ async def bench_nanny_control(cfg: Config) -> list[Row]:
         }
         for manager in (ipc_nanny.manager, subscribed, curve_nanny.manager, tcp_nanny.manager):
             assert await manager.is_alive() is True
-        samples: dict[str, list[float]] = {name: [] for name in variants}
-        names = list(variants)
-        for rnd, forward in orders(rounds + 1):  # round 0 is the warm-up
-            shift = rnd % len(names)
-            order = names[shift:] + names[:shift]
-            for name in order if forward else reversed(order):
-                op, is_async = variants[name]
-                out = samples[name]
-                for _ in range(batch):
-                    t0 = time.perf_counter()
-                    if is_async:
-                        await op()
-                    else:
-                        op()
-                    t = time.perf_counter() - t0
-                    if rnd:
-                        out.append(t)
+        samples = await measure_interleaved(variants, rounds, batch)
 
         # Sporadic calls, as a UI or a supervisor makes them: each after SPORADIC_GAP of silence, so
         # every thread on the path (zmq I/O threads, event loops, in both processes) starts asleep.
@@ -901,16 +886,7 @@ async def bench_nanny_interrupt(cfg: Config) -> list[Row]:
             call[side].append(t_call)
 
         async def theirs_once() -> None:
-            msg_id = kc.execute(BUSY_LOOP)
-            await asyncio.sleep(0.25)
-            t0 = time.perf_counter()
-            await theirs_k.km.interrupt_kernel()
-            reply = await _their_reply(kc, msg_id)
-            t = time.perf_counter() - t0
-            assert reply["content"].get("ename") == "KeyboardInterrupt", reply["content"]
-            await kc.kernel_info(reply=True, timeout=REPLY_TIMEOUT)
-            await drain_theirs(kc)
-            full["theirs"].append(t)
+            full["theirs"].append(await time_their_interrupt(kc, theirs_k.km))
 
         jobs: list[Callable[[], Awaitable[None]]] = [
             lambda: ours_once("nanny", clients[0], nanny.manager.interrupt),
