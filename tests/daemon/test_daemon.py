@@ -28,6 +28,13 @@ from kernel_nanny.protocol import Session
 QUIET = {"echo_output": False}
 
 
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the kernel-nanny command (in this test's environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "kernel_nanny", *args], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
 def _free_port() -> int:
     import socket
 
@@ -74,12 +81,7 @@ async def test_kernels_outlive_a_sigkilled_daemon_and_are_readopted(make_daemon)
 
 async def test_second_daemon_refuses_clearly(make_daemon):
     daemon = await make_daemon()
-    second = subprocess.run(
-        [sys.executable, "-m", "kernel_nanny", "serve", "--config", str(daemon.config_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    second = cli("serve", "--config", str(daemon.config_file))
     assert second.returncode != 0
     assert f"already running for this user (pid {daemon.process.pid}" in second.stderr
 
@@ -181,24 +183,16 @@ async def test_tcp_endpoint_admits_only_allow_listed_keys(make_daemon, isolated)
     port = _free_port()
     daemon = await make_daemon(f'[daemon]\ntcp_endpoint = "tcp://127.0.0.1:{port}"\n')
     client_file = isolated / "laptop.json"
-    made = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kernel_nanny",
-            "keys",
-            "--config",
-            str(daemon.config_file),
-            "new",
-            "laptop",
-            "--endpoint",
-            f"tcp://127.0.0.1:{port}",
-            "-o",
-            str(client_file),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    made = cli(
+        "keys",
+        "--config",
+        str(daemon.config_file),
+        "new",
+        "laptop",
+        "--endpoint",
+        f"tcp://127.0.0.1:{port}",
+        "-o",
+        str(client_file),
     )
     assert made.returncode == 0, made.stderr
     assert oct(client_file.stat().st_mode & 0o777) == oct(0o600)
@@ -218,12 +212,7 @@ async def test_tcp_endpoint_admits_only_allow_listed_keys(make_daemon, isolated)
             await refused.launch("pyimport/kernel")
     async with daemon.client() as local:
         assert (await local.info())["kernels"] == 0
-    keys = subprocess.run(
-        [sys.executable, "-m", "kernel_nanny", "keys", "--config", str(daemon.config_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    keys = cli("keys", "--config", str(daemon.config_file))
     assert json.loads(client_file.read_text())["client_public_key"] in keys.stdout
 
 
@@ -274,12 +263,7 @@ async def test_corrupt_records_are_set_aside_and_reported(make_daemon):
 
 
 async def test_kernels_started_without_a_daemon_are_adopted(make_daemon):
-    started = subprocess.run(
-        [sys.executable, "-m", "kernel_nanny", "start", "pyimport/kernel", "--name", "early"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    started = cli("start", "pyimport/kernel", "--name", "early")
     assert started.returncode == 0, started.stderr
     kernel_id = started.stdout.split()[0]
     daemon = await make_daemon()
@@ -290,25 +274,14 @@ async def test_kernels_started_without_a_daemon_are_adopted(make_daemon):
 
 async def test_cli_goes_through_the_daemon(make_daemon):
     daemon = await make_daemon()
-    started = subprocess.run(
-        [sys.executable, "-m", "kernel_nanny", "start", "pyimport/kernel", "--name", "cli"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    started = cli("start", "pyimport/kernel", "--name", "cli")
     assert started.returncode == 0, started.stderr
     kernel_id = started.stdout.split()[0]
     assert (daemon.state_dir / "kernels" / f"{kernel_id}.json").exists()  # the daemon launched it
     assert "launched pyimport/kernel as 'cli'" in daemon.log()
-    listing = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "kernel_nanny", "ps", "--json"], capture_output=True, text=True, timeout=60
-        ).stdout
-    )
+    listing = json.loads(cli("ps", "--json").stdout)
     assert [entry["kernel_id"] for entry in listing] == [kernel_id]
-    stopped = subprocess.run(
-        [sys.executable, "-m", "kernel_nanny", "stop", "cli"], capture_output=True, text=True, timeout=60
-    )
+    stopped = cli("stop", "cli")
     assert stopped.returncode == 0
     assert not (daemon.state_dir / "kernels" / f"{kernel_id}.json").exists()
 
@@ -317,24 +290,18 @@ async def test_a_configured_daemon_is_a_kernel_provider(make_daemon, isolated):
     port = _free_port()
     daemon = await make_daemon(f'[daemon]\ntcp_endpoint = "tcp://127.0.0.1:{port}"\n')
     client_file = isolated / "me.json"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kernel_nanny",
-            "keys",
-            "--config",
-            str(daemon.config_file),
-            "new",
-            "me",
-            "--endpoint",
-            f"tcp://127.0.0.1:{port}",
-            "-o",
-            str(client_file),
-        ],
-        check=True,
-        capture_output=True,
+    made = cli(
+        "keys",
+        "--config",
+        str(daemon.config_file),
+        "new",
+        "me",
+        "--endpoint",
+        f"tcp://127.0.0.1:{port}",
+        "-o",
+        str(client_file),
     )
+    assert made.returncode == 0, made.stderr
     finder = KernelFinder([DaemonProvider("far", client_file)])
     types = dict(finder.find_kernels())
     assert "far/pyimport/kernel" in types and types["far/pyimport/kernel"]["language"] == "python"
@@ -349,21 +316,15 @@ async def test_a_configured_daemon_is_a_kernel_provider(make_daemon, isolated):
         await manager.cleanup()
     config = isolated / "with-remote.toml"
     config.write_text(f'[remote_daemons]\nfar = "{client_file}"\n')
-    listed = subprocess.run(
-        [sys.executable, "-m", "kernel_nanny", "list"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    listed = cli(
+        "list",
         env={**os.environ, "XDG_CONFIG_HOME": str(isolated / "cfg")},
     )
     assert "far/" not in listed.stdout  # not configured there
     (isolated / "cfg" / "kernel-nanny").mkdir(parents=True)
     (isolated / "cfg" / "kernel-nanny" / "config.toml").write_text(config.read_text())
-    listed = subprocess.run(
-        [sys.executable, "-m", "kernel_nanny", "list"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    listed = cli(
+        "list",
         env={**os.environ, "XDG_CONFIG_HOME": str(isolated / "cfg")},
     )
     assert "far/pyimport/kernel" in listed.stdout
