@@ -18,6 +18,7 @@ from typing import Any
 
 from .._exceptions import KernelNannyError
 from ..paths import nanny_state_dir, runtime_dir
+from ..protocol import ipc_socket_paths
 
 __all__ = ["RunningKernel", "find_running_kernel", "list_running_kernels", "pid_alive"]
 
@@ -94,9 +95,8 @@ def _remove_files(folder: Path, kernel: RunningKernel) -> None:
     """A dead nanny's connection file, state directory and ipc socket files."""
     kernel.connection_file.unlink(missing_ok=True)
     shutil.rmtree(folder / f"nanny-{kernel.kernel_id}", ignore_errors=True)
-    if kernel.info.get("transport") == "ipc" and isinstance(kernel.info.get("ip"), str):
-        for port in range(1, 8):  # the kernel's five channels and the nanny's two sockets
-            Path(f"{kernel.info['ip']}-{port}").unlink(missing_ok=True)
+    for path in ipc_socket_paths(kernel.info):  # the kernel's channels and the nanny's sockets
+        path.unlink(missing_ok=True)
 
 
 def pid_alive(pid: int) -> bool:

@@ -105,10 +105,3 @@ def _free_tcp_ports(ip: str, count: int) -> list[int]:
     finally:
         for sock in held:
             sock.close()
-
-
-def ipc_paths(info: Mapping[str, Any]) -> list[Path]:
-    """The socket files of an ipc kernel (to remove them after it exits)."""
-    if info.get("transport") != "ipc":
-        return []
-    return [Path(f"{info['ip']}-{info[f'{channel}_port']}") for channel in CHANNELS]

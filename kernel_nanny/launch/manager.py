@@ -21,9 +21,8 @@ from pathlib import Path
 from .._exceptions import KernelNannyError, KernelTimeout, LaunchError
 from .._tasks import TaskGroup
 from ..client.kernel import KernelClient
-from ..protocol import ConnectionInfo, ExitStatus
+from ..protocol import ConnectionInfo, ExitStatus, ipc_socket_paths
 from .command import KernelCommand
-from .connection import ipc_paths
 from .lifeline import Lifeline
 
 __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "DEFAULT_STARTUP_TIMEOUT", "DiedDuringStartup", "LocalKernelManager"]
@@ -307,7 +306,7 @@ class LocalKernelManager:
         if self._lifeline is not None:
             await self._lifeline.disarm()
             self._lifeline = None
-        for path in [self.connection_file, *ipc_paths(self.connection_info)]:
+        for path in [self.connection_file, *ipc_socket_paths(self.connection_info)]:
             path.unlink(missing_ok=True)
 
     def _control_client(self) -> KernelClient:
@@ -326,7 +325,7 @@ class DiedDuringStartup(LaunchError):
     """The kernel process exited before it became ready."""
 
 
-def format_output_tail(text: str, lines: int = 15) -> str:
-    """The last lines of a kernel's output, introduced for an error message (or nothing)."""
+def format_output_tail(text: str, lines: int = 15, intro: str = "its last output") -> str:
+    """The last lines of some output, introduced for an error message (or nothing)."""
     tail = "\n".join(text.strip().splitlines()[-lines:])
-    return f"; its last output:\n{tail}" if tail else ""
+    return f"; {intro}:\n{tail}" if tail else ""

@@ -19,7 +19,7 @@ from ..client.running import list_running_kernels
 from ..config import RestartPolicy
 from ..paths import nanny_state_dir
 from ..protocol import LaunchResult, load_connection_info, new_id
-from .manager import DEFAULT_STARTUP_TIMEOUT
+from .manager import DEFAULT_STARTUP_TIMEOUT, format_output_tail
 
 __all__ = ["start_nanny"]
 
@@ -83,7 +83,10 @@ async def start_nanny(
     try:
         report = json.loads(line)
     except ValueError:
-        tail = _tail(nanny_log)
+        try:
+            tail = format_output_tail(nanny_log.read_text(errors="replace"), intro="its log")
+        except OSError:
+            tail = ""
         raise LaunchError(f"the nanny for {type_id} exited without reporting{tail}") from None
     if report.get("status") != "ready":
         if report.get("ename") == "NoSuchKernelType":
@@ -91,12 +94,3 @@ async def start_nanny(
         raise LaunchError(report.get("evalue") or f"the nanny for {type_id} failed")
     info = load_connection_info(report["connection_file"])
     return LaunchResult(info, ManagerClient(info))
-
-
-def _tail(path: Any, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    tail = "\n".join(text.strip().splitlines()[-lines:])
-    return f"; its log:\n{tail}" if tail else ""

@@ -48,6 +48,7 @@ from ..protocol import (
     KernelManager,
     Message,
     Session,
+    ipc_socket_paths,
     parse_signal,
 )
 from .oom import OomCounter
@@ -266,9 +267,8 @@ class KernelNanny:
         for sock in (self._control, self._events):
             if sock is not None:
                 sock.close(linger=_LINGER_MS)
-        if self.connection_info.get("transport") == "ipc":
-            for port in (_IPC_CONTROL, _IPC_EVENTS):
-                Path(f"{self.connection_info['ip']}-{port}").unlink(missing_ok=True)
+        for path in ipc_socket_paths(self.connection_info):  # ours; the kernel's went with it
+            path.unlink(missing_ok=True)
         if self._output_log is not None:
             self._output_log.close()
         shutil.rmtree(self._state_dir, ignore_errors=True)

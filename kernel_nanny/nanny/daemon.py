@@ -411,8 +411,8 @@ class NannyDaemon:
         return {}
 
     async def _shutdown(self, record: KernelRecord, now: bool) -> None:
-        async with ManagerClient(load_connection_info(record.connection_file)) as manager:
-            await manager.shutdown(now=now)
+        manager = self._manager(record.kernel_id, load_connection_info(record.connection_file))
+        await manager.shutdown(now=now)
         self._forget(record.kernel_id)
         self.notifier.status(self._status())
 

@@ -1,6 +1,13 @@
 """The Jupyter wire protocol: framing, signing, verifying, parsing, connection info. No sockets here."""
 
-from .connection import CHANNELS, ConnectionInfo, channel_url, load_connection_info, normalize_connection_info
+from .connection import (
+    CHANNELS,
+    ConnectionInfo,
+    channel_url,
+    ipc_socket_paths,
+    load_connection_info,
+    normalize_connection_info,
+)
 from .daemon import DAEMON_PROTOCOL_VERSION, DAEMON_REQUESTS
 from .manager import ExitStatus, KernelManager, LaunchResult
 from .message import PROTOCOL_VERSION, Message, new_id, parse_date
@@ -30,6 +37,7 @@ __all__ = [
     "Signer",
     "channel_url",
     "dumps",
+    "ipc_socket_paths",
     "load_connection_info",
     "loads",
     "new_id",

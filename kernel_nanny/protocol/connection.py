@@ -10,11 +10,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .._exceptions import KernelNannyError
 
-__all__ = ["CHANNELS", "ConnectionInfo", "channel_url", "load_connection_info", "normalize_connection_info"]
+__all__ = [
+    "CHANNELS",
+    "ConnectionInfo",
+    "channel_url",
+    "ipc_socket_paths",
+    "load_connection_info",
+    "normalize_connection_info",
+]
 
 #: The kernel's five channels, in the order ports are allocated.
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
@@ -51,6 +59,18 @@ def channel_url(info: Mapping[str, Any], channel: str) -> str:
         return f"ipc://{ip}-{port}"
     host = f"[{ip}]" if ":" in ip else ip
     return f"tcp://{host}:{port}"
+
+
+def ipc_socket_paths(info: Mapping[str, Any]) -> list[Path]:
+    """The socket files behind an ipc connection (every ``*_port``: the kernel's and a nanny's).
+
+    Empty for tcp. Whoever removes an ipc kernel's files uses this, so the naming
+    lives in one place with :func:`channel_url`.
+    """
+    if info.get("transport") != "ipc" or not isinstance(info.get("ip"), str):
+        return []
+    ports = [value for key, value in info.items() if key.endswith("_port") and isinstance(value, int)]
+    return [Path(f"{info['ip']}-{port}") for port in ports]
 
 
 def load_connection_info(path: str | os.PathLike[str]) -> ConnectionInfo:

@@ -149,3 +149,13 @@ def test_load_connection_info_on_a_directory_is_our_error(tmp_path):
         load_connection_info(tmp_path)
 
     assert str(tmp_path) in str(info.value)
+
+
+def test_ipc_socket_paths_cover_every_port_and_nothing_for_tcp():
+    from pathlib import Path
+
+    from kernel_nanny.protocol import ipc_socket_paths
+
+    info = {"transport": "ipc", "ip": "/run/k", "shell_port": 1, "hb_port": 5, "nanny_events_port": 7, "key": "x"}
+    assert sorted(ipc_socket_paths(info)) == [Path("/run/k-1"), Path("/run/k-5"), Path("/run/k-7")]
+    assert ipc_socket_paths({**info, "transport": "tcp"}) == []
