@@ -12,8 +12,7 @@ import pytest
 from kernel_nanny import KernelClient, KernelFinder, LaunchError, LocalKernelManager
 from kernel_nanny.discovery.pyimport import PyImportProvider
 from kernel_nanny.discovery.spec import KernelSpecProvider
-from kernel_nanny.launch.connection import ipc_paths
-from kernel_nanny.protocol import load_connection_info
+from kernel_nanny.protocol import ipc_socket_paths, load_connection_info
 
 IPYKERNEL_ARGV = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 QUIET = {"echo_output": False}
@@ -68,7 +67,7 @@ async def test_launch_through_finder_starts_a_kernel_with_a_private_connection_f
 
     assert not await manager.is_alive()
     assert not path.exists()
-    assert not [p for p in ipc_paths(connection_info) if p.exists()]
+    assert not [p for p in ipc_socket_paths(connection_info) if p.exists()]
 
 
 async def test_kernel_type_names_are_case_insensitive_at_launch(tmp_path):
