@@ -79,6 +79,10 @@ class InvalidJSON(MalformedMessage):
     """A header, parent header, metadata or content frame is not a JSON object."""
 
 
+class ConfigError(KernelNannyError):
+    """A configuration file is missing, unreadable or has a wrong setting (the message names the file and key)."""
+
+
 class NoSuchKernelType(KernelNannyError, LookupError):
     """No provider offers the requested kernel type id."""
 

@@ -21,7 +21,7 @@ from . import __version__
 from ._exceptions import KernelDied, KernelNannyError, NannyUnavailable
 from .client import DaemonClient, ExecutionResult, KernelClient, ManagerClient
 from .client.running import RunningKernel, find_running_kernel, list_running_kernels
-from .config import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, RestartPolicy
+from .config import CONFIG_ENV, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, RestartPolicy
 from .discovery import DaemonProvider, KernelFinder
 from .nanny.daemon import NannyDaemon
 from .nanny.daemon_config import DaemonConfig, load_config
@@ -538,8 +538,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=(args.log_level or config.log_level).upper(), format=stamp + "%(levelname)s %(name)s: %(message)s"
     )
+    if args.config is not None:  # its nannies read their providers' settings from the same file
+        os.environ[CONFIG_ENV] = os.path.abspath(args.config)
     # The daemon indexes the nannies of this machine; other daemons' kernels are theirs to index.
-    daemon = NannyDaemon(config, KernelFinder.from_entrypoints())
+    daemon = NannyDaemon(config, KernelFinder.from_entrypoints(config=args.config))
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()

@@ -17,6 +17,9 @@ _RUNTIME = tempfile.mkdtemp(prefix="kn-test-runtime-")
 os.environ["JUPYTER_RUNTIME_DIR"] = _RUNTIME
 atexit.register(shutil.rmtree, _RUNTIME, ignore_errors=True)
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")  # silences jupyter_core's migration warning
+# No configuration file of the machine's or the user's leaks into a test: tests that want one write it.
+os.environ.pop("KERNEL_NANNY_CONFIG", None)
+os.environ["XDG_CONFIG_HOME"] = os.path.join(_RUNTIME, "config")
 
 from kernel_nanny.launch import KernelCommand, LaunchResult, launch_local  # noqa: E402
 

@@ -1,6 +1,6 @@
 """The package layering of docs/explanation/architecture: imports only point down, so there are no cycles.
 
-protocol <- client <- launch <- discovery <- nanny <- cli (shared leaves: _exceptions, _tasks, _loop, paths, config)
+protocol <- client <- launch <- discovery <- providers <- nanny <- execution <- compat <- jupyter <- cli (shared leaves: _exceptions, _tasks, _loop, paths, config)
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "kernel_nanny"
-LAYERS = ["protocol", "client", "launch", "discovery", "nanny", "cli"]
+LAYERS = ["protocol", "client", "launch", "discovery", "providers", "nanny", "execution", "compat", "jupyter", "cli"]
 LEAVES = {"_exceptions", "_tasks", "_loop", "paths", "config", "_version"}
 
 

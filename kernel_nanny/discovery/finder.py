@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import entrypoints
 
-from .._exceptions import NoSuchKernelType
-from ..config import RestartPolicy
+from .._exceptions import ConfigError, NoSuchKernelType
+from ..config import RestartPolicy, config_files, provider_settings
 from ..launch import LaunchResult
 from ..launch.nanny_process import start_nanny
 from .provider import KernelProvider
@@ -41,12 +42,19 @@ class KernelFinder:
         self.providers[provider.id] = provider
 
     @classmethod
-    def from_entrypoints(cls, group: str = ENTRY_POINT_GROUP) -> KernelFinder:
-        """Load every provider registered in ``group``.
+    def from_entrypoints(
+        cls, group: str = ENTRY_POINT_GROUP, *, config: str | os.PathLike[str] | None = None
+    ) -> KernelFinder:
+        """Load every provider registered in ``group``, configured from the ``[providers.<id>]`` tables
+        of the configuration files (``config`` alone if given; see :doc:`/reference/configuration`).
 
         A provider that fails to import or instantiate is logged and skipped:
-        one broken plug-in must not hide every other kernel.
+        one broken plug-in must not hide every other kernel. A wrong setting in
+        a provider's table raises :exc:`~kernel_nanny.ConfigError`: the user
+        asked for it, so it must not go unnoticed.
         """
+        files = config_files(config)
+        settings = provider_settings(files)
         providers = []
         for entry_point in entrypoints.get_group_all(group):
             try:
@@ -57,6 +65,12 @@ class KernelFinder:
             if not isinstance(provider, KernelProvider):
                 log.warning("skipping kernel provider %r: %r is not a KernelProvider", entry_point.name, provider)
                 continue
+            if provider.id in settings:
+                try:
+                    provider.load_config(settings[provider.id])
+                except (ConfigError, ValueError, TypeError) as exc:
+                    where = " or ".join(str(f) for f in files)
+                    raise ConfigError(f"{where}: [providers.{provider.id}] {exc}") from None
             providers.append(provider)
         return cls(providers)
 

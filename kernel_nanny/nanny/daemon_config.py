@@ -13,43 +13,22 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import KernelNannyError
-from ..config import RestartPolicy
+from .._exceptions import ConfigError
+from ..config import RestartPolicy, config_files, read_config_file
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+__all__ = ["ConfigError", "DaemonConfig", "load_config"]
 
-__all__ = ["ConfigError", "DaemonConfig", "default_config_files", "load_config"]
-
-SYSTEM_CONFIG = Path("/etc/kernel-nanny/config.toml")
 _TCP_ENDPOINT = re.compile(r"^tcp://(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(\*|[1-9][0-9]{0,4})$")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-class ConfigError(KernelNannyError):
-    """A configuration file is missing, unreadable or has a wrong setting."""
-
-
-def _user_config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "kernel-nanny"
 
 
 def _user_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "kernel-nanny"
-
-
-def default_config_files() -> list[Path]:
-    """The files read when no ``--config`` is given (those that exist)."""
-    return [p for p in (SYSTEM_CONFIG, _user_config_dir() / "config.toml") if p.is_file()]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,16 +79,22 @@ _SECTIONS: dict[str, dict[str, str]] = {
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
-    """The configuration from ``path`` alone, or from the default files, over the defaults."""
-    files = [Path(path)] if path is not None else default_config_files()
+    """The configuration from ``path`` alone, or from the default files, over the defaults.
+
+    ``[providers.<id>]`` tables are the providers' own: each provider checks its table when the
+    daemon's :class:`~kernel_nanny.KernelFinder` loads it.
+    """
+    files = config_files(path)
     values: dict[str, Any] = {}
     restart: dict[str, Any] = {}
     restart_file: Path | None = None
     remotes: dict[str, Path] = {}
     for file in files:
-        data = _read(file)
+        data = read_config_file(file)
         for section, table in data.items():
-            if section == "restart":
+            if section == "providers":
+                _check_table(file, section, table)
+            elif section == "restart":
                 _check_table(file, section, table)
                 restart.update(table)
                 restart_file = file
@@ -125,7 +110,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
                         raise ConfigError(f"{file}: [{section}] {key}: unknown setting (known: {known})")
                     values[_SECTIONS[section][key]] = (file, f"[{section}] {key}", value)
             else:
-                known = ", ".join(sorted([*_SECTIONS, "restart", "remote_daemons"]))
+                known = ", ".join(sorted([*_SECTIONS, "providers", "restart", "remote_daemons"]))
                 raise ConfigError(f"{file}: [{section}]: unknown section (known: {known})")
     settings = {name: _convert(file, where, name, value) for name, (file, where, value) in values.items()}
     try:
@@ -133,19 +118,6 @@ def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{restart_file}: [restart]: {exc}") from None
     return DaemonConfig(**settings, restart_policy=policy, remote_daemons=remotes, sources=tuple(files))
-
-
-def _read(file: Path) -> dict[str, Any]:
-    try:
-        with open(file, "rb") as handle:
-            data: dict[str, Any] = tomllib.load(handle)
-            return data
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: configuration file not found") from None
-    except PermissionError:
-        raise ConfigError(f"{file}: no permission to read the configuration file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
 
 
 def _check_table(file: Path, section: str, table: Any) -> None:

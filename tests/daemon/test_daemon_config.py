@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import kernel_nanny.config
 from kernel_nanny import RestartPolicy
-from kernel_nanny.nanny import daemon_config
 from kernel_nanny.nanny.daemon_config import ConfigError, load_config
 
 
@@ -67,7 +67,7 @@ def test_every_section_is_read(tmp_path):
 
 def test_user_file_overrides_system_file(tmp_path, monkeypatch, isolated):
     system = write(tmp_path, "[kernels]\nmax_kernels = 3\nallowed_types = ['spec/*']\n", "system.toml")
-    monkeypatch.setattr(daemon_config, "SYSTEM_CONFIG", system)
+    monkeypatch.setattr(kernel_nanny.config, "SYSTEM_CONFIG", system)
     user = tmp_path / "config" / "kernel-nanny"
     user.mkdir(parents=True)
     write(user, "[kernels]\nmax_kernels = 5\n")
