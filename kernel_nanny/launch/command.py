@@ -6,7 +6,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from string import Template
 from typing import Any
 
@@ -50,3 +50,21 @@ class KernelCommand:
         env.update({key: Template(str(value)).safe_substitute(os.environ) for key, value in self.env.items()})
         env.update(extra or {})
         return env
+
+    def to_dict(self) -> dict[str, Any]:
+        """The command as a JSON-ready dict (what :meth:`from_dict` takes)."""
+        return {**asdict(self), "env": dict(self.env), "metadata": dict(self.metadata)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KernelCommand:
+        """A command from a dict such as a kernelspec's (``argv`` required; unknown keys ignored)."""
+        argv = data.get("argv")
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            raise ValueError(f"a kernel command needs 'argv', a non-empty list of strings, got {argv!r}")
+        return cls(
+            argv=list(argv),
+            env=dict(data.get("env") or {}),
+            resource_dir=str(data.get("resource_dir") or ""),
+            interrupt_mode=str(data.get("interrupt_mode") or "signal"),
+            metadata=dict(data.get("metadata") or {}),
+        )

@@ -19,6 +19,7 @@ from ..client.running import list_running_kernels
 from ..config import RestartPolicy
 from ..paths import nanny_state_dir
 from ..protocol import LaunchResult, load_connection_info, new_id
+from .command import KernelCommand
 from .manager import DEFAULT_STARTUP_TIMEOUT, format_output_tail
 
 __all__ = ["start_nanny"]
@@ -32,10 +33,15 @@ async def start_nanny(
     launch_params: Mapping[str, Any] | None = None,
     restart_policy: RestartPolicy | None = None,
     heartbeat_interval: float | None = None,
+    command: KernelCommand | None = None,
 ) -> LaunchResult:
     """Launch ``type_id`` behind a new nanny; returns ``(connection_info, ManagerClient)`` once ready.
 
     ``name`` (optional) must be unique among the running kernels and contain no ``/``.
+    With ``command``, the nanny runs exactly that command (a kernelspec that
+    jupyter_client resolved, a Python environment's ipykernel) and ``type_id``
+    only labels it. This is for local callers: the daemon's API launches
+    kernel types only, so its clients cannot make it run arbitrary programs.
     """
     if name is not None:
         if not name or "/" in name:
@@ -58,6 +64,8 @@ async def start_nanny(
         "--restart-policy",
         json.dumps((restart_policy or RestartPolicy()).to_dict()),
     ]
+    if command is not None:
+        argv += ["--command", json.dumps(command.to_dict())]
     for flag, value in (("--name", name), ("--cwd", cwd), ("--heartbeat-interval", heartbeat_interval)):
         if value is not None:
             argv += [flag, str(value)]

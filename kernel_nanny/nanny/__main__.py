@@ -24,6 +24,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cwd")
     parser.add_argument("--launch-params", default="{}", help="JSON object")
     parser.add_argument("--restart-policy", default="{}", help="JSON object")
+    parser.add_argument("--command", help="JSON kernel command (argv, env, ...) to run instead of looking --type up")
     parser.add_argument("--heartbeat-interval", type=float)
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--no-detach", dest="detach", action="store_false")
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from .._exceptions import KernelNannyError, NoSuchKernelType
     from ..config import RestartPolicy
     from ..discovery import KernelFinder
+    from ..launch import KernelCommand
     from .core import DEFAULT_HEARTBEAT_INTERVAL, KernelNanny
 
     logging.basicConfig(
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             launch_params=json.loads(args.launch_params),
             restart_policy=RestartPolicy.from_dict(json.loads(args.restart_policy)),
             heartbeat_interval=args.heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL,
+            command=KernelCommand.from_dict(json.loads(args.command)) if args.command else None,
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -39,6 +39,7 @@ from .._tasks import TaskGroup
 from ..client.kernel import KernelClient
 from ..config import RestartPolicy
 from ..discovery import KernelFinder
+from ..launch import KernelCommand, launch_local
 from ..launch.connection import write_connection_file
 from ..paths import nanny_state_dir
 from ..protocol import (
@@ -90,12 +91,15 @@ class KernelNanny:
         restart_policy: RestartPolicy | None = None,
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         log_max_bytes: int = DEFAULT_LOG_MAX_BYTES,
+        command: KernelCommand | None = None,
     ) -> None:
         self.kernel_id = kernel_id
         self.type_id = type_id
         self.name = name
         self.cwd = cwd
         self.finder = finder
+        #: An explicit command to run instead of asking the finder for ``type_id`` (see ``start_nanny``).
+        self.command = command
         self.launch_params = dict(launch_params or {})
         self.restart_policy = restart_policy or RestartPolicy()
         self.heartbeat_interval = heartbeat_interval
@@ -172,7 +176,11 @@ class KernelNanny:
     async def _start(self) -> None:
         self._output_log = OutputLog(self.log_path, self.log_max_bytes)
         params = {**self.launch_params, "connection_file": str(self._state_dir / "kernel.json"), "echo_output": False}
-        self.connection_info, self.manager = await self.finder.launch(self.type_id, cwd=self.cwd, launch_params=params)
+        if self.command is not None:
+            launched = await launch_local(self.command, kernel_name=self.type_id, cwd=self.cwd, launch_params=params)
+        else:
+            launched = await self.finder.launch(self.type_id, cwd=self.cwd, launch_params=params)
+        self.connection_info, self.manager = launched
         if self.manager is None:
             raise LaunchError(f"provider of {self.type_id} gave no manager: a nanny cannot supervise it")
         self._session = Session(self.connection_info["key"], self.connection_info["signature_scheme"])
