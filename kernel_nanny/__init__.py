@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the static view of the lazy names below
     from ._exceptions import (
         AuthenticationFailed,
         ClientClosed,
+        ConfigError,
         DaemonUnavailable,
         InvalidJSON,
         InvalidSignature,
@@ -68,6 +69,7 @@ _LAZY = {
     "BlockingKernelClient": ".client",
     "BlockingManagerClient": ".client",
     "ClientClosed": "._exceptions",
+    "ConfigError": "._exceptions",
     "DaemonClient": ".client",
     "DaemonNotRunning": ".client",
     "DaemonUnavailable": "._exceptions",
@@ -107,6 +109,7 @@ __all__ = [
     "BlockingKernelClient",
     "BlockingManagerClient",
     "ClientClosed",
+    "ConfigError",
     "DaemonClient",
     "DaemonNotRunning",
     "DaemonUnavailable",

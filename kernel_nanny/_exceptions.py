@@ -29,6 +29,7 @@ import signal as _signal
 __all__ = [
     "AuthenticationFailed",
     "ClientClosed",
+    "ConfigError",
     "DaemonUnavailable",
     "InvalidJSON",
     "InvalidSignature",

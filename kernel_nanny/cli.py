@@ -29,6 +29,7 @@ from .nanny.keys import DaemonKeys
 from .nanny.output_log import read_log
 from .paths import public_connection_file, write_private_file
 from .protocol import KernelManager, Message
+from .providers.ssh import SSHProvider, add_known_host, fetch_host_key
 
 log = logging.getLogger("kernel_nanny.cli")
 
@@ -256,6 +257,21 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument("--no-enable", action="store_true", help="write the unit file only")
     install.add_argument("--print", action="store_true", help="print the unit instead of installing it")
     install.set_defaults(handler=_cmd_install_service)
+
+    trust = commands.add_parser(
+        "ssh-trust",
+        help="trust an SSH host's key: add it to the host's known_hosts file",
+        description=(
+            "Fetch the host key that the SSH host NAME (a [providers.ssh.hosts.NAME] table of the configuration) "
+            "presents, print its fingerprint and, once you confirm that it is the key you expect (compare it "
+            "with 'ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub' on the host), append it to the known_hosts "
+            "file of the host's settings. kernel-nanny never connects to a host whose key it cannot check."
+        ),
+    )
+    trust.add_argument("host", metavar="NAME", help="the host's name in [providers.ssh.hosts]")
+    trust.add_argument("--yes", action="store_true", help="trust the key without asking (only on a trusted network)")
+    trust.add_argument("--config", metavar="PATH", help="the configuration file to read the host from")
+    trust.set_defaults(handler=_cmd_ssh_trust)
     return parser
 
 
@@ -579,6 +595,24 @@ def _cmd_keys_new(args: argparse.Namespace) -> int:
         "DaemonClient.from_file(path), or as [remote_daemons] in its configuration.",
         file=sys.stderr,
     )
+    return EXIT_OK
+
+
+def _cmd_ssh_trust(args: argparse.Namespace) -> int:
+    provider = KernelFinder.from_entrypoints(config=args.config).providers.get("ssh")
+    if not isinstance(provider, SSHProvider):
+        raise KernelNannyError("the ssh provider is not installed: pip install 'kernel-nanny[ssh]'")
+    host = provider.host(args.host)
+    key = asyncio.run(fetch_host_key(host))
+    print(f"{host.name} ({host.address}) presents this {key.get_algorithm()} key:")
+    print(f"  {key.get_fingerprint('sha256')}")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("confirm on a terminal, or pass --yes")
+        if input("Trust it? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("not trusted")
+            return EXIT_FAILED
+    print(f"added to {add_known_host(host, key)}")
     return EXIT_OK
 
 

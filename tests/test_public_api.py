@@ -8,6 +8,7 @@ EXPECTED = [
     "BlockingKernelClient",
     "BlockingManagerClient",
     "ClientClosed",
+    "ConfigError",
     "DaemonClient",
     "DaemonNotRunning",
     "DaemonUnavailable",

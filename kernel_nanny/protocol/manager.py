@@ -19,7 +19,8 @@ class ExitStatus:
     """How a kernel process ended: an exit code, or the signal that ended it.
 
     ``reason`` is ``exited`` (it returned), ``killed`` (SIGKILL), ``signaled``
-    (another signal) or ``oom`` (the kernel's memory limit was hit).
+    (another signal), ``oom`` (the kernel's memory limit was hit) or ``lost``
+    (the remote nanny that owned it is gone, so how it ended is unknown).
     """
 
     exit_code: int | None = None
@@ -40,6 +41,8 @@ class ExitStatus:
         return self.exit_code == 0
 
     def __str__(self) -> str:
+        if self.reason == "lost":
+            return "lost with its remote nanny"
         if self.signal is not None:
             try:
                 name = _signal.Signals(self.signal).name

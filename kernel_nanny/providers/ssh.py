@@ -1,0 +1,274 @@
+"""Kernels on other hosts over SSH: ``ssh/<host>/<remote type>`` (``ssh/gpu-box/spec/python3``).
+
+Launching connects to the host, runs ``kernel-nanny start`` there (a remote
+nanny owns the kernel, bound to the host's loopback), reads its connection
+file back, and forwards every kernel and nanny port to a local loopback port
+through the SSH connection: nothing of the kernel listens on the host's
+network. The manager it returns, :class:`SSHKernelManager`, drives the remote
+nanny through those forwards, so interrupt, restart, kill and events work as
+for a local kernel. OpenSSH forwards no signals to sessions without a
+terminal; the remote nanny is what makes interrupts and shutdowns reliable.
+
+Behind a local nanny (``kernel-nanny start ssh/...``), the local nanny owns
+the SSH connection and restarts the kernel after a crash; the remote nanny
+is started with automatic restarts off, so the two never both restart it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shlex
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from .._exceptions import KernelNannyError, LaunchError, NannyUnavailable, NoSuchKernelType
+from ..client.manager import ManagerClient
+from ..discovery import KernelProvider
+from ..launch.connection import write_connection_file
+from ..protocol import ExitStatus, LaunchResult, Message
+from ..protocol.connection import CHANNELS
+from .ssh_config import SSHHost, parse_hosts
+from .ssh_tunnel import SSHTunnel, import_asyncssh
+
+__all__ = ["SSHKernelManager", "SSHProvider", "add_known_host", "fetch_host_key"]
+
+log = logging.getLogger("kernel_nanny.providers.ssh")
+
+_KERNEL_PORT_KEYS = tuple(f"{channel}_port" for channel in CHANNELS)
+_NANNY_PORT_KEYS = ("nanny_control_port", "nanny_events_port")
+#: Seconds a request waits for a dropped connection to come back before giving up.
+RECONNECT_WAIT = 30.0
+
+OutputListener = Callable[[str, bytes], None]
+
+
+class SSHProvider(KernelProvider):
+    """Offers the kernel types configured for each host in ``[providers.ssh.hosts.<name>]``."""
+
+    id = "ssh"
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, SSHHost] = {}
+
+    def load_config(self, config: Mapping[str, Any]) -> None:
+        self.hosts = parse_hosts(config)
+
+    def find_kernels(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        # From the settings alone: listing must not wait on every host of the network.
+        for host in self.hosts.values():
+            for kernel in host.kernels:
+                yield (
+                    f"{host.name}/{kernel.type_id}",
+                    {
+                        "display_name": kernel.display_name or f"{kernel.type_id} on {host.name}",
+                        "language": kernel.language,
+                        "host": host.address,
+                    },
+                )
+
+    def host(self, name: str) -> SSHHost:
+        """The configured host ``name``, or a :exc:`KernelNannyError` listing those there are."""
+        try:
+            return self.hosts[name]
+        except KeyError:
+            known = ", ".join(sorted(self.hosts)) or "none"
+            raise KernelNannyError(f"no ssh host {name!r} in [providers.ssh.hosts] (configured: {known})") from None
+
+    async def launch(
+        self, name: str, *, cwd: str | None = None, launch_params: Mapping[str, Any] | None = None
+    ) -> LaunchResult:
+        host_name, _, remote_type = name.partition("/")
+        host = self.hosts.get(host_name)
+        if host is None or remote_type not in {k.type_id for k in host.kernels}:
+            raise NoSuchKernelType(f"ssh/{name}")
+        tunnel = await SSHTunnel.open(host)
+        try:
+            manager = await SSHKernelManager.start(tunnel, remote_type)
+        except BaseException:
+            await tunnel.close()
+            raise
+        connection_file = dict(launch_params or {}).get("connection_file")
+        if connection_file:
+            write_connection_file(manager.connection_info, manager.remote_kernel_id, Path(connection_file))
+        return LaunchResult(manager.connection_info, manager)
+
+
+class SSHKernelManager:
+    """The kernel-manager interface for a kernel behind a nanny on a remote host, through an SSH tunnel.
+
+    Requests wait (up to :data:`RECONNECT_WAIT` seconds) for a dropped
+    connection to be restored. :meth:`wait` survives drops too: it returns
+    only when the kernel died, or with ``reason="lost"`` when the remote
+    nanny itself is gone.
+    """
+
+    def __init__(self, tunnel: SSHTunnel, remote_info: Mapping[str, Any], local_ports: Mapping[str, int]) -> None:
+        self._tunnel = tunnel
+        self.remote_info = dict(remote_info)
+        nanny_info = {**self.remote_info, "ip": "127.0.0.1", **local_ports}
+        self._nanny = ManagerClient(nanny_info)
+        #: What clients on this machine connect to: the kernel's channels on local forwards.
+        self.connection_info: dict[str, Any] = {
+            key: value for key, value in nanny_info.items() if key in _KERNEL_KEYS or key in _KERNEL_PORT_KEYS
+        }
+        self._output_listeners: list[OutputListener] = []
+        self._nanny.add_event_handler(self._on_event)
+
+    @classmethod
+    async def start(cls, tunnel: SSHTunnel, remote_type: str) -> SSHKernelManager:
+        """Start a nanny for ``remote_type`` on the tunnel's host and forward its ports here."""
+        host = tunnel.host
+        output = await tunnel.run(
+            "start", remote_type, "--transport", "tcp", "--ip", "127.0.0.1", "--max-restarts", "0"
+        )
+        lines = output.split()
+        if len(lines) < 2:
+            raise LaunchError(f"ssh host {host.name}: 'kernel-nanny start' printed {output!r}, not an id and a file")
+        kernel_id, path = lines[0], lines[1]
+        try:
+            remote_info = json.loads(await tunnel.run_shell(f"cat {shlex.quote(path)}"))
+            local_ports = {}
+            for key in (*_KERNEL_PORT_KEYS, *_NANNY_PORT_KEYS):
+                local_ports[key] = await tunnel.forward(int(remote_info[key]))
+        except BaseException as exc:
+            await _stop_remote(tunnel, kernel_id)
+            if isinstance(exc, (ValueError, KeyError)):
+                raise LaunchError(f"ssh host {host.name}: unreadable connection file {path}: {exc}") from None
+            raise
+        log.info("[kernel=%s] %s on %s: forwards %s", kernel_id[:8], remote_type, host.name, local_ports)
+        return cls(tunnel, remote_info, local_ports)
+
+    def __repr__(self) -> str:
+        return f"<SSHKernelManager {self.remote_kernel_id[:8]} on {self._tunnel.host.name} {self._tunnel!r}>"
+
+    @property
+    def remote_kernel_id(self) -> str:
+        return str(self.remote_info.get("kernel_id", ""))
+
+    @property
+    def remote_pid(self) -> int | None:
+        """The remote nanny's pid on its host (the local nanny shows no pid for a remote kernel)."""
+        pid = self.remote_info.get("nanny_pid")
+        return int(pid) if pid is not None else None
+
+    def add_output_listener(self, listener: OutputListener) -> None:
+        """Call ``listener(name, data)`` with the remote kernel process's own stdout/stderr."""
+        self._output_listeners.append(listener)
+
+    def _on_event(self, event: Message) -> None:
+        if event.msg_type == "stream":
+            data = str(event.content.get("text", "")).encode()
+            for listener in self._output_listeners:
+                listener(str(event.content.get("name", "stdout")), data)
+
+    # -- the manager interface ------------------------------------------------
+
+    async def is_alive(self) -> bool:
+        return bool(await self._while_connected(self._nanny.is_alive))
+
+    async def interrupt(self) -> None:
+        await self._while_connected(self._nanny.interrupt)
+
+    async def signal(self, signum: int) -> None:
+        await self._while_connected(lambda: self._nanny.signal(signum))
+
+    async def kill(self) -> None:
+        await self._while_connected(self._nanny.kill)
+
+    async def restart(self, now: bool = False) -> None:
+        try:
+            await self._while_connected(lambda: self._nanny.restart(now=now))
+        except NannyUnavailable as exc:
+            raise LaunchError(f"cannot restart the kernel on ssh host {self._tunnel.host.name}: {exc}") from None
+
+    async def shutdown(self, now: bool = False) -> None:
+        """Stop the remote kernel and its nanny explicitly, then close the connection."""
+        try:
+            await self._while_connected(lambda: self._nanny.shutdown(now=now))
+        except NannyUnavailable as exc:
+            log.warning("[kernel=%s] the remote nanny did not answer: %s", self.remote_kernel_id[:8], exc)
+        finally:
+            await self.cleanup()
+
+    async def cleanup(self) -> None:
+        self._nanny.close()
+        await self._nanny.wait_closed()
+        await self._tunnel.close()
+
+    async def wait(self) -> ExitStatus:
+        """Wait for the remote kernel's death, across connection drops."""
+        while True:
+            await self._tunnel.wait_connected()
+            try:
+                return await self._nanny.wait()
+            except NannyUnavailable:
+                alive = await self._tunnel.process_alive(self.remote_pid)
+                if alive is False:
+                    log.warning("[kernel=%s] the remote nanny is gone", self.remote_kernel_id[:8])
+                    return ExitStatus(reason="lost")
+                # None: the link is down (a reconnection is under way); True: it just came back.
+
+    async def _while_connected(self, request: Callable[[], Any]) -> Any:
+        """Run ``request``, waiting for the connection if it is down; retried once after a reconnection."""
+        for attempt in (1, 2):
+            try:
+                await asyncio.wait_for(self._tunnel.wait_connected(), RECONNECT_WAIT)
+            except asyncio.TimeoutError:
+                raise NannyUnavailable(
+                    f"the ssh connection to {self._tunnel.host.name} is down and was not restored "
+                    f"within {RECONNECT_WAIT:g} s"
+                ) from None
+            try:
+                return await request()
+            except NannyUnavailable:
+                if attempt == 2 or await self._tunnel.process_alive(self.remote_pid) is False:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: Connection-info keys that describe the kernel itself (the rest is the remote nanny's).
+_KERNEL_KEYS = (
+    "transport",
+    "ip",
+    "key",
+    "signature_scheme",
+    "kernel_name",
+    "curve_publickey",
+    "curve_secretkey",
+    "curve_serverkey",
+)
+
+
+async def _stop_remote(tunnel: SSHTunnel, kernel_id: str) -> None:
+    """Leave nothing running on the host after a failed launch."""
+    try:
+        await tunnel.run("stop", kernel_id, "--now")
+    except (KernelNannyError, OSError) as exc:
+        log.warning("ssh host %s: could not stop kernel %s: %s", tunnel.host.name, kernel_id[:12], exc)
+
+
+async def fetch_host_key(host: SSHHost) -> Any:
+    """The host key ``host`` presents (an ``asyncssh.SSHKey``), fetched without trusting it."""
+    asyncssh = import_asyncssh()
+    try:
+        key = await asyncio.wait_for(asyncssh.get_server_host_key(host.host, host.port), host.connect_timeout)
+    except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+        raise KernelNannyError(f"ssh host {host.name} ({host.address}) is unreachable: {exc}") from None
+    if key is None:
+        raise KernelNannyError(f"ssh host {host.name} ({host.address}) presented no host key")
+    return key
+
+
+def add_known_host(host: SSHHost, key: Any) -> Path:
+    """Append ``key`` for ``host`` to the host's known_hosts file (created 0600 in a 0700 directory)."""
+    pattern = host.host if host.port == 22 else f"[{host.host}]:{host.port}"
+    line = f"{pattern} {key.export_public_key('openssh').decode().strip()}\n"
+    path = host.known_hosts
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(path, "a", opener=lambda name, flags: os.open(name, flags, 0o600)) as file:
+        file.write(line)
+    return path
