@@ -77,6 +77,7 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
         300,
     ),
     "nanny-interrupt": ("bench_nanny", "bench_nanny_interrupt", "interrupt via ManagerClient vs local signal", 120),
+    "ssh": ("bench_ssh", "bench_ssh", "ssh provider: launch -> ready and interrupt through the forward", 300),
     "nanny-memory": (
         "bench_nanny",
         "bench_nanny_memory",
@@ -95,6 +96,12 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
         "bench_daemon_adopt",
         "daemon restart re-adopting 20 nannies -> READY=1; daemon RSS/PSS",
         240,
+    ),
+    "docker-launch": (
+        "bench_docker",
+        "bench_docker_launch",
+        "Docker provider launch -> ready vs local cold starts (needs dockerd; see bench_docker.py)",
+        300,
     ),
 }
 

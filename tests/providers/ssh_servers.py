@@ -43,6 +43,10 @@ class SSHServer:
     directory: Path
     process: subprocess.Popen[bytes]
 
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
     def session_pids(self, client_port: int) -> list[int]:
         """The sshd processes serving the connection from local port ``client_port``."""
         out = subprocess.run(
@@ -119,11 +123,10 @@ def _ensure_test_user(public_key: Path) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def ssh_keys() -> Iterator[Path]:
-    """A 0700 directory (not under /tmp: StrictModes) with host and client key pairs."""
+def make_keys() -> Path:
+    """A 0700 directory (not under /tmp: StrictModes) with host and client key pairs, and the test user."""
     if not Path("/usr/sbin/sshd").exists():
-        pytest.fail("OpenSSH server missing: run .ci/install-ssh-test-deps.sh")
+        raise RuntimeError("OpenSSH server missing: run .ci/install-ssh-test-deps.sh")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     directory = Path(tempfile.mkdtemp(prefix="kn-sshd-", dir="/run"))
     for name in ("host_key", "client_key", "other_key"):
@@ -131,8 +134,14 @@ def ssh_keys() -> Iterator[Path]:
     shutil.copy(directory / "client_key.pub", directory / "authorized_keys")
     os.chmod(directory / "authorized_keys", 0o600)
     _ensure_test_user(directory / "client_key.pub")
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
+    return directory
+
+
+def start_sshd(keys: Path, address: str = "127.0.0.1", port: int = 0, netns: str | None = None) -> SSHServer:
+    """sshd on ``address:port`` (a free port for 0), with a known_hosts file that trusts it."""
+    port = port or _free_port(address)
+    process = _start_sshd(_sshd_config(keys, f"{address}:{port}"), keys / f"sshd-{address}.log", netns)
+    return SSHServer(address, port, keys / "client_key", _known_hosts(keys, address, port), keys, process)
 
 
 def _known_hosts(directory: Path, address: str, port: int) -> Path:
@@ -144,20 +153,21 @@ def _known_hosts(directory: Path, address: str, port: int) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ssh_keys() -> Iterator[Path]:
+    try:
+        directory = make_keys()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def sshd(ssh_keys: Path) -> Iterator[SSHServer]:
     """sshd on 127.0.0.1 and a free port."""
-    port = _free_port()
-    process = _start_sshd(_sshd_config(ssh_keys, f"127.0.0.1:{port}"), ssh_keys / "sshd.log")
-    yield SSHServer(
-        "127.0.0.1",
-        port,
-        ssh_keys / "client_key",
-        _known_hosts(ssh_keys, "127.0.0.1", port),
-        ssh_keys,
-        process,
-    )
-    process.terminate()
-    process.wait()
+    server = start_sshd(ssh_keys)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -179,12 +189,9 @@ def remote_host(ssh_keys: Path) -> Iterator[SSHServer]:
     try:
         for step in steps:
             subprocess.run(step, check=True)
-        address = f"{subnet}.2"
-        config = _sshd_config(ssh_keys, f"{address}:22")
-        process = _start_sshd(config, ssh_keys / "sshd-netns.log", netns=netns)
-        yield SSHServer(address, 22, ssh_keys / "client_key", _known_hosts(ssh_keys, address, 22), ssh_keys, process)
-        process.terminate()
-        process.wait()
+        server = start_sshd(ssh_keys, f"{subnet}.2", 22, netns=netns)
+        yield server
+        server.stop()
     finally:
         subprocess.run(["ip", "netns", "del", netns], check=False)
         subprocess.run(["ip", "link", "del", outer], check=False, stderr=subprocess.DEVNULL)

@@ -1,0 +1,186 @@
+"""SSH provider benchmarks: a kernel on a "remote" host (a real sshd on loopback) vs local kernels.
+
+The host is this machine, reached through OpenSSH on 127.0.0.1 (tests/providers/ssh_servers.py
+starts it; needs root and openssh-server, see .ci/install-ssh-test-deps.sh). The remote kernel runs
+the same ``pyimport/kernel`` command behind a remote nanny; every message crosses the SSH forward.
+On loopback this measures what the provider adds (the SSH handshake, the remote ``kernel-nanny
+start``, the forwards), not a network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from _common import REGISTRY, Config, Row, fmt_time, orders, ratio_ci
+from bench_kernel import BUSY_LOOP, READY_TIMEOUT, REPLY_TIMEOUT, Ours, Theirs, time_their_interrupt
+
+from kernel_nanny import KernelClient
+from kernel_nanny.providers.ssh import SSHProvider
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.providers.ssh_servers import make_keys, python_command, runtime_dir_for, start_sshd  # noqa: E402
+
+GOAL_LAUNCH_EXTRA = 1.0  # s over the local cold start
+GOAL_INTERRUPT_RATIO = 2.0  # x the local interrupt round trip
+TYPE = "pyimport/kernel"
+
+
+class Remote:
+    """A kernel launched through the SSH provider (the provider's own manager, no local nanny)."""
+
+    def __init__(self, info: dict[str, Any], manager: Any, token: int) -> None:
+        self.info, self.manager, self.token = info, manager, token
+
+    @classmethod
+    async def launch(cls, provider: SSHProvider) -> Remote:
+        info, manager = await provider.launch(f"bench/{TYPE}")
+        token = REGISTRY.add("kernel-nanny ssh kernel", lambda: manager.shutdown(now=True))
+        async with KernelClient(info) as client:  # ready as a client sees it, through the forwards
+            await client.wait_for_ready(timeout=READY_TIMEOUT)
+        return cls(info, manager, token)
+
+    async def stop(self, now: bool = True) -> None:
+        try:
+            await self.manager.shutdown(now=now)
+        finally:
+            REGISTRY.discard(self.token)
+
+
+def _provider(keys: Path, port: int, known_hosts: Path) -> SSHProvider:
+    provider = SSHProvider()
+    provider.load_config(
+        {
+            "hosts": {
+                "bench": {
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "user": "root",
+                    "keys": [str(keys / "client_key")],
+                    "known_hosts": str(known_hosts),
+                    "command": python_command(None, runtime_dir_for("root", keys)),
+                    "kernels": [TYPE],
+                }
+            }
+        }
+    )
+    return provider
+
+
+async def bench_ssh(cfg: Config) -> list[Row]:
+    """SSH launch -> ready and interrupt through the forward, against local kernels of both sides."""
+    keys = make_keys()
+    server = start_sshd(keys)
+    try:
+        provider = _provider(keys, server.port, server.known_hosts)
+        return await _launches(cfg, provider) + await _interrupts(cfg, provider)
+    finally:
+        server.stop()
+        shutil.rmtree(keys, ignore_errors=True)
+
+
+async def _launches(cfg: Config, provider: SSHProvider) -> list[Row]:
+    rounds = cfg.n(8, 2)
+    starts: dict[str, Callable[[], Awaitable[Any]]] = {
+        "ssh": lambda: Remote.launch(provider),
+        "local": lambda: Ours.launch("ipc"),
+        "theirs": lambda: Theirs.launch("tcp", "disabled"),
+    }
+    samples: dict[str, list[float]] = {side: [] for side in starts}
+    for start in starts.values():  # warm-up: cold disk caches, the first SSH handshake
+        await (await start()).stop()
+    for _, forward in orders(rounds):
+        for side, start in starts.items() if forward else reversed(starts.items()):
+            t0 = time.perf_counter()
+            kernel = await start()
+            samples[side].append(time.perf_counter() - t0)
+            await kernel.stop(now=True)
+    extra = statistics.median(samples["ssh"]) - statistics.median(samples["local"])
+    return [
+        Row(
+            "ssh",
+            "launch -> ready: ssh/bench/pyimport/kernel / jc local start",
+            samples["ssh"],
+            samples["theirs"],
+            notes=[
+                "ssh: launch = connect + authenticate (ed25519) + remote `kernel-nanny start` (a remote nanny) + "
+                "reading its connection file + 7 forwards, then wait_for_ready through the forwards; sshd on "
+                "127.0.0.1, so the network costs nothing"
+            ],
+            goal=f"<= local cold start + {GOAL_LAUNCH_EXTRA:g} s",
+            goal_met=extra <= GOAL_LAUNCH_EXTRA,
+            goal_detail=f"ssh {fmt_time(statistics.median(samples['ssh']))} - local (ours, ipc) "
+            f"{fmt_time(statistics.median(samples['local']))} = {fmt_time(extra)}",
+        ),
+        Row("ssh", "launch -> ready: local ours (ipc) / jc local start", samples["local"], samples["theirs"]),
+    ]
+
+
+async def _interrupts(cfg: Config, provider: SSHProvider) -> list[Row]:
+    rounds = cfg.n(15, 4)
+    kernels: list[Any] = []
+    clients: list[KernelClient] = []
+    times: dict[str, list[float]] = {"ssh": [], "local": [], "theirs": []}
+    try:
+        kernels = [await Remote.launch(provider), await Ours.launch("ipc"), await Theirs.launch("tcp", "disabled")]
+        remote, local, theirs = kernels
+        for kernel in (remote, local):
+            client = KernelClient(kernel.info)
+            clients.append(client)
+            await client.wait_for_ready(timeout=READY_TIMEOUT)
+
+        async def ours_once(side: str, client: KernelClient, manager: Any) -> None:
+            task = asyncio.ensure_future(client.execute(BUSY_LOOP, timeout=REPLY_TIMEOUT))
+            await asyncio.sleep(0.25)  # well inside the loop by now (not timed)
+            t0 = time.perf_counter()
+            await manager.interrupt()
+            reply = await task
+            times[side].append(time.perf_counter() - t0)
+            assert reply.content.get("ename") == "KeyboardInterrupt", reply.content
+            await client.kernel_info(timeout=REPLY_TIMEOUT)
+
+        async def theirs_once() -> None:
+            times["theirs"].append(await time_their_interrupt(theirs.kc, theirs.km))
+
+        jobs: list[Callable[[], Awaitable[None]]] = [
+            lambda: ours_once("ssh", clients[0], remote.manager),
+            lambda: ours_once("local", clients[1], local.manager),
+            theirs_once,
+        ]
+        for job in jobs:
+            await job()
+        for side in times.values():
+            side.clear()
+        for _, forward in orders(rounds):
+            for job in jobs if forward else reversed(jobs):
+                await job()
+    finally:
+        for client in clients:
+            client.close()
+            await client.wait_closed()
+        await asyncio.gather(*(k.stop(now=True) for k in kernels), return_exceptions=True)
+    ratio = statistics.median(times["ssh"]) / statistics.median(times["local"])
+    lo, hi = ratio_ci(times["ssh"], times["local"])
+    return [
+        Row(
+            "ssh",
+            "interrupt -> KeyboardInterrupt reply: through the ssh forward / jc local",
+            times["ssh"],
+            times["theirs"],
+            notes=[
+                "ssh interrupt: SSHKernelManager.interrupt() is a request to the remote nanny through the forward; "
+                "the nanny signals the kernel; the reply comes back through the forward"
+            ],
+            goal=f"<= {GOAL_INTERRUPT_RATIO:g}x local",
+            goal_met=ratio <= GOAL_INTERRUPT_RATIO,
+            goal_detail=f"ssh / local (LocalKernelManager) medians {ratio:.2f} [{lo:.2f}-{hi:.2f}]: "
+            f"{fmt_time(statistics.median(times['ssh']))} vs {fmt_time(statistics.median(times['local']))}",
+        ),
+        Row("ssh", "interrupt -> KeyboardInterrupt reply: local ours / jc local", times["local"], times["theirs"]),
+    ]
