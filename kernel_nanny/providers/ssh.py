@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import KernelNannyError, LaunchError, NannyUnavailable, NoSuchKernelType
+from .._exceptions import ClientClosed, KernelNannyError, LaunchError, NannyUnavailable, NoSuchKernelType
 from ..client.manager import ManagerClient
 from ..discovery import KernelProvider
 from ..launch.connection import write_connection_file
@@ -116,6 +116,8 @@ class SSHKernelManager:
             key: value for key, value in nanny_info.items() if key in _KERNEL_KEYS or key in _KERNEL_PORT_KEYS
         }
         self._output_listeners: list[OutputListener] = []
+        #: The remote kernel's last death, as its nanny reported it (what wait() returns once closed).
+        self._last_exit: ExitStatus | None = None
         self._nanny.add_event_handler(self._on_event)
 
     @classmethod
@@ -139,7 +141,8 @@ class SSHKernelManager:
             if isinstance(exc, (ValueError, KeyError)):
                 raise LaunchError(f"ssh host {host.name}: unreadable connection file {path}: {exc}") from None
             raise
-        log.info("[kernel=%s] %s on %s: forwards %s", kernel_id[:8], remote_type, host.name, local_ports)
+        forwards = {key: f"{port}->{remote_info[key]}" for key, port in local_ports.items()}
+        log.info("[kernel=%s] %s on %s: forwards %s", kernel_id[:8], remote_type, host.name, forwards)
         return cls(tunnel, remote_info, local_ports)
 
     def __repr__(self) -> str:
@@ -160,15 +163,23 @@ class SSHKernelManager:
         self._output_listeners.append(listener)
 
     def _on_event(self, event: Message) -> None:
+        content = event.content
         if event.msg_type == "stream":
-            data = str(event.content.get("text", "")).encode()
+            data = str(content.get("text", "")).encode()
             for listener in self._output_listeners:
-                listener(str(event.content.get("name", "stdout")), data)
+                listener(str(content.get("name", "stdout")), data)
+        elif event.msg_type == "kernel_died":
+            self._last_exit = ExitStatus(
+                exit_code=content["exit_code"], signal=content["signal"], reason=content["reason"]
+            )
 
     # -- the manager interface ------------------------------------------------
 
     async def is_alive(self) -> bool:
-        return bool(await self._while_connected(self._nanny.is_alive))
+        try:
+            return bool(await self._while_connected(self._nanny.is_alive))
+        except ClientClosed:  # shut down
+            return False
 
     async def interrupt(self) -> None:
         await self._while_connected(self._nanny.interrupt)
@@ -200,11 +211,16 @@ class SSHKernelManager:
         await self._tunnel.close()
 
     async def wait(self) -> ExitStatus:
-        """Wait for the remote kernel's death, across connection drops."""
+        """Wait for the remote kernel's death, across connection drops.
+
+        Once the manager is shut down, returns the death its nanny reported last.
+        """
         while True:
-            await self._tunnel.wait_connected()
             try:
+                await self._tunnel.wait_connected()
                 return await self._nanny.wait()
+            except ClientClosed:
+                return self._last_exit or ExitStatus(reason="lost")
             except NannyUnavailable:
                 alive = await self._tunnel.process_alive(self.remote_pid)
                 if alive is False:

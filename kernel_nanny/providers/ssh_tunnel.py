@@ -20,7 +20,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, cast
 
-from .._exceptions import LaunchError
+from .._exceptions import ClientClosed, LaunchError
 from .._tasks import TaskGroup
 from .ssh_config import SSHHost
 
@@ -103,6 +103,7 @@ class SSHTunnel:
         self._connected = asyncio.Event()
         self._connected.set()
         self._closed = False
+        self._closed_event = asyncio.Event()
         self._tasks = TaskGroup(log)
         self._tasks.spawn(self._stay_connected(), name=f"ssh-{host.name}")
 
@@ -120,8 +121,17 @@ class SSHTunnel:
         return self._connected.is_set()
 
     async def wait_connected(self) -> None:
-        """Return once the connection is up."""
-        await self._connected.wait()
+        """Return once the connection is up; :exc:`ClientClosed` once the tunnel is closed."""
+        if not self._connected.is_set():
+            closed = asyncio.ensure_future(self._closed_event.wait())
+            try:
+                connected = asyncio.ensure_future(self._connected.wait())
+                await asyncio.wait({closed, connected}, return_when=asyncio.FIRST_COMPLETED)
+                connected.cancel()
+            finally:
+                closed.cancel()
+        if self._closed:
+            raise ClientClosed(f"the ssh tunnel to {self.host.name} is closed")
 
     async def run(self, *args: str) -> str:
         """Run kernel-nanny with ``args`` on the host; its stdout, or a :exc:`LaunchError` with its stderr."""
@@ -174,6 +184,7 @@ class SSHTunnel:
     async def close(self) -> None:
         """Close the forwards and the connection (what runs on the host keeps running). Idempotent."""
         self._closed = True
+        self._closed_event.set()
         self._connected.clear()
         for server in self._servers:
             server.close()
@@ -187,24 +198,26 @@ class SSHTunnel:
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote_port: int) -> None:
         """Carry one accepted local connection to ``remote_port`` over SSH, once the connection is up."""
         try:
-            await self._connected.wait()
+            await self.wait_connected()
             assert self._connection is not None
-            try:
-                remote_reader, remote_writer = await self._connection.open_connection("127.0.0.1", remote_port)
-            except (OSError, import_asyncssh().Error) as exc:
-                log.debug("ssh host %s: no channel to port %d: %s", self.host.name, remote_port, exc)
-                return
-            pipes = {
-                asyncio.ensure_future(_pipe(reader, remote_writer)),
-                asyncio.ensure_future(_pipe(remote_reader, writer)),
-            }
-            try:
-                await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for pipe in pipes:
-                    pipe.cancel()
-                remote_writer.close()
+            remote_reader, remote_writer = await self._connection.open_connection("127.0.0.1", remote_port)
+        except ClientClosed:
+            writer.close()
+            return
+        except (OSError, import_asyncssh().Error) as exc:
+            log.debug("ssh host %s: no channel to port %d: %s", self.host.name, remote_port, exc)
+            writer.close()
+            return
+        pipes = {
+            asyncio.ensure_future(_pipe(reader, remote_writer)),
+            asyncio.ensure_future(_pipe(remote_reader, writer)),
+        }
+        try:
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for pipe in pipes:
+                pipe.cancel()
+            remote_writer.close()
             writer.close()
 
     async def _stay_connected(self) -> None:

@@ -227,6 +227,29 @@ async def test_the_kernel_survives_a_dropped_connection_and_the_forwards_come_ba
     assert _nanny_files(runtime) == []
 
 
+async def test_a_local_nanny_rides_out_a_dropped_connection(configure, user_host):
+    table, runtime = user_host
+    finder = configure(table)
+    info, manager = await finder.launch(f"ssh/remote/{TYPE}", nanny=True)
+    try:
+        await _run(info, "state = 41")
+        events: asyncio.Queue = asyncio.Queue()
+        manager.add_event_handler(events.put_nowait)
+        # the connection dies for real: the sshd processes serving the test user's sessions are killed
+        subprocess.run(["pkill", "-KILL", "-f", f"^sshd: {TEST_USER}"], check=True)
+        assert "42" in await _run(info, "print(state + 1)")
+        info_after = await manager.info()
+        assert info_after["restart_count"] == 0 and info_after["state"] == "running"
+        seen = []
+        while not events.empty():
+            seen.append(events.get_nowait().msg_type)
+        assert "kernel_died" not in seen  # the local nanny did not take the drop for a death
+    finally:
+        await manager.shutdown()
+        await manager.cleanup()
+    assert _nanny_files(runtime) == []
+
+
 # -- errors: each names the host and the fix, and leaves nothing running -------------
 
 
