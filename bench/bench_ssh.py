@@ -1,7 +1,7 @@
 """SSH provider benchmarks: a kernel on a "remote" host (a real sshd on loopback) vs local kernels.
 
 The host is this machine, reached through OpenSSH on 127.0.0.1 (tests/providers/ssh_servers.py
-starts it; needs root and openssh-server, see .ci/install-ssh-test-deps.sh). The remote kernel runs
+starts it; needs root and openssh-server, see .ci/install-test-deps.sh). The remote kernel runs
 the same ``pyimport/kernel`` command behind a remote nanny; every message crosses the SSH forward.
 On loopback this measures what the provider adds (the SSH handshake, the remote ``kernel-nanny
 start``, the forwards), not a network.

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from ..launch import LaunchResult
+from ..launch import KernelCommand, LaunchResult
 
 __all__ = ["KernelProvider"]
 
@@ -39,5 +39,24 @@ class KernelProvider(ABC):
     ) -> LaunchResult:
         """Start kernel ``name`` and return ``(connection_info, manager)`` once it is ready."""
 
+    def kernel_command(self, name: str) -> KernelCommand | None:
+        """The command that runs kernel ``name`` as a local process, or None (the default).
+
+        Providers whose kernels are local commands (kernelspecs, ``pyimport``)
+        return it, so that callers can run it with changes, e.g. extra
+        command-line switches (:class:`~kernel_nanny.execution.KernelExecution`). Raises
+        :exc:`~kernel_nanny.NoSuchKernelType` for an unknown ``name``.
+        """
+        return None
+
     def load_config(self, config: Mapping[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Take provider-specific settings (from the daemon's configuration). Default: none."""
+
+    async def remove_strays(self) -> None:  # noqa: B027 (optional hook)
+        """Remove what this provider's kernels left behind when their owner died without cleaning up.
+
+        A kernel outside the owner's process tree (a container, a remote
+        process) does not die with a SIGKILLed owner by itself; lifelines
+        cover most such deaths, and this is the second line of defence. The
+        daemon calls it for every provider when it starts. Default: nothing to remove.
+        """

@@ -26,7 +26,9 @@ class PyImportProvider(KernelProvider):
     def __init__(self, executable: str = sys.executable) -> None:
         self.executable = executable
 
-    def _command(self) -> KernelCommand:
+    def kernel_command(self, name: str = "kernel") -> KernelCommand:
+        if name != "kernel":
+            raise NoSuchKernelType(f"pyimport/{name}")
         return KernelCommand(
             argv=[self.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             metadata={"supported_encryption": ["curve"]},
@@ -41,15 +43,15 @@ class PyImportProvider(KernelProvider):
             {
                 "display_name": f"Python {version} (kernel-nanny's environment)",
                 "language": "python",
-                "argv": self._command().argv,
+                "argv": self.kernel_command().argv,
                 "interrupt_mode": "signal",
-                "metadata": dict(self._command().metadata),
+                "metadata": dict(self.kernel_command().metadata),
             },
         )
 
     async def launch(
         self, name: str, *, cwd: str | None = None, launch_params: Mapping[str, Any] | None = None
     ) -> LaunchResult:
-        if name != "kernel":
-            raise NoSuchKernelType(f"pyimport/{name}")
-        return await launch_local(self._command(), kernel_name="pyimport/kernel", cwd=cwd, launch_params=launch_params)
+        return await launch_local(
+            self.kernel_command(name), kernel_name="pyimport/kernel", cwd=cwd, launch_params=launch_params
+        )

@@ -123,9 +123,7 @@ class KernelSpecProvider(KernelProvider):
                 },
             )
 
-    async def launch(
-        self, name: str, *, cwd: str | None = None, launch_params: Mapping[str, Any] | None = None
-    ) -> LaunchResult:
+    def kernel_command(self, name: str) -> KernelCommand:
         directory = find_kernel_specs(self.search_path).get(name.lower())
         if directory is None:
             raise NoSuchKernelType(f"spec/{name}")
@@ -133,11 +131,16 @@ class KernelSpecProvider(KernelProvider):
             spec = read_kernel_spec(directory, name.lower())
         except (OSError, ValueError) as exc:
             raise LaunchError(f"kernelspec {name} in {directory} is invalid: {exc}") from exc
-        command = KernelCommand(
+        return KernelCommand(
             argv=spec["argv"],
             env=spec.get("env", {}),
             resource_dir=str(directory),
             interrupt_mode=spec.get("interrupt_mode", "signal"),
             metadata=spec.get("metadata", {}),
         )
+
+    async def launch(
+        self, name: str, *, cwd: str | None = None, launch_params: Mapping[str, Any] | None = None
+    ) -> LaunchResult:
+        command = self.kernel_command(name)
         return await launch_local(command, kernel_name=f"spec/{name}", cwd=cwd, launch_params=launch_params)

@@ -1,11 +1,13 @@
-"""Make a kernel's whole process group die with the process that owns it.
+"""Make a kernel die with the process that owns it.
 
 A tiny ``sh`` watcher, in its own session, reads from a pipe whose only write
 end the owner holds. If the owner dies, however it dies (SIGKILL included),
-the kernel sees EOF and kills the kernel's process group: the kernel and
-everything it started. When the owner stops the kernel itself, it "disarms"
-the watcher first. This reacts to the event (EOF) with no polling, and, unlike
-``PR_SET_PDEATHSIG``, it also covers the kernel's own children.
+the watcher sees EOF and runs its action: for a local kernel, kill the
+kernel's process group (the kernel and everything it started); for a kernel
+in a container, remove the container. When the owner stops the kernel
+itself, it "disarms" the watcher first. This reacts to the event (EOF) with no
+polling, and, unlike ``PR_SET_PDEATHSIG``, it also covers the kernel's own
+children.
 """
 
 from __future__ import annotations
@@ -13,17 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Sequence
 
 __all__ = ["Lifeline"]
 
 log = logging.getLogger("kernel_nanny.launch")
 
-# POSIX sh (dash) takes no "--" before a negative pid: "-<pgid>" names the process group.
-_WATCHER = 'read -r word; [ "$word" = disarm ] || kill -9 "-$1" 2>/dev/null'
+# The action is the watcher's arguments, run as a command (not exec'd: "kill" must stay sh's builtin).
+_WATCHER = 'read -r word; [ "$word" = disarm ] || "$@" 2>/dev/null'
 
 
 class Lifeline:
-    """One watcher for one process group."""
+    """One watcher for one kernel: runs an action if the owner dies without disarming it."""
 
     def __init__(self, process: asyncio.subprocess.Process, write_fd: int) -> None:
         self._process = process
@@ -31,6 +34,13 @@ class Lifeline:
 
     @classmethod
     async def attach(cls, pgid: int) -> Lifeline:
+        """Kill process group ``pgid`` when the owner dies."""
+        # POSIX sh (dash) takes no "--" before a negative pid: "-<pgid>" names the process group.
+        return await cls.run_on_owner_death(["kill", "-9", f"-{pgid}"])
+
+    @classmethod
+    async def run_on_owner_death(cls, argv: Sequence[str]) -> Lifeline:
+        """Run ``argv`` (a command, or an ``sh`` builtin such as ``kill``) when the owner dies."""
         read_fd, write_fd = os.pipe()  # not inheritable: only the watcher gets (a copy of) the read end
         try:
             process = await asyncio.create_subprocess_exec(
@@ -38,7 +48,7 @@ class Lifeline:
                 "-c",
                 _WATCHER,
                 "kernel-nanny-lifeline",
-                str(pgid),
+                *argv,
                 stdin=read_fd,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,

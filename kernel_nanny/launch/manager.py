@@ -14,8 +14,7 @@ import asyncio
 import logging
 import os
 import signal
-import sys
-from collections.abc import Callable
+from collections.abc import Awaitable
 from pathlib import Path
 
 from .._exceptions import KernelNannyError, KernelTimeout, LaunchError
@@ -24,8 +23,15 @@ from ..client.kernel import KernelClient
 from ..protocol import ConnectionInfo, ExitStatus, ipc_socket_paths
 from .command import KernelCommand
 from .lifeline import Lifeline
+from .output import OutputListener, OutputRelay
 
-__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "DEFAULT_STARTUP_TIMEOUT", "DiedDuringStartup", "LocalKernelManager"]
+__all__ = [
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "DEFAULT_STARTUP_TIMEOUT",
+    "DiedDuringStartup",
+    "LocalKernelManager",
+    "ready_or_exited",
+]
 
 log = logging.getLogger("kernel_nanny.launch")
 
@@ -33,13 +39,6 @@ log = logging.getLogger("kernel_nanny.launch")
 DEFAULT_STARTUP_TIMEOUT = 60.0
 #: Seconds a kernel gets to exit after a shutdown request, then again after SIGTERM.
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
-#: Bytes of the kernel process's recent output kept to explain a failed start.
-OUTPUT_TAIL_BYTES = 8192
-#: Bytes of output kept for the first output listener, if it attaches late.
-OUTPUT_BACKLOG_BYTES = 65536
-
-#: ``listener(name, data)``: ``name`` is ``"stdout"`` or ``"stderr"``.
-OutputListener = Callable[[str, bytes], None]
 
 
 class LocalKernelManager:
@@ -69,14 +68,10 @@ class LocalKernelManager:
         self.extra_env = extra_env or {}
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
-        self.echo_output = echo_output
         self.die_with_owner = die_with_owner
-        self._listeners: list[OutputListener] = []
-        self._backlog: list[tuple[str, bytes]] | None = []
-        self._backlog_size = 0
+        self._output = OutputRelay(echo=echo_output)
         self._lifeline: Lifeline | None = None
         self._process: asyncio.subprocess.Process | None = None
-        self._output_tail = bytearray()
         self._tasks = TaskGroup(log)
         self._control: KernelClient | None = None
         self._relays: list[asyncio.Task[None]] = []
@@ -96,12 +91,12 @@ class LocalKernelManager:
     @property
     def output_tail(self) -> str:
         """The last few KiB the kernel process wrote to stdout/stderr (to explain a failed start)."""
-        return self._output_tail.decode(errors="replace")
+        return self._output.tail
 
     async def start(self) -> None:
         """Start the kernel process; :meth:`wait_until_ready` waits for it to be usable."""
         argv = self.command.format_argv(str(self.connection_file))
-        self._output_tail.clear()
+        self._output.clear_tail()
         # Our own pipes, not asyncio's: Process.wait() would otherwise also wait
         # for the pipes to close, which a grandchild holding them can delay for
         # ever, hiding the kernel's death.
@@ -150,10 +145,7 @@ class LocalKernelManager:
         The first listener also gets what was written before it attached (up to
         64 KiB), so a start-up banner or early crash is not lost.
         """
-        self._listeners.append(listener)
-        backlog, self._backlog = self._backlog, None
-        for name, data in backlog or ():
-            listener(name, data)
+        self._output.add_listener(listener)
 
     async def _relay_output(self, fd: int, name: str) -> None:
         """Pass one of the kernel process's output pipes to the listeners (and maybe our stderr)."""
@@ -168,21 +160,7 @@ class LocalKernelManager:
 
     async def _relay_chunks(self, stream: asyncio.StreamReader, name: str) -> None:
         while chunk := await stream.read(65536):
-            self._output_tail += chunk
-            del self._output_tail[:-OUTPUT_TAIL_BYTES]
-            if self._backlog is not None and self._backlog_size < OUTPUT_BACKLOG_BYTES:
-                self._backlog.append((name, chunk))
-                self._backlog_size += len(chunk)
-            for listener in self._listeners:
-                try:
-                    listener(name, chunk)
-                except Exception:
-                    log.exception("output listener %r failed", listener)
-            if self.echo_output:
-                try:
-                    os.write(sys.stderr.fileno(), chunk)
-                except (OSError, ValueError):  # our stderr is closed or not a real file
-                    pass
+            self._output.feed(name, chunk)
 
     async def wait_until_ready(self) -> None:
         """Return once the kernel is ready (``kernel_info`` answered, iopub connected).
@@ -191,22 +169,10 @@ class LocalKernelManager:
         :class:`~kernel_nanny.LaunchError` if it exits first (its subclass
         ``DiedDuringStartup``) or after ``startup_timeout`` seconds.
         """
-        async with KernelClient(self.connection_info) as client:
-            ready = asyncio.ensure_future(client.wait_for_ready(timeout=self.startup_timeout))
-            exited = asyncio.ensure_future(self.wait())
-            try:
-                await asyncio.wait({ready, exited}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for future in (ready, exited):
-                    future.cancel()
-            if ready.done() and not ready.cancelled():
-                try:
-                    ready.result()
-                    return
-                except KernelNannyError as exc:
-                    raise LaunchError(f"kernel did not become ready within {self.startup_timeout} s") from exc
+        status = await ready_or_exited(self.connection_info, self.wait(), self.startup_timeout)
+        if status is not None:
             await self._output_drained()
-            raise DiedDuringStartup(f"exited during start-up ({exited.result()})")
+            raise DiedDuringStartup(f"exited during start-up ({status})")
 
     async def _output_drained(self, timeout: float = 1.0) -> None:
         """Wait until everything the exited process wrote has been read (bounded:
@@ -323,6 +289,32 @@ class LocalKernelManager:
 
 class DiedDuringStartup(LaunchError):
     """The kernel process exited before it became ready."""
+
+
+async def ready_or_exited(
+    connection_info: ConnectionInfo, exited: Awaitable[ExitStatus], timeout: float
+) -> ExitStatus | None:
+    """Race a starting kernel's readiness against its exit, wherever it runs.
+
+    Returns None once it is ready (``kernel_info`` answered, iopub connected),
+    or how it ended if ``exited`` (a wait for its exit) finishes first; raises
+    :class:`~kernel_nanny.LaunchError` if neither happens within ``timeout`` seconds.
+    """
+    async with KernelClient(connection_info) as client:
+        ready = asyncio.ensure_future(client.wait_for_ready(timeout=timeout))
+        exit_status = asyncio.ensure_future(exited)
+        try:
+            await asyncio.wait({ready, exit_status}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (ready, exit_status):
+                future.cancel()
+        if ready.done() and not ready.cancelled():
+            try:
+                ready.result()
+                return None
+            except KernelNannyError as exc:
+                raise LaunchError(f"kernel did not become ready within {timeout} s") from exc
+        return exit_status.result()
 
 
 def format_output_tail(text: str, lines: int = 15, intro: str = "its last output") -> str:

@@ -113,6 +113,7 @@ class NannyDaemon:
         for variable in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
             os.environ.pop(variable, None)
         try:
+            self._tasks.spawn(self._remove_strays(), name="daemon-strays")
             await self.adopt()
             self._bind()
             self._write_discovery_file()
@@ -128,6 +129,15 @@ class NannyDaemon:
             self.notifier.stopping()
         finally:
             await self._teardown()
+
+    async def _remove_strays(self) -> None:
+        """Let each provider remove what kernels of a crashed owner left behind (in the background:
+        an engine that is slow or down must not delay serving)."""
+        for provider in self.finder.providers.values():
+            try:
+                await provider.remove_strays()
+            except Exception as exc:
+                log.warning("kernel provider %r could not remove stray kernels: %s", provider.id, exc)
 
     def _status(self) -> str:
         return f"serving {len(self.kernels)} kernel(s) on {', '.join(self.endpoints)}"

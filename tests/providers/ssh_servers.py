@@ -1,4 +1,4 @@
-"""Real OpenSSH servers for the SSH provider's tests (see .ci/install-ssh-test-deps.sh).
+"""Real OpenSSH servers for the SSH provider's tests (see .ci/install-test-deps.sh).
 
 * ``sshd``: sshd on a free loopback port, key-only, for root and the
   unprivileged user ``kntest``;
@@ -126,7 +126,7 @@ def _ensure_test_user(public_key: Path) -> None:
 def make_keys() -> Path:
     """A 0700 directory (not under /tmp: StrictModes) with host and client key pairs, and the test user."""
     if not Path("/usr/sbin/sshd").exists():
-        raise RuntimeError("OpenSSH server missing: run .ci/install-ssh-test-deps.sh")
+        raise RuntimeError("OpenSSH server missing: run .ci/install-test-deps.sh")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     directory = Path(tempfile.mkdtemp(prefix="kn-sshd-", dir="/run"))
     for name in ("host_key", "client_key", "other_key"):

@@ -204,6 +204,7 @@ async def test_a_remote_kernel_behind_a_local_nanny_is_managed_like_a_local_one(
         await manager.shutdown()
         await manager.cleanup()
     assert _nanny_files(runtime) == []
+    await _exited(info["nanny_pid"])  # the local nanny is gone too
 
 
 async def test_the_kernel_survives_a_dropped_connection_and_the_forwards_come_back(configure, root_host, sshd):
@@ -248,6 +249,7 @@ async def test_a_local_nanny_rides_out_a_dropped_connection(configure, user_host
         await manager.shutdown()
         await manager.cleanup()
     assert _nanny_files(runtime) == []
+    await _exited(info["nanny_pid"])
 
 
 # -- errors: each names the host and the fix, and leaves nothing running -------------

@@ -1,7 +1,7 @@
 """Helpers for the systemd tests: the shipped units, tools that must be there, a NOTIFY_SOCKET of our own.
 
 These tests use real components and fail loudly (never skip) when one is
-missing: ``bash .ci/install-systemd-test-deps.sh`` installs them (systemd for
+missing: ``bash .ci/install-test-deps.sh`` installs them (systemd for
 ``systemd-analyze``, podman, runc, mmdebstrap).
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-INSTALL_HINT = "install the systemd test dependencies first: 'bash .ci/install-systemd-test-deps.sh' (as root)"
+INSTALL_HINT = "install the test dependencies first: 'bash .ci/install-test-deps.sh' (as root)"
 
 #: Variables systemd or a parent service may have set, which must not leak into a daemon under test.
 SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "INVOCATION_ID", "JOURNAL_STREAM", "LISTEN_FDS")

@@ -13,7 +13,7 @@ through the daemon by the user survive ``systemctl restart`` and
 ``systemctl stop`` (KillMode=process) and are re-adopted by the next daemon;
 interrupt, restart and stop work on a re-adopted kernel.
 
-Needs root, podman (with runc) and mmdebstrap: ``bash .ci/install-systemd-test-deps.sh``.
+Needs root, podman (with runc) and mmdebstrap: ``bash .ci/install-test-deps.sh``.
 A missing piece fails these tests, it does not skip them.
 """
 

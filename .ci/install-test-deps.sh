@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Install what tests/systemd/ needs on a fresh Debian 12 machine (root; only Debian's apt and PyPI
-# reachable): systemd-analyze (package systemd) for unit verification, and rootful podman (with runc)
-# plus mmdebstrap for the end-to-end test that runs real systemd as PID 1 in a container.
+# Install every real component the test suite needs on a fresh Debian 12 machine (root; only Debian's
+# apt and PyPI reachable). Nothing is started here: each test fixture starts its own server.
+#
+#   tests/systemd/    systemd-analyze (systemd), rootful podman with runc, mmdebstrap (+gpg) to build
+#                     the systemd image
+#   tests/providers/  OpenSSH's sshd, iproute2 (network namespaces, ss), procps (pkill), python3-venv
+#                     (a remote user's Python); Debian's Docker Engine (docker.io), podman's Docker API
+#                     with catatonit (its init), mmdebstrap for the ipykernel image
+#
 # Idempotent and quick when everything is already there: safe to run on every CI run.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-# podman and runc without recommends (buildah, slirp4netns, ... are not needed: the test runs one
-# rootful container with --network=none); mmdebstrap with its recommends (gpg for the apt keyrings).
-plain=(systemd podman runc)
+# Without recommends (buildah, slirp4netns, ... are not needed); mmdebstrap with them (gpg for keyrings).
+plain=(systemd podman runc catatonit docker.io openssh-server iproute2 procps python3-venv)
 with_recommends=(mmdebstrap gpg)
 installed() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 missing_plain=() missing_rec=()
@@ -18,6 +23,7 @@ if ((${#missing_plain[@]} + ${#missing_rec[@]})); then
     echo "installing: ${missing_plain[*]} ${missing_rec[*]}"
     apt-get update -q >/dev/null
     if ((${#missing_plain[@]})); then
+        # docker.io's and openssh-server's postinst cannot start their daemons here (no systemd): harmless.
         apt-get install -y -q --no-install-recommends "${missing_plain[@]}" >/dev/null
     fi
     if ((${#missing_rec[@]})); then
@@ -31,7 +37,7 @@ fi
 # different, so a rerun changes nothing.
 conf=/etc/containers/containers.conf.d/50-kernel-nanny-tests.conf
 want=$(cat <<'CONF'
-# Written by kernel-nanny's .ci/install-systemd-test-deps.sh
+# Written by kernel-nanny's .ci/install-test-deps.sh
 [containers]
 # No CAP_SYS_RESOURCE here (hard RLIMIT_NOFILE 20000) and conmon caps NPROC at 32768, so podman's
 # rootful defaults (1048576/4194304) fail with: error setting rlimit type 7: operation not permitted
@@ -50,5 +56,7 @@ fi
 systemd-analyze --version >/dev/null
 podman info >/dev/null
 [[ "$(podman info --format '{{.Host.OCIRuntime.Name}}')" == runc ]] || { echo "podman does not use runc (see $conf)" >&2; exit 1; }
-command -v mmdebstrap >/dev/null
-echo "systemd test dependencies ready: $(systemd-analyze --version | head -1), podman $(podman --version | awk '{print $3}'), runc, mmdebstrap"
+test -x /usr/sbin/sshd
+command -v dockerd ip ss pkill mmdebstrap >/dev/null
+/usr/bin/python3 -c 'import venv, ensurepip'
+echo "test dependencies ready: $(systemd-analyze --version | head -1), podman $(podman --version | awk '{print $3}'), $(dockerd --version), $(ssh -V 2>&1), mmdebstrap"

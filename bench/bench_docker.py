@@ -1,0 +1,139 @@
+"""The Docker provider: a kernel in a container, launch -> ready, next to local cold starts in the same run.
+
+The engine is ``$KN_TEST_DOCKER_HOST`` / ``$DOCKER_HOST`` if one answers there; otherwise Debian's
+dockerd is started the way ``tests/providers`` starts it (same data root, so the ``localhost/ipykernel:bookworm``
+image the tests import is there; it is imported from mmdebstrap's root file system if not), and stopped
+afterwards. The three starts are interleaved, the order turning each round; each kernel is stopped
+(untimed) before the next start. Nothing here asserts on a timing: the goal is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from _common import REGISTRY, Config, Row, fmt_time, orders
+from bench_kernel import Theirs
+from bench_nanny import Local
+
+from kernel_nanny.providers.docker import DockerProvider
+from kernel_nanny.providers.docker_config import parse_docker_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the engine helpers of the tests
+from tests.providers.docker_engines import (  # noqa: E402
+    IMAGE,
+    engine_from_environment,
+    ensure_image,
+    start_dockerd,
+    stop_server,
+)
+
+#: The issue's goal: a Docker launch -> ready within the local cold start + this many seconds.
+GOAL_EXTRA_SECONDS = 1.5
+READY_TIMEOUT = 60.0
+
+
+class InDocker:
+    """docker/python: ``localhost/ipykernel:bookworm`` (Debian's python3-ipykernel) through the Docker provider."""
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+        self.token = REGISTRY.add(f"docker kernel {manager.container_id[:12]}", lambda: manager.shutdown(now=True))
+
+    @classmethod
+    async def launch(cls, provider: DockerProvider) -> InDocker:
+        params = {"echo_output": False, "startup_timeout": READY_TIMEOUT}
+        _, manager = await provider.launch("python", launch_params=params)
+        return cls(manager)
+
+    async def stop(self, now: bool = True) -> None:
+        try:
+            await self.manager.shutdown(now=now)
+        finally:
+            REGISTRY.discard(self.token)
+
+
+async def bench_docker_launch(cfg: Config) -> list[Row]:
+    """Cold start -> ready: a kernel in a container, a local kernel (ours, ipc), jupyter_client's (tcp)."""
+    rounds = cfg.n(8, 3)
+    host = engine_from_environment()
+    dockerd = None
+    log_dir = Path(tempfile.mkdtemp(prefix="kn-bench-dockerd-"))
+    if host is None:
+        host, dockerd = await asyncio.to_thread(start_dockerd, log_dir)
+    try:
+        import docker
+
+        client = docker.DockerClient(base_url=host, timeout=120)
+        try:
+            await asyncio.to_thread(ensure_image, client)
+            engine_version = client.version().get("Version", "?")
+        finally:
+            client.close()
+        provider = DockerProvider(parse_docker_config({"host": host, "images": {"python": {"image": IMAGE}}}))
+        samples: dict[str, list[float]] = {"docker": [], "local": [], "theirs": []}
+
+        def timed(start: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[float]]:
+            async def run() -> float:
+                t0 = time.perf_counter()
+                kernel = await start()
+                elapsed = time.perf_counter() - t0
+                await kernel.stop(now=True)
+                return elapsed
+
+            return run
+
+        jobs = {
+            "docker": timed(lambda: InDocker.launch(provider)),
+            "local": timed(Local.launch),
+            "theirs": timed(Theirs.launch),
+        }
+        for job in jobs.values():  # warm-up: the first start of each kind pays for cold caches
+            await job()
+        names = list(jobs)
+        for rnd, forward in orders(rounds):
+            shift = rnd % len(names)
+            order = names[shift:] + names[:shift]
+            for name in order if forward else reversed(order):
+                await asyncio.sleep(0.2)  # let the previous kernel's teardown settle
+                samples[name].append(await jobs[name]())
+    finally:
+        if dockerd is not None:
+            await asyncio.to_thread(stop_server, dockerd)
+
+    docker_med, local_med = statistics.median(samples["docker"]), statistics.median(samples["local"])
+    extra = docker_med - local_med
+    note = (
+        f"docker-launch: DockerProvider.launch('python') on Docker Engine {engine_version} ({host}): create the "
+        "container (ports published on 127.0.0.1), start it, wait until ready; the image runs Debian's python3 "
+        "3.11 + ipykernel 6.17 (the local kernels: this Python + its ipykernel). local = launch_local of "
+        "pyimport/kernel (ipc, ours' default); theirs = AsyncKernelManager start_kernel + wait_for_ready (tcp). "
+        "Interleaved, each kernel stopped (untimed) before the next start"
+    )
+    return [
+        Row(
+            "docker-launch",
+            "cold start -> ready: docker/python / jc start_kernel+wait_for_ready tcp",
+            samples["docker"],
+            samples["theirs"],
+            notes=[note],
+            goal=f"<= local cold start + {GOAL_EXTRA_SECONDS} s",
+            goal_met=extra <= GOAL_EXTRA_SECONDS,
+            goal_detail=(
+                f"docker {fmt_time(docker_med)} - launch_local {fmt_time(local_med)} = {fmt_time(extra)} "
+                f"(ratio {docker_med / local_med:.2f})"
+            ),
+        ),
+        Row(
+            "docker-launch",
+            "cold start -> ready: launch_local ipc / jc tcp",
+            samples["local"],
+            samples["theirs"],
+        ),
+    ]

@@ -1,0 +1,309 @@
+"""The manager interface for a kernel that runs in a Docker container.
+
+The container is created once and keeps its ports across restarts (a restart
+stops and starts the same container). Its deaths are learnt from the engine's
+``die`` events, and how it ended from the container's state: the exit code,
+128 + N for a signal N (the container's init reports it so), and ``oom`` when
+the engine says the OOM killer struck. Its stdout/stderr arrive through an
+attach stream opened before each start, so nothing it writes is missed. If
+the owner of the container dies (even by SIGKILL), a lifeline removes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import shutil
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from .._exceptions import KernelNannyError, KernelTimeout, LaunchError
+from .._tasks import TaskGroup
+from ..client.kernel import KernelClient
+from ..launch.lifeline import Lifeline
+from ..launch.manager import (
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_STARTUP_TIMEOUT,
+    DiedDuringStartup,
+    format_output_tail,
+    ready_or_exited,
+)
+from ..launch.output import OutputListener, OutputRelay
+from ..protocol import ConnectionInfo, ExitStatus
+from .docker_engine import StreamThread, docker_sdk
+
+__all__ = ["DockerKernelManager", "exit_status"]
+
+log = logging.getLogger("kernel_nanny.providers.docker")
+
+#: Seconds to wait for the rest of a dead container's output before reporting its death at start-up.
+OUTPUT_DRAIN_TIMEOUT = 1.0
+
+
+def exit_status(state: dict[str, Any]) -> ExitStatus:
+    """How a container's main process ended, from its inspected ``State``.
+
+    The init (``init=True``) exits with 128 + N when the kernel was killed by
+    signal N, as a shell would; the engine's ``OOMKilled`` turns a SIGKILL into ``oom``.
+    """
+    code = int(state.get("ExitCode") or 0)
+    signum = code - 128 if code > 128 else 0
+    if signum not in signal.valid_signals():
+        return ExitStatus(exit_code=code)
+    if state.get("OOMKilled") and signum == signal.SIGKILL:
+        return ExitStatus(signal=signum, reason="oom")
+    return ExitStatus.from_returncode(-signum)
+
+
+class DockerKernelManager:
+    """Owns one kernel container (already created, not yet started: call :meth:`start`).
+
+    ``connection_info`` (the host side: 127.0.0.1 and the published ports) stays
+    the same across restarts.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        container_id: str,
+        connection_info: ConnectionInfo,
+        connection_file: Path,
+        *,
+        private_dir: Path,
+        reap_command: list[str],
+        interrupt_mode: str = "signal",
+        startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        echo_output: bool = True,
+    ) -> None:
+        self.client = client
+        self.container_id = container_id
+        self.connection_info = connection_info
+        self.connection_file = connection_file
+        self.private_dir = private_dir
+        self.reap_command = reap_command
+        self.interrupt_mode = interrupt_mode
+        self.startup_timeout = startup_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self._output = OutputRelay(echo=echo_output)
+        self._tasks = TaskGroup(log)
+        self._events: StreamThread | None = None
+        self._attach: StreamThread | None = None
+        self._exit: asyncio.Future[ExitStatus] | None = None
+        self._lifeline: Lifeline | None = None
+        self._control: KernelClient | None = None
+        self._removed = False
+        self.pid: int | None = None
+
+    def __repr__(self) -> str:
+        state = "not started" if self._exit is None else ("exited" if self._exit.done() else "running")
+        kernel = self.connection_info.get("kernel_name") or "?"
+        return f"<DockerKernelManager kernel={kernel} container={self.container_id[:12]} pid={self.pid} state={state}>"
+
+    @property
+    def output_tail(self) -> str:
+        """The last few KiB the container wrote to stdout/stderr (to explain a failed start)."""
+        return self._output.tail
+
+    def add_output_listener(self, listener: OutputListener) -> None:
+        """Call ``listener(name, data)`` with everything the container writes to stdout and stderr.
+
+        The first listener also gets what was written before it attached (64 KiB).
+        """
+        self._output.add_listener(listener)
+
+    async def _engine(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One blocking low-level API call (``client.api.<method>``), in a thread."""
+        return await asyncio.to_thread(getattr(self.client.api, method), self.container_id, *args, **kwargs)
+
+    # -- starting ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the container; :meth:`wait_until_ready` waits for the kernel in it to be usable.
+
+        Before the first start, subscribe to its ``die`` events and arm the
+        lifeline; before every start, attach to its output.
+        """
+        if self._events is None:
+            # Only the container filter: podman's Docker API calls the event "died" in its filter.
+            events = await asyncio.to_thread(
+                self.client.api.events, filters={"container": self.container_id}, decode=True
+            )
+            self._events = StreamThread(events, self._on_event, f"docker-events-{self.container_id[:12]}")
+            self._events.finished.add_done_callback(self._events_ended)
+        if self._lifeline is None:
+            self._lifeline = await Lifeline.run_on_owner_death(self.reap_command)
+        self._output.clear_tail()
+        stream = await self._engine("attach", stdout=True, stderr=True, stream=True, logs=False, demux=True)
+        self._attach = StreamThread(stream, self._on_output, f"docker-output-{self.container_id[:12]}")
+        self._exit = asyncio.get_running_loop().create_future()
+        try:
+            await self._engine("start")
+        except docker_sdk().errors.APIError as exc:
+            self._exit.set_result(ExitStatus(exit_code=None))
+            raise LaunchError(f"the Docker Engine could not start the kernel's container: {_explain(exc)}") from exc
+        state = (await self._engine("inspect_container"))["State"]
+        self.pid = state.get("Pid") or None
+        log.info("[kernel container=%s pid=%s] started", self.container_id[:12], self.pid)
+
+    async def wait_until_ready(self) -> None:
+        """Return once the kernel is ready; raises ``DiedDuringStartup`` (a :exc:`LaunchError`)
+        if the container exits first (its output is then in :attr:`output_tail`)."""
+        status = await ready_or_exited(self.connection_info, self.wait(), self.startup_timeout)
+        if status is not None:
+            if self._attach is not None:  # the rest of its output (bounded: the engine closes the stream)
+                await asyncio.wait({self._attach.finished}, timeout=OUTPUT_DRAIN_TIMEOUT)
+            raise DiedDuringStartup(f"exited during start-up ({status})")
+
+    def _on_output(self, frame: tuple[bytes | None, bytes | None]) -> None:
+        stdout, stderr = frame
+        if stdout:
+            self._output.feed("stdout", stdout)
+        if stderr:
+            self._output.feed("stderr", stderr)
+
+    # -- deaths -----------------------------------------------------------------
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if (event.get("Action") or event.get("status")) == "die":
+            self._tasks.spawn(self._collect_exit(), name=f"docker-exit-{self.container_id[:12]}")
+
+    async def _collect_exit(self) -> None:
+        """The container died: how, from its state (the event alone does not say OOM)."""
+        try:
+            status = exit_status((await self._engine("inspect_container"))["State"])
+        except Exception as exc:  # removed meanwhile, or the engine went away
+            log.warning("[kernel container=%s] died; its state is unknown: %s", self.container_id[:12], exc)
+            status = ExitStatus(exit_code=None)
+        if self._attach is not None:
+            await self._attach.close()
+        if self._exit is not None and not self._exit.done():
+            log.info("[kernel container=%s pid=%s] died: %s", self.container_id[:12], self.pid, status)
+            self._exit.set_result(status)
+
+    def _events_ended(self, _: asyncio.Future[None]) -> None:
+        """The engine closed the event stream: unless we did, ask it directly how the container is."""
+        if self._events is None or self._events.closing or self._exit is None or self._exit.done():
+            return
+        log.warning("[kernel container=%s] lost the engine's event stream", self.container_id[:12])
+        self._tasks.spawn(self._collect_exit(), name=f"docker-exit-{self.container_id[:12]}")
+
+    async def is_alive(self) -> bool:
+        return self._exit is not None and not self._exit.done()
+
+    async def wait(self) -> ExitStatus:
+        """Wait for the kernel (the container's current run) to exit and say how it ended."""
+        if self._exit is None:
+            raise KernelNannyError("the kernel has not been started")
+        return await asyncio.shield(self._exit)
+
+    # -- signals ----------------------------------------------------------------
+
+    async def signal(self, signum: int) -> None:
+        """Send ``signum`` to the container's init, which passes it on to the kernel."""
+        try:
+            await self._engine("kill", signal=int(signum))
+        except docker_sdk().errors.APIError as exc:  # not running (any more)
+            log.debug("[kernel container=%s] signal %d: %s", self.container_id[:12], signum, exc)
+
+    async def interrupt(self) -> None:
+        """Interrupt the running code: SIGINT, or an ``interrupt_request`` for message-mode kernels."""
+        if self.interrupt_mode == "message":
+            await self._control_client().interrupt(timeout=self.shutdown_timeout)
+        else:
+            await self.signal(signal.SIGINT)
+
+    async def kill(self) -> None:
+        """Kill the container at once (SIGKILL) and wait until the engine reports it dead."""
+        if await self.is_alive():
+            await self.signal(signal.SIGKILL)
+            await self.wait()
+
+    # -- stopping -------------------------------------------------------------------
+
+    async def _stop(self, now: bool, restart: bool = False) -> None:
+        if not await self.is_alive():
+            return
+        if not now:
+            try:
+                await self._control_client().shutdown(restart=restart, timeout=self.shutdown_timeout)
+            except (KernelTimeout, KernelNannyError):
+                log.debug("[kernel container=%s] no shutdown reply", self.container_id[:12])
+            if not await self._exited_within(self.shutdown_timeout):
+                log.warning("[kernel container=%s] did not exit on request; stopping it", self.container_id[:12])
+                try:  # the engine sends SIGTERM, then SIGKILL after the timeout
+                    await self._engine("stop", timeout=math.ceil(self.shutdown_timeout))
+                except docker_sdk().errors.APIError as exc:
+                    log.debug("[kernel container=%s] stop: %s", self.container_id[:12], exc)
+        await self.kill()
+
+    async def _exited_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self.wait(), seconds)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def restart(self, now: bool = False) -> None:
+        """Stop the kernel and start the same container again (same ports); returns once it is ready."""
+        await self._stop(now=now, restart=True)
+        await self._close_control()
+        await self.start()
+        try:
+            await self.wait_until_ready()
+        except DiedDuringStartup as exc:
+            raise LaunchError(f"kernel {exc} after a restart{format_output_tail(self.output_tail)}") from None
+
+    async def shutdown(self, now: bool = False) -> None:
+        """Stop the kernel (shutdown request, then the engine's SIGTERM and SIGKILL; ``now``: SIGKILL)
+        and remove its container (:meth:`cleanup`)."""
+        await self._stop(now=now)
+        await self.cleanup()
+
+    async def cleanup(self) -> None:
+        """Remove the container (killing it if it still runs), the connection files, and close the streams."""
+        await self._close_control()
+        if not self._removed:
+            try:
+                await self._engine("remove_container", force=True)
+            except docker_sdk().errors.NotFound:
+                pass
+            except docker_sdk().errors.APIError as exc:
+                log.warning("[kernel container=%s] could not be removed: %s", self.container_id[:12], exc)
+            else:
+                self._removed = True
+        for stream in (self._attach, self._events):
+            if stream is not None:
+                await stream.close()
+        await self._tasks.cancel_all()
+        if self._exit is not None and not self._exit.done():
+            self._exit.set_result(ExitStatus(signal=signal.SIGKILL, reason="killed"))
+        if self._lifeline is not None and self._removed:
+            await self._lifeline.disarm()
+            self._lifeline = None
+        self.connection_file.unlink(missing_ok=True)
+        shutil.rmtree(self.private_dir, ignore_errors=True)
+        self.client.close()
+
+    def _control_client(self) -> KernelClient:
+        if self._control is None:
+            self._control = KernelClient(self.connection_info)
+        return self._control
+
+    async def _close_control(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            await self._control.wait_closed()
+            self._control = None
+
+
+def reap_command(host: str | None, container_id: str) -> list[str]:
+    """What the lifeline runs if the owner dies: remove the container through the engine."""
+    return [sys.executable, "-m", "kernel_nanny.providers.docker_reap", host or "", container_id]
+
+
+def _explain(exc: Exception) -> str:
+    return str(getattr(exc, "explanation", None) or exc)
