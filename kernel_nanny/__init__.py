@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # the static view of the lazy names below
         KernelFinder,
         KernelProvider,
     )
+    from .execution import BlockingKernelExecution, KernelExecution
     from .launch import (
         KernelCommand,
         LaunchParams,
@@ -67,6 +68,7 @@ _LAZY = {
     "AuthenticationFailed": "._exceptions",
     "BlockingDaemonClient": ".client",
     "BlockingKernelClient": ".client",
+    "BlockingKernelExecution": ".execution",
     "BlockingManagerClient": ".client",
     "ClientClosed": "._exceptions",
     "ConfigError": "._exceptions",
@@ -81,6 +83,7 @@ _LAZY = {
     "KernelCommand": ".launch",
     "KernelDied": "._exceptions",
     "KernelError": "._exceptions",
+    "KernelExecution": ".execution",
     "KernelFinder": ".discovery",
     "KernelManager": ".protocol",
     "KernelNannyError": "._exceptions",
@@ -107,6 +110,7 @@ __all__ = [
     "AuthenticationFailed",
     "BlockingDaemonClient",
     "BlockingKernelClient",
+    "BlockingKernelExecution",
     "BlockingManagerClient",
     "ClientClosed",
     "ConfigError",
@@ -121,6 +125,7 @@ __all__ = [
     "KernelCommand",
     "KernelDied",
     "KernelError",
+    "KernelExecution",
     "KernelFinder",
     "KernelManager",
     "KernelNannyError",

@@ -15,28 +15,27 @@ import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from . import __version__
 from ._exceptions import KernelDied, KernelNannyError, NannyUnavailable
-from .client import DaemonClient, ExecutionResult, KernelClient, ManagerClient
-from .client.running import RunningKernel, find_running_kernel, list_running_kernels
+from .client import DaemonClient, ManagerClient
+from .client.running import find_running_kernel, list_running_kernels
 from .config import CONFIG_ENV, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, RestartPolicy
 from .discovery import DaemonProvider, KernelFinder
+from .execution import KernelExecution, OutputPrinter
 from .nanny.daemon import NannyDaemon
 from .nanny.daemon_config import DaemonConfig, load_config
 from .nanny.keys import DaemonKeys
 from .nanny.output_log import read_log
 from .paths import public_connection_file, write_private_file
-from .protocol import KernelManager, Message
+from .protocol import Message
 from .providers.ssh import SSHProvider, add_known_host, fetch_host_key
 
 log = logging.getLogger("kernel_nanny.cli")
 
 #: Exit codes of ``kernel-nanny exec``.
 EXIT_OK, EXIT_CODE_RAISED, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class UsageError(Exception):
@@ -100,22 +99,27 @@ def _parser() -> argparse.ArgumentParser:
             "Run CODE (or the file FILE) in a kernel and print its output as it arrives (stdout, stderr, "
             "results, tracebacks). Given a kernel TYPE, a new kernel is started for the run and shut down "
             "after it; given a running KERNEL, the code runs there and the kernel keeps running. "
-            "Ctrl-C interrupts the running code; a second Ctrl-C kills a kernel started for the run, "
-            "or stops waiting for a running one."
+            "With --group, the kernel is kept behind a nanny and reused by later runs of the same group. "
+            "Ctrl-C interrupts the running code; a second Ctrl-C kills a kernel started for the run "
+            "(or the group's, which the next run replaces), or stops waiting for a running one."
         ),
         epilog=(
             "exit status: 0 the code ran without error, 1 the code raised an exception, "
             "2 usage error, 3 the kernel could not be started or died, 130 killed by a second Ctrl-C. "
-            "example: kernel-nanny exec pyimport/kernel -c 'print(6 * 7)'"
+            "examples: kernel-nanny exec pyimport/kernel -c 'print(6 * 7)'; "
+            "kernel-nanny exec spec/python3 --group etl load.py; "
+            "kernel-nanny exec --python ~/venvs/ml -c 'import torch'"
         ),
     )
     exec_cmd.add_argument(
         "target",
+        nargs="?",
         metavar="TYPE|KERNEL",
         help="a kernel type id (as 'kernel-nanny list' shows it) to start a new kernel, "
-        "or the id, id prefix or name of a running kernel (as 'kernel-nanny ps' shows it)",
+        "or the id, id prefix or name of a running kernel (as 'kernel-nanny ps' shows it); "
+        "omitted with --python",
     )
-    source = exec_cmd.add_mutually_exclusive_group(required=True)
+    source = exec_cmd.add_mutually_exclusive_group()
     source.add_argument("-c", dest="code", metavar="CODE", help="the code to run")
     source.add_argument("file", nargs="?", metavar="FILE", help="a file of code to run ('-' reads standard input)")
     exec_cmd.add_argument("--cwd", metavar="DIR", help="the kernel's working directory (default: the current one)")
@@ -124,7 +128,30 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="give up after this long (a kernel started for the run is stopped; a running kernel keeps running)",
+        help="give up after this long (a kernel started for the run is stopped; "
+        "a running kernel or a --group kernel keeps running)",
+    )
+    exec_cmd.add_argument(
+        "--python",
+        metavar="ENV",
+        help="run in the ipykernel of this Python environment (the directory of a venv or conda "
+        "environment, which needs ipykernel installed) instead of a kernel TYPE",
+    )
+    exec_cmd.add_argument(
+        "--group",
+        metavar="KEY",
+        help="reuse one kernel per (TYPE or --python, --switch, KEY) across runs: the first run starts it "
+        "behind a nanny under a name derived from them and leaves it running, later runs (from any process) "
+        "find it by that name; 'kernel-nanny ps' shows it, 'kernel-nanny stop NAME' ends it",
+    )
+    exec_cmd.add_argument(
+        "--switch",
+        dest="switches",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="add ARG to the kernel's command line (repeatable; write --switch=--opt=value for an ARG "
+        "that starts with '-'), e.g. --switch=--HistoryManager.enabled=False",
     )
     exec_cmd.set_defaults(handler=_cmd_exec)
 
@@ -292,86 +319,72 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_exec(args: argparse.Namespace) -> int:
+    target, file = args.target, args.file
+    if args.python is not None and target is not None:
+        if file is not None or args.code is not None:
+            raise UsageError("give a kernel TYPE or --python ENV, not both")
+        target, file = None, target  # 'exec --python ENV FILE'
+    if args.code is None and file is None:
+        raise UsageError("give the code to run: -c CODE, or a FILE ('-' reads standard input)")
+    if target is None and args.python is None:
+        raise UsageError("give a kernel TYPE, a running KERNEL, or --python ENV")
     if args.code is not None:
         code = args.code
-    elif args.file == "-":
+    elif file == "-":
         code = sys.stdin.read()
     else:
         try:
-            with open(args.file, encoding="utf-8") as file:
-                code = file.read()
+            with open(file, encoding="utf-8") as source:
+                code = source.read()
         except OSError as exc:
-            print(f"kernel-nanny: error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            print(f"kernel-nanny: error: cannot read {file}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
-    if "/" not in args.target:
-        return asyncio.run(_exec_in_running(find_running_kernel(args.target), code, timeout=args.timeout))
-    return asyncio.run(_exec(args.target, code, cwd=args.cwd, timeout=args.timeout))
-
-
-async def _exec_in_running(kernel: RunningKernel, code: str, *, timeout: float | None) -> int:
-    async with ManagerClient(kernel.info) as manager:
-        if not await manager.is_alive():
-            name = kernel.name or kernel.kernel_id[:12]
-            raise KernelNannyError(f"kernel {name} is not running; 'kernel-nanny restart {name}' revives it")
-        interrupts = _InterruptCounter(manager, second_press="stop waiting; the kernel keeps running")
-        note = "kernel-nanny: stopped waiting; the kernel keeps running"
-        return await _exec_and_report(kernel.info, manager, code, timeout, interrupts, note)
-
-
-async def _exec(type_id: str, code: str, *, cwd: str | None, timeout: float | None) -> int:
-    info, manager = await _finder().launch(type_id, cwd=cwd or os.getcwd(), launch_params={"echo_output": False})
-    assert manager is not None
-    interrupts = _InterruptCounter(manager)
-    try:
-        return await _exec_and_report(info, manager, code, timeout, interrupts, "kernel-nanny: killed the kernel")
-    finally:
-        await manager.shutdown(now=interrupts.count > 1)
-
-
-async def _exec_and_report(
-    info: dict[str, Any],
-    manager: KernelManager,
-    code: str,
-    timeout: float | None,
-    interrupts: _InterruptCounter,
-    cancelled_note: str,
-) -> int:
-    """Run ``code``, print its output, and turn the outcome into an exit status."""
-    try:
-        async with KernelClient(info) as client:
-            result = await _run_until_done_or_died(
-                client, manager, code, OutputPrinter(sys.stdout, sys.stderr), timeout
+    if target is not None and "/" not in target:
+        if args.group or args.switches:
+            raise UsageError("--group and --switch choose how a new kernel starts: give a kernel TYPE, not a KERNEL")
+        execution = KernelExecution.attach(target)
+    else:
+        try:
+            execution = KernelExecution(
+                target, python=args.python, group=args.group, switches=args.switches, cwd=args.cwd or os.getcwd()
             )
-        return EXIT_OK if result.ok else EXIT_CODE_RAISED
-    except KernelDied as exc:
-        print(f"kernel-nanny: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except asyncio.CancelledError:
-        print(cancelled_note, file=sys.stderr)
-        return EXIT_INTERRUPTED
-    finally:
-        interrupts.remove()
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return asyncio.run(_exec(execution, code, timeout=args.timeout, attached=target is not None and "/" not in target))
 
 
-async def _run_until_done_or_died(
-    client: KernelClient, manager: KernelManager, code: str, printer: OutputPrinter, timeout: float | None
-) -> ExecutionResult:
-    stdin_hook = _read_terminal_input if sys.stdin.isatty() else None
-    execution = asyncio.ensure_future(
-        client.execute_interactive(code, output_hook=printer, stdin_hook=stdin_hook, timeout=timeout)
-    )
-    death = asyncio.ensure_future(manager.wait())
-    try:
-        await asyncio.wait({execution, death}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        death.cancel()
-        if not execution.done():
-            execution.cancel()
-            await asyncio.gather(execution, return_exceptions=True)
-    if execution.cancelled():
-        status = death.result()
-        raise KernelDied("the kernel died while running the code", exit_code=status.exit_code, signal=status.signal)
-    return execution.result()
+async def _exec(execution: KernelExecution, code: str, *, timeout: float | None, attached: bool) -> int:
+    """Run ``code``, print its output, and turn the outcome into an exit status."""
+    async with execution:
+        await execution.start()
+        if execution.group is not None and execution.started_new:
+            print(
+                f"kernel-nanny: started kernel {execution.name} for group {execution.group!r}; it keeps running "
+                f"for the next runs of the group ('kernel-nanny stop {execution.name}' stops it)",
+                file=sys.stderr,
+            )
+        if attached:
+            interrupts = _InterruptCounter(execution, second_press="stop waiting; the kernel keeps running")
+            cancelled_note = "kernel-nanny: stopped waiting; the kernel keeps running"
+        else:
+            interrupts = _InterruptCounter(execution)
+            cancelled_note = "kernel-nanny: killed the kernel"
+        stdin_hook = _read_terminal_input if sys.stdin.isatty() else None
+        try:
+            status = await execution.run(
+                [code], output_hook=OutputPrinter(sys.stdout, sys.stderr), stdin_hook=stdin_hook, timeout=timeout
+            )
+            return EXIT_OK if status == 0 else EXIT_CODE_RAISED
+        except KernelDied as exc:
+            print(f"kernel-nanny: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        except asyncio.CancelledError:
+            if not attached:
+                await execution.kill()
+            print(cancelled_note, file=sys.stderr)
+            return EXIT_INTERRUPTED
+        finally:
+            interrupts.remove()
 
 
 async def _read_terminal_input(request: Message) -> str:
@@ -385,10 +398,10 @@ async def _read_terminal_input(request: Message) -> str:
 class _InterruptCounter:
     """Ctrl-C interrupts the kernel; a second one cancels the run (and kills the kernel)."""
 
-    def __init__(self, manager: KernelManager, second_press: str = "kill it") -> None:
+    def __init__(self, execution: KernelExecution, second_press: str = "kill it") -> None:
         self.count = 0
         self._second_press = second_press
-        self._manager = manager
+        self._execution = execution
         self._main = asyncio.current_task()
         self._loop = asyncio.get_running_loop()
         self._loop.add_signal_handler(signal.SIGINT, self._pressed)
@@ -397,7 +410,7 @@ class _InterruptCounter:
         self.count += 1
         if self.count == 1:
             print(f"\nkernel-nanny: interrupting the kernel (Ctrl-C again to {self._second_press})", file=sys.stderr)
-            self._loop.create_task(self._manager.interrupt())
+            self._loop.create_task(self._execution.interrupt())
         elif self._main is not None:
             self._main.cancel()
 
@@ -719,33 +732,6 @@ def _duration(seconds: float) -> str:
     if seconds < 86400:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
-
-
-class OutputPrinter:
-    """Renders iopub output on a terminal: streams as they come, results as text, tracebacks."""
-
-    def __init__(self, out: TextIO, err: TextIO) -> None:
-        self.out = out
-        self.err = err
-
-    def __call__(self, msg: Message) -> None:
-        content: dict[str, Any] = msg.content
-        if msg.msg_type == "stream":
-            self._write(self.err if content.get("name") == "stderr" else self.out, content.get("text", ""))
-        elif msg.msg_type in ("execute_result", "display_data"):
-            data = content.get("data", {})
-            text = data.get("text/plain") or f"[{', '.join(data) or 'empty'} output]"
-            self._write(self.out, text + "\n")
-        elif msg.msg_type == "error":
-            traceback = "\n".join(content.get("traceback") or [f"{content.get('ename')}: {content.get('evalue')}"])
-            self._write(self.err, traceback + "\n")
-
-    @staticmethod
-    def _write(stream: TextIO, text: str) -> None:
-        if not stream.isatty():
-            text = _ANSI.sub("", text)
-        stream.write(text)
-        stream.flush()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -53,6 +53,12 @@ class BlockingKernelClient(BlockingTwin):
     def remove_iopub_handler(self, handler: OutputHook) -> None:
         self._loop.call(self._async.remove_iopub_handler, handler)
 
+    def add_reply_handler(self, handler: OutputHook) -> None:
+        self._loop.call(self._async.add_reply_handler, handler)
+
+    def remove_reply_handler(self, handler: OutputHook) -> None:
+        self._loop.call(self._async.remove_reply_handler, handler)
+
     start = blocking(KernelClient.start)
     wait_for_ready = blocking(KernelClient.wait_for_ready)
     request = blocking(KernelClient.request)

@@ -115,6 +115,7 @@ class KernelClient:
         self._replies = Replies()
         self._iopub_watchers: dict[str, OutputHook] = {}
         self._iopub_handlers: list[OutputHook] = []
+        self._reply_handlers: list[OutputHook] = []
         self._stdin_hooks: dict[str, StdinHook] = {}
         self._iopub_confirmed = False
         self._hb_lock: asyncio.Lock | None = None
@@ -194,8 +195,15 @@ class KernelClient:
         return sock
 
     def _on_reply(self, msg: Message) -> None:
-        if not self._replies.resolve(msg):
+        if self._replies.resolve(msg):
+            return
+        if not self._reply_handlers:
             log.debug("reply %s to %s had no waiter", msg.msg_type, msg.parent_id)
+        for hook in self._reply_handlers:
+            try:
+                hook(msg)
+            except Exception:
+                log.exception("reply handler %r failed on %s", hook, msg.msg_type)
 
     def _on_iopub(self, msg: Message) -> None:
         watcher = self._iopub_watchers.get(msg.parent_id or "")
@@ -254,10 +262,36 @@ class KernelClient:
             self._replies.forget(msg.msg_id)
 
     async def send(self, msg_type: str, content: dict[str, Any] | None = None, *, channel: str = "shell") -> str:
-        """Send a request without waiting for its reply; returns its msg_id."""
+        """Send a request without waiting for its reply; returns its msg_id.
+
+        Its reply goes to the reply handlers (:meth:`add_reply_handler`).
+        """
         msg = self.session.msg(msg_type, content)
         await self._send(channel, msg)
         return msg.msg_id
+
+    def send_nowait(self, msg_type: str, content: dict[str, Any] | None = None, *, channel: str = "shell") -> str:
+        """Queue a request for sending and return its msg_id at once (call it on the client's loop).
+
+        For callers that cannot await, such as jupyter_client-style code
+        (``msg_id = kc.execute(code)``). Requests queued one after the other
+        are sent in that order; the reply goes to the reply handlers.
+        """
+        msg = self.session.msg(msg_type, content)
+        self._tasks.spawn(self._send(channel, msg), name=f"kernel-client-send-{msg_type}")
+        return msg.msg_id
+
+    def add_reply_handler(self, handler: OutputHook) -> None:
+        """Call ``handler(reply)`` for each shell or control reply that no request awaits.
+
+        Those are the replies to :meth:`send` and :meth:`send_nowait`; the
+        reply methods (:meth:`execute`, :meth:`request`...) keep theirs.
+        """
+        self._reply_handlers.append(handler)
+
+    def remove_reply_handler(self, handler: OutputHook) -> None:
+        """Stop calling ``handler`` (added with :meth:`add_reply_handler`)."""
+        self._reply_handlers.remove(handler)
 
     async def kernel_info(self, *, timeout: float | None = None) -> Message:
         """The kernel's ``kernel_info_reply``: language, versions, protocol version."""
