@@ -16,6 +16,7 @@ from kernel_nanny import ConfigError, KernelClient, KernelFinder, LaunchError, M
 from kernel_nanny.cli import main as cli_main
 from kernel_nanny.providers.ssh import SSHKernelManager
 
+from ..daemons import RunningDaemon
 from .ssh_servers import TEST_USER, SSHServer, python_command, runtime_dir_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -250,6 +251,33 @@ async def test_a_local_nanny_rides_out_a_dropped_connection(configure, user_host
         await manager.cleanup()
     assert _nanny_files(runtime) == []
     await _exited(info["nanny_pid"])
+
+
+async def test_a_daemon_launches_ssh_kernels_from_its_own_configuration(root_host, tmp_path, monkeypatch):
+    table, runtime = root_host
+    local_runtime = tmp_path / "runtime"
+    local_runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(local_runtime))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("KERNEL_NANNY_CONFIG", raising=False)  # only the daemon's --config names the host
+    daemon = RunningDaemon(tmp_path, table)
+    await daemon.start()
+    try:
+        async with daemon.client() as client:
+            types = {entry["id"] for entry in await client.list_kernel_types()}
+            assert f"ssh/local/{TYPE}" in types
+            info, manager = await client.launch(f"ssh/local/{TYPE}", name="via-daemon")
+            try:
+                assert "42" in await _run(info, "print(6 * 7)")
+                assert [k["name"] for k in await client.list_kernels()] == ["via-daemon"]
+                assert len(_nanny_files(runtime)) == 1  # its remote nanny, on the host
+            finally:
+                await client.shutdown_kernel("via-daemon")
+                await manager.cleanup()
+        assert _nanny_files(runtime) == []
+        await _exited(info["nanny_pid"])
+    finally:
+        assert await daemon.stop() == 0
 
 
 # -- errors: each names the host and the fix, and leaves nothing running -------------
