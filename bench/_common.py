@@ -16,10 +16,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 OURS = "kernel-nanny"
 THEIRS = "jupyter_client"
@@ -186,6 +188,19 @@ class Row:
         }
 
 
+def goal_over_local(samples: Mapping[str, Sequence[float]], side: str, extra_seconds: float) -> dict[str, Any]:
+    """The :class:`Row` goal fields (``**`` them in) of a providers' launch benchmark: ``side``'s launch ->
+    ready at most ``extra_seconds`` over the local cold start (``samples["local"]``), medians."""
+    theirs, local = statistics.median(samples[side]), statistics.median(samples["local"])
+    extra = theirs - local
+    return {
+        "goal": f"<= local cold start + {extra_seconds:g} s",
+        "goal_met": extra <= extra_seconds,
+        "goal_detail": f"{side} {fmt_time(theirs)} - local {fmt_time(local)} = {fmt_time(extra)} "
+        f"(ratio {theirs / local:.2f})",
+    }
+
+
 # -- timing helpers ---------------------------------------------------------------------
 
 
@@ -193,6 +208,45 @@ def orders(rounds: int) -> Iterable[tuple[int, bool]]:
     """``(round, ours_first)``: A,B then B,A then A,B... so neither side always goes first."""
     for i in range(rounds):
         yield i, i % 2 == 0
+
+
+def round_order(items: Sequence[T], rnd: int, forward: bool) -> list[T]:
+    """Round ``rnd``'s order of ``items`` (``rnd, forward`` from :func:`orders`): rotated by ``rnd``
+    and reversed every other round, so that no item always runs first, or always after the same one."""
+    shift = rnd % len(items)
+    order = [*items[shift:], *items[:shift]]
+    return order if forward else order[::-1]
+
+
+async def sample_interleaved(
+    jobs: Mapping[str, Callable[[], Awaitable[float]]], rounds: int, settle: float = 0.0
+) -> dict[str, list[float]]:
+    """Run each job once as a warm-up (cold caches; not recorded), then once per round in
+    :func:`round_order`; returns what each run returned (a time), by job name.
+
+    ``settle`` seconds pass before every run (e.g. for the previous kernel's teardown).
+    """
+    samples: dict[str, list[float]] = {name: [] for name in jobs}
+    for name in jobs:
+        await asyncio.sleep(settle)
+        await jobs[name]()
+    for rnd, forward in orders(rounds):
+        for name in round_order(list(jobs), rnd, forward):
+            await asyncio.sleep(settle)
+            samples[name].append(await jobs[name]())
+    return samples
+
+
+def timed_start(start: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[float]]:
+    """A job for :func:`sample_interleaved`: time ``start()`` (a kernel launched until it is ready),
+    then stop what it started (``stop(now=True)``, untimed)."""
+
+    async def run() -> float:
+        elapsed, kernel = await timed(start())
+        await kernel.stop(now=True)
+        return elapsed
+
+    return run
 
 
 async def timed(awaitable: Awaitable[Any]) -> tuple[float, Any]:
@@ -379,11 +433,8 @@ async def measure_interleaved(
     landing on one variant only.
     """
     samples: dict[str, list[float]] = {name: [] for name in variants}
-    names = list(variants)
     for rnd, forward in orders(rounds + 1):
-        shift = rnd % len(names)
-        order = names[shift:] + names[:shift]
-        for name in order if forward else reversed(order):
+        for name in round_order(list(variants), rnd, forward):
             op, is_async = variants[name]
             out = samples[name]
             for _ in range(batch):

@@ -59,7 +59,10 @@ from _common import (
     orders,
     pid_alive,
     ratio_ci,
+    round_order,
+    sample_interleaved,
     summarize,
+    timed_start,
     wait_gone,
 )
 from bench_kernel import Theirs
@@ -566,7 +569,6 @@ async def bench_daemon_launch(cfg: Config) -> list[Row]:
     kernel's output discarded. Each kernel is stopped (untimed) before the next start.
     """
     rounds = cfg.n(6, 2)
-    samples: dict[str, list[float]] = {k: [] for k in ("daemon", "nanny", "local", "theirs")}
     main: DaemonHome | None = None
     try:
         main = DaemonHome(Path(os.environ["JUPYTER_RUNTIME_DIR"]), "main")
@@ -580,32 +582,13 @@ async def bench_daemon_launch(cfg: Config) -> list[Row]:
             await home.shutdown(info, manager)
             return elapsed
 
-        def timed_start(start: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[float]]:
-            async def run() -> float:
-                t0 = time.perf_counter()
-                kernel = await start()
-                elapsed = time.perf_counter() - t0
-                await kernel.stop(now=True)
-                return elapsed
-
-            return run
-
         jobs: dict[str, Callable[[], Awaitable[float]]] = {
             "daemon": daemon_start,
             "nanny": timed_start(Nanny.start),
             "local": timed_start(Local.launch),
             "theirs": timed_start(Theirs.launch),
         }
-        for job in jobs.values():  # warm-up: the first start of each kind pays for cold caches
-            await asyncio.sleep(0.2)
-            await job()
-        names = list(jobs)
-        for rnd, forward in orders(rounds):
-            shift = rnd % len(names)
-            order = names[shift:] + names[:shift]
-            for name in order if forward else reversed(order):
-                await asyncio.sleep(0.2)  # let the previous kernel's teardown settle
-                samples[name].append(await jobs[name]())
+        samples = await sample_interleaved(jobs, rounds, settle=0.2)  # settle: the previous kernel's teardown
     finally:
         await _cleanup(main)
 
@@ -801,9 +784,7 @@ async def bench_daemon_adopt(cfg: Config) -> list[Row]:
             imports_floor,
         ]
         for rnd, forward in orders(rounds):
-            shift = rnd % len(jobs)
-            order = jobs[shift:] + jobs[:shift]
-            for job in order if forward else reversed(order):
+            for job in round_order(jobs, rnd, forward):
                 await asyncio.sleep(0.2)
                 await job()
             c0 = cpu_seconds(main.pid)

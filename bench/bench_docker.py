@@ -10,15 +10,12 @@ afterwards. The three starts are interleaved, the order turning each round; each
 from __future__ import annotations
 
 import asyncio
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _common import REGISTRY, Config, Row, fmt_time, orders
+from _common import REGISTRY, Config, Row, goal_over_local, sample_interleaved, timed_start
 from bench_kernel import Theirs
 from bench_nanny import Local
 
@@ -77,38 +74,16 @@ async def bench_docker_launch(cfg: Config) -> list[Row]:
         finally:
             client.close()
         provider = DockerProvider(parse_docker_config({"host": host, "images": {"python": {"image": IMAGE}}}))
-        samples: dict[str, list[float]] = {"docker": [], "local": [], "theirs": []}
-
-        def timed(start: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[float]]:
-            async def run() -> float:
-                t0 = time.perf_counter()
-                kernel = await start()
-                elapsed = time.perf_counter() - t0
-                await kernel.stop(now=True)
-                return elapsed
-
-            return run
-
         jobs = {
-            "docker": timed(lambda: InDocker.launch(provider)),
-            "local": timed(Local.launch),
-            "theirs": timed(Theirs.launch),
+            "docker": timed_start(lambda: InDocker.launch(provider)),
+            "local": timed_start(Local.launch),
+            "theirs": timed_start(Theirs.launch),
         }
-        for job in jobs.values():  # warm-up: the first start of each kind pays for cold caches
-            await job()
-        names = list(jobs)
-        for rnd, forward in orders(rounds):
-            shift = rnd % len(names)
-            order = names[shift:] + names[:shift]
-            for name in order if forward else reversed(order):
-                await asyncio.sleep(0.2)  # let the previous kernel's teardown settle
-                samples[name].append(await jobs[name]())
+        samples = await sample_interleaved(jobs, rounds, settle=0.2)  # settle: the previous kernel's teardown
     finally:
         if dockerd is not None:
             await asyncio.to_thread(stop_server, dockerd)
 
-    docker_med, local_med = statistics.median(samples["docker"]), statistics.median(samples["local"])
-    extra = docker_med - local_med
     note = (
         f"docker-launch: DockerProvider.launch('python') on Docker Engine {engine_version} ({host}): create the "
         "container (ports published on 127.0.0.1), start it, wait until ready; the image runs Debian's python3 "
@@ -123,12 +98,7 @@ async def bench_docker_launch(cfg: Config) -> list[Row]:
             samples["docker"],
             samples["theirs"],
             notes=[note],
-            goal=f"<= local cold start + {GOAL_EXTRA_SECONDS} s",
-            goal_met=extra <= GOAL_EXTRA_SECONDS,
-            goal_detail=(
-                f"docker {fmt_time(docker_med)} - launch_local {fmt_time(local_med)} = {fmt_time(extra)} "
-                f"(ratio {docker_med / local_med:.2f})"
-            ),
+            **goal_over_local(samples, "docker", GOAL_EXTRA_SECONDS),
         ),
         Row(
             "docker-launch",

@@ -45,6 +45,7 @@ from _common import (
     measure_interleaved,
     orders,
     ratio_ci,
+    round_order,
     summarize,
     wait_gone,
 )
@@ -396,11 +397,8 @@ async def bench_nanny_control(cfg: Config) -> list[Row]:
         }
         for name in sporadic_variants:
             samples[name] = []
-        sporadic_names = list(sporadic_variants)
         for rnd, forward in orders(cfg.n(150, 40)):
-            shift = rnd % len(sporadic_names)
-            order = sporadic_names[shift:] + sporadic_names[:shift]
-            for name in order if forward else reversed(order):
+            for name in round_order(list(sporadic_variants), rnd, forward):
                 await asyncio.sleep(SPORADIC_GAP)
                 t0 = time.perf_counter()
                 await sporadic_variants[name]()
@@ -901,9 +899,7 @@ async def bench_nanny_interrupt(cfg: Config) -> list[Row]:
         for side in call.values():
             side.clear()
         for rnd, forward in orders(rounds):
-            shift = rnd % len(jobs)
-            order = jobs[shift:] + jobs[:shift]
-            for job in order if forward else reversed(order):
+            for job in round_order(jobs, rnd, forward):
                 await job()
     finally:
         for client in clients:

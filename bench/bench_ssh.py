@@ -14,11 +14,10 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _common import REGISTRY, Config, Row, fmt_time, orders, ratio_ci
+from _common import REGISTRY, Config, Row, fmt_time, goal_over_local, ratio_ci, sample_interleaved, timed_start
 from bench_kernel import BUSY_LOOP, READY_TIMEOUT, REPLY_TIMEOUT, Ours, Theirs, time_their_interrupt
 
 from kernel_nanny import KernelClient
@@ -87,21 +86,13 @@ async def bench_ssh(cfg: Config) -> list[Row]:
 
 async def _launches(cfg: Config, provider: SSHProvider) -> list[Row]:
     rounds = cfg.n(8, 2)
-    starts: dict[str, Callable[[], Awaitable[Any]]] = {
-        "ssh": lambda: Remote.launch(provider),
-        "local": lambda: Ours.launch("ipc"),
-        "theirs": lambda: Theirs.launch("tcp", "disabled"),
+    jobs = {
+        "ssh": timed_start(lambda: Remote.launch(provider)),
+        "local": timed_start(lambda: Ours.launch("ipc")),
+        "theirs": timed_start(lambda: Theirs.launch("tcp", "disabled")),
     }
-    samples: dict[str, list[float]] = {side: [] for side in starts}
-    for start in starts.values():  # warm-up: cold disk caches, the first SSH handshake
-        await (await start()).stop()
-    for _, forward in orders(rounds):
-        for side, start in starts.items() if forward else reversed(starts.items()):
-            t0 = time.perf_counter()
-            kernel = await start()
-            samples[side].append(time.perf_counter() - t0)
-            await kernel.stop(now=True)
-    extra = statistics.median(samples["ssh"]) - statistics.median(samples["local"])
+    # The warm-up pays for cold disk caches and the first SSH handshake.
+    samples = await sample_interleaved(jobs, rounds)
     return [
         Row(
             "ssh",
@@ -113,10 +104,7 @@ async def _launches(cfg: Config, provider: SSHProvider) -> list[Row]:
                 "reading its connection file + 7 forwards, then wait_for_ready through the forwards; sshd on "
                 "127.0.0.1, so the network costs nothing"
             ],
-            goal=f"<= local cold start + {GOAL_LAUNCH_EXTRA:g} s",
-            goal_met=extra <= GOAL_LAUNCH_EXTRA,
-            goal_detail=f"ssh {fmt_time(statistics.median(samples['ssh']))} - local (ours, ipc) "
-            f"{fmt_time(statistics.median(samples['local']))} = {fmt_time(extra)}",
+            **goal_over_local(samples, "ssh", GOAL_LAUNCH_EXTRA),
         ),
         Row("ssh", "launch -> ready: local ours (ipc) / jc local start", samples["local"], samples["theirs"]),
     ]
@@ -126,7 +114,6 @@ async def _interrupts(cfg: Config, provider: SSHProvider) -> list[Row]:
     rounds = cfg.n(15, 4)
     kernels: list[Any] = []
     clients: list[KernelClient] = []
-    times: dict[str, list[float]] = {"ssh": [], "local": [], "theirs": []}
     try:
         kernels = [await Remote.launch(provider), await Ours.launch("ipc"), await Theirs.launch("tcp", "disabled")]
         remote, local, theirs = kernels
@@ -135,31 +122,25 @@ async def _interrupts(cfg: Config, provider: SSHProvider) -> list[Row]:
             clients.append(client)
             await client.wait_for_ready(timeout=READY_TIMEOUT)
 
-        async def ours_once(side: str, client: KernelClient, manager: Any) -> None:
+        async def ours_once(client: KernelClient, manager: Any) -> float:
             task = asyncio.ensure_future(client.execute(BUSY_LOOP, timeout=REPLY_TIMEOUT))
             await asyncio.sleep(0.25)  # well inside the loop by now (not timed)
             t0 = time.perf_counter()
             await manager.interrupt()
             reply = await task
-            times[side].append(time.perf_counter() - t0)
+            elapsed = time.perf_counter() - t0
             assert reply.content.get("ename") == "KeyboardInterrupt", reply.content
             await client.kernel_info(timeout=REPLY_TIMEOUT)
+            return elapsed
 
-        async def theirs_once() -> None:
-            times["theirs"].append(await time_their_interrupt(theirs.kc, theirs.km))
-
-        jobs: list[Callable[[], Awaitable[None]]] = [
-            lambda: ours_once("ssh", clients[0], remote.manager),
-            lambda: ours_once("local", clients[1], local.manager),
-            theirs_once,
-        ]
-        for job in jobs:
-            await job()
-        for side in times.values():
-            side.clear()
-        for _, forward in orders(rounds):
-            for job in jobs if forward else reversed(jobs):
-                await job()
+        times = await sample_interleaved(
+            {
+                "ssh": lambda: ours_once(clients[0], remote.manager),
+                "local": lambda: ours_once(clients[1], local.manager),
+                "theirs": lambda: time_their_interrupt(theirs.kc, theirs.km),
+            },
+            rounds,
+        )
     finally:
         for client in clients:
             client.close()

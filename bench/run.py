@@ -84,6 +84,12 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
         "nanny process RSS/PSS and CPU, idle and after executions",
         180,
     ),
+    "jupyter-notebook": (
+        "bench_jupyter",
+        "bench_jupyter_notebook",
+        "nbclient 20-cell notebook: kernel-nanny provisioner vs local provisioner",
+        300,
+    ),
     "daemon-api": ("bench_daemon", "bench_daemon_api", "DaemonClient list_kernels/info round trips, zmq floor", 120),
     "daemon-launch": (
         "bench_daemon",

@@ -9,10 +9,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypeVar
 
-__all__ = ["TaskGroup"]
+__all__ = ["TaskGroup", "wait_for"]
+
+T = TypeVar("T")
+
+
+async def wait_for(awaitable: Awaitable[T], seconds: float | None) -> T:
+    """``asyncio.wait_for`` that never swallows a cancellation.
+
+    Up to Python 3.11, ``asyncio.wait_for`` returns the result instead of
+    raising ``CancelledError`` when its task is cancelled just as the awaited
+    operation completes (gh-86296). A task cancelled that way carries on: a
+    ``ManagerClient.wait()`` cancelled at the moment its info reply arrived
+    went on waiting for a death that never came, and its canceller waited
+    for ever. Raises ``asyncio.TimeoutError`` after ``seconds`` (None: no limit).
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.wait({task})  # let it finish cancelling (its own clean-up runs now)
+        raise asyncio.TimeoutError
+    return task.result()
 
 
 class TaskGroup:

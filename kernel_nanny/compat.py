@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 from ._exceptions import KernelNannyError, KernelTimeout
 from ._loop import LoopThread
+from ._tasks import wait_for
 from .client import KernelClient as _NannyKernelClient
 from .client.kernel import _execute_content
 from .config import RestartPolicy
@@ -217,7 +218,7 @@ class AsyncKernelClient:
     async def _next(self, messages: asyncio.Queue[Message], timeout: float | None) -> dict[str, Any]:
         self.kernel_client  # noqa: B018 (raises if the channels are not started)
         try:
-            msg = await asyncio.wait_for(messages.get(), timeout)
+            msg = await wait_for(messages.get(), timeout)
         except asyncio.TimeoutError:
             raise queue.Empty from None
         return msg.to_dict()

@@ -39,6 +39,7 @@ from typing import Any, TextIO
 
 from ._exceptions import KernelDied, KernelNannyError, LaunchError, NannyUnavailable, NoSuchKernelType
 from ._loop import BlockingTwin, blocking
+from ._tasks import wait_for
 from .client import KernelClient, ManagerClient
 from .client.kernel import OutputHook, StdinHook
 from .client.running import RunningKernel, find_running_kernel, list_running_kernels, pid_alive
@@ -101,7 +102,7 @@ async def _check_ipykernel(command: KernelCommand, label: str) -> None:
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        _, stderr = await asyncio.wait_for(process.communicate(), IPYKERNEL_CHECK_TIMEOUT)
+        _, stderr = await wait_for(process.communicate(), IPYKERNEL_CHECK_TIMEOUT)
     except asyncio.TimeoutError:
         process.kill()
         await process.wait()
@@ -501,7 +502,7 @@ class KernelExecution:
         self._stopping = True
         await self.interrupt()
         try:
-            await asyncio.wait_for(self._running.wait(), timeout)
+            await wait_for(self._running.wait(), timeout)
         except asyncio.TimeoutError:
             log.info("%s did not stop within %g s of the interrupt: killing its kernel", self.label, timeout)
             await self.kill()

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import zmq
 import zmq.asyncio
 
 from .._exceptions import KernelTimeout, ProtocolError
+from .._tasks import wait_for
 from ..protocol import Message, Session
 
 __all__ = ["LINGER_MS", "Replies", "connect", "read_messages", "within"]
@@ -39,11 +40,13 @@ def connect(
     *,
     identity: bytes | None = None,
     client_keypair: tuple[bytes, bytes] | None = None,
+    topics: Sequence[bytes] = (b"",),
 ) -> zmq.asyncio.Socket:
     """A socket of ``kind`` connected to ``url``, CurveZMQ-secured when the info has a server key.
 
     The client's own key pair is ``client_keypair`` where the server checks
-    client keys (the daemon's tcp endpoint), else a fresh one.
+    client keys (the daemon's tcp endpoint), else a fresh one. A SUB socket
+    subscribes to ``topics`` (everything by default).
     """
     sock = context.socket(kind)
     sock.linger = LINGER_MS
@@ -57,7 +60,8 @@ def connect(
         sock.curve_publickey, sock.curve_secretkey = public, secret
         sock.curve_serverkey = server_key.encode() if isinstance(server_key, str) else server_key
     if kind == zmq.SUB:
-        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        for topic in topics:
+            sock.setsockopt(zmq.SUBSCRIBE, topic)
     sock.connect(url)
     return sock
 
@@ -115,6 +119,6 @@ class Replies:
 async def within(awaitable: Any, seconds: float | None, what: str) -> Any:
     """Await ``awaitable``, raising :class:`KernelTimeout` (naming ``what``) after ``seconds``."""
     try:
-        return await asyncio.wait_for(awaitable, seconds)
+        return await wait_for(awaitable, seconds)
     except asyncio.TimeoutError:
         raise KernelTimeout(f"{what} did not finish within {seconds} s") from None

@@ -15,7 +15,7 @@ import enum
 import inspect
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ import zmq
 import zmq.asyncio
 
 from .._exceptions import ClientClosed
-from .._tasks import TaskGroup
+from .._tasks import TaskGroup, wait_for
 from ..protocol import Message, Session, channel_url, load_connection_info, normalize_connection_info
 from ._sockets import LINGER_MS, Replies, connect, read_messages, within
 
@@ -97,6 +97,13 @@ class KernelClient:
         async with KernelClient(info) as kc:
             await kc.wait_for_ready()
             result = await kc.execute_interactive("print(6 * 7)")
+
+    ``iopub_topics`` limits the iopub subscription to messages whose topic
+    starts with one of them (default: everything). A watcher that needs only
+    some messages should say which: a kernel whose iopub is an XPUB socket
+    (ipykernel 7) greets each *new* subscription with ``iopub_welcome``, and
+    a catch-all subscription taken first would keep the next client's from
+    being new.
     """
 
     def __init__(
@@ -105,8 +112,10 @@ class KernelClient:
         *,
         session: Session | None = None,
         context: zmq.asyncio.Context | None = None,
+        iopub_topics: Sequence[bytes] = (b"",),
     ) -> None:
         self.connection_info = normalize_connection_info(connection_info)
+        self.iopub_topics = tuple(iopub_topics)
         self.session = session or Session(self.connection_info["key"], self.connection_info["signature_scheme"])
         self._context = context or zmq.asyncio.Context.instance()
         self._state = ClientState.OPEN
@@ -183,7 +192,14 @@ class KernelClient:
         # identity of the shell socket that sent the execute_request.
         identity = self.session.session_id.encode() if channel in ("shell", "stdin") else None
         url = channel_url(self.connection_info, channel)
-        sock = connect(self._context, _SOCKET_TYPES[channel], url, self.connection_info, identity=identity)
+        sock = connect(
+            self._context,
+            _SOCKET_TYPES[channel],
+            url,
+            self.connection_info,
+            identity=identity,
+            topics=self.iopub_topics,
+        )
         self._sockets[channel] = sock
         if channel != "hb":
             handler = {"shell": self._on_reply, "control": self._on_reply, "iopub": self._on_iopub}.get(
@@ -457,7 +473,7 @@ class KernelClient:
                 asked.add(request.msg_id)
                 reply = await self._roundtrip("shell", request, None)
                 try:
-                    await asyncio.wait_for(confirmed.wait(), IOPUB_CONFIRM_INTERVAL)
+                    await wait_for(confirmed.wait(), IOPUB_CONFIRM_INTERVAL)
                     return reply
                 except asyncio.TimeoutError:
                     log.debug("iopub not confirmed yet; asking kernel_info again")
@@ -481,7 +497,7 @@ class KernelClient:
             payload = os.urandom(8)
             try:
                 await sock.send(payload)
-                return await asyncio.wait_for(sock.recv(), timeout) == payload
+                return await wait_for(sock.recv(), timeout) == payload
             except asyncio.TimeoutError:
                 # A REQ socket that missed its reply is stuck: replace it.
                 sock.close(linger=0)

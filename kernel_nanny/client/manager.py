@@ -20,7 +20,7 @@ import zmq.asyncio
 
 from .._exceptions import ClientClosed, KernelNannyError, NannyUnavailable
 from .._loop import BlockingTwin, blocking
-from .._tasks import TaskGroup
+from .._tasks import TaskGroup, wait_for
 from ..protocol import (
     NANNY_PROTOCOL_VERSION,
     ExitStatus,
@@ -161,7 +161,7 @@ class ManagerClient:
         self._events_socket()
         assert self._subscribed is not None
         try:
-            await asyncio.wait_for(self._subscribed.wait(), self.timeout)
+            await wait_for(self._subscribed.wait(), self.timeout)
         except asyncio.TimeoutError:
             raise NannyUnavailable(
                 f"no event from the nanny of kernel {self.kernel_id[:8]} within {self.timeout} s"

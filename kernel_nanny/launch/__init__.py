@@ -1,4 +1,5 @@
-"""Local kernel processes: connection info and files, launch recipes, the local manager."""
+"""Local kernel processes: connection info and files, launch recipes, the local manager (and the
+lifecycle it shares with the managers of providers that own their kernels, in ``base_manager``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ..paths import runtime_dir
+    from .base_manager import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT
     from .command import KernelCommand
     from .connection import new_connection_info, supports_curve, write_connection_file
-    from .launcher import DEFAULT_STARTUP_TIMEOUT, LaunchParams, LaunchResult, launch_local
-    from .manager import DEFAULT_SHUTDOWN_TIMEOUT, LocalKernelManager
+    from .launcher import LaunchParams, LaunchResult, launch_local
+    from .manager import LocalKernelManager
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -30,8 +32,8 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "DEFAULT_SHUTDOWN_TIMEOUT": ".manager",
-        "DEFAULT_STARTUP_TIMEOUT": ".launcher",
+        "DEFAULT_SHUTDOWN_TIMEOUT": ".base_manager",
+        "DEFAULT_STARTUP_TIMEOUT": ".base_manager",
         "KernelCommand": ".command",
         "LaunchParams": ".launcher",
         "LaunchResult": ".launcher",

@@ -17,15 +17,10 @@ from typing import Any
 
 from .._exceptions import LaunchError
 from ..protocol import LaunchResult, new_id
+from .base_manager import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT, DiedDuringStartup, format_output_tail
 from .command import KernelCommand
 from .connection import new_connection_info, supports_curve, write_connection_file
-from .manager import (
-    DEFAULT_SHUTDOWN_TIMEOUT,
-    DEFAULT_STARTUP_TIMEOUT,
-    DiedDuringStartup,
-    LocalKernelManager,
-    format_output_tail,
-)
+from .manager import LocalKernelManager
 
 __all__ = ["DEFAULT_STARTUP_TIMEOUT", "LaunchParams", "LaunchResult", "launch_local"]
 

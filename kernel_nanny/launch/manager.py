@@ -4,8 +4,9 @@ The kernel runs in its own session and process group, so a signal reaches it
 and everything it started, and a terminal's Ctrl-C does not; a lifeline makes
 that group die with us. Its exit is observed through the child watcher
 (``asyncio`` waits on the process, no polling); every step of a shutdown ends
-as soon as that exit is seen. Its own stdout and stderr (not the code's output,
-which travels on iopub) are read from pipes and handed to output listeners.
+as soon as that exit is seen (the ladder itself is :class:`.BaseKernelManager`'s).
+Its own stdout and stderr (not the code's output, which travels on iopub) are
+read from pipes and handed to output listeners.
 """
 
 from __future__ import annotations
@@ -14,34 +15,22 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
-from .._exceptions import KernelNannyError, KernelTimeout, LaunchError
-from .._tasks import TaskGroup
-from ..client.kernel import KernelClient
+from .._exceptions import KernelNannyError, LaunchError
 from ..protocol import ConnectionInfo, ExitStatus, ipc_socket_paths
+from .base_manager import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT, BaseKernelManager
 from .command import KernelCommand
 from .lifeline import Lifeline
-from .output import OutputListener, OutputRelay
 
-__all__ = [
-    "DEFAULT_SHUTDOWN_TIMEOUT",
-    "DEFAULT_STARTUP_TIMEOUT",
-    "DiedDuringStartup",
-    "LocalKernelManager",
-    "ready_or_exited",
-]
+# The defaults stay importable from here too (they are the local manager's, and callers name them so).
+__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "DEFAULT_STARTUP_TIMEOUT", "LocalKernelManager"]
 
 log = logging.getLogger("kernel_nanny.launch")
 
-#: Seconds a kernel gets to become ready.
-DEFAULT_STARTUP_TIMEOUT = 60.0
-#: Seconds a kernel gets to exit after a shutdown request, then again after SIGTERM.
-DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 
-
-class LocalKernelManager:
+class LocalKernelManager(BaseKernelManager):
     """Owns one kernel child process started from a :class:`KernelCommand`.
 
     ``connection_info`` stays the same across restarts, so clients keep
@@ -61,19 +50,19 @@ class LocalKernelManager:
         echo_output: bool = True,
         die_with_owner: bool = True,
     ) -> None:
+        super().__init__(
+            connection_info,
+            connection_file,
+            startup_timeout=startup_timeout,
+            shutdown_timeout=shutdown_timeout,
+            echo_output=echo_output,
+            logger=log,
+        )
         self.command = command
-        self.connection_info = connection_info
-        self.connection_file = connection_file
         self.cwd = cwd
         self.extra_env = extra_env or {}
-        self.startup_timeout = startup_timeout
-        self.shutdown_timeout = shutdown_timeout
         self.die_with_owner = die_with_owner
-        self._output = OutputRelay(echo=echo_output)
-        self._lifeline: Lifeline | None = None
         self._process: asyncio.subprocess.Process | None = None
-        self._tasks = TaskGroup(log)
-        self._control: KernelClient | None = None
         self._relays: list[asyncio.Task[None]] = []
 
     def __repr__(self) -> str:
@@ -89,9 +78,13 @@ class LocalKernelManager:
         return self._process.pid if self._process else None
 
     @property
-    def output_tail(self) -> str:
-        """The last few KiB the kernel process wrote to stdout/stderr (to explain a failed start)."""
-        return self._output.tail
+    def interrupt_mode(self) -> str:
+        """The command's ``interrupt_mode``: ``signal`` (SIGINT) or ``message`` (``interrupt_request``)."""
+        return self.command.interrupt_mode
+
+    @property
+    def _log_context(self) -> str:
+        return f"kernel pid={self.pid}"
 
     async def start(self) -> None:
         """Start the kernel process; :meth:`wait_until_ready` waits for it to be usable."""
@@ -139,14 +132,6 @@ class LocalKernelManager:
         except NotADirectoryError as exc:
             raise LaunchError(f"cannot start kernel: cwd {self.cwd!r} is not a directory") from exc
 
-    def add_output_listener(self, listener: OutputListener) -> None:
-        """Call ``listener(name, data)`` with everything the kernel process writes to fd 1 and 2.
-
-        The first listener also gets what was written before it attached (up to
-        64 KiB), so a start-up banner or early crash is not lost.
-        """
-        self._output.add_listener(listener)
-
     async def _relay_output(self, fd: int, name: str) -> None:
         """Pass one of the kernel process's output pipes to the listeners (and maybe our stderr)."""
         stream = asyncio.StreamReader()
@@ -162,23 +147,8 @@ class LocalKernelManager:
         while chunk := await stream.read(65536):
             self._output.feed(name, chunk)
 
-    async def wait_until_ready(self) -> None:
-        """Return once the kernel is ready (``kernel_info`` answered, iopub connected).
-
-        Races readiness against the process's exit: raises
-        :class:`~kernel_nanny.LaunchError` if it exits first (its subclass
-        ``DiedDuringStartup``) or after ``startup_timeout`` seconds.
-        """
-        status = await ready_or_exited(self.connection_info, self.wait(), self.startup_timeout)
-        if status is not None:
-            await self._output_drained()
-            raise DiedDuringStartup(f"exited during start-up ({status})")
-
-    async def _output_drained(self, timeout: float = 1.0) -> None:
-        """Wait until everything the exited process wrote has been read (bounded:
-        a grandchild may hold the pipe open)."""
-        if self._relays:
-            await asyncio.wait(self._relays, timeout=timeout)
+    def _output_readers(self) -> list[asyncio.Task[Any]]:
+        return list(self._relays)
 
     def _require_process(self) -> asyncio.subprocess.Process:
         if self._process is None:
@@ -201,123 +171,22 @@ class LocalKernelManager:
         except ProcessLookupError:
             log.debug("[kernel pid=%d] signal %d: process group already gone", process.pid, signum)
 
-    async def interrupt(self) -> None:
-        """Interrupt the running code: SIGINT, or an ``interrupt_request`` for message-mode kernels."""
-        if self.command.interrupt_mode == "message":
-            await self._control_client().interrupt(timeout=self.shutdown_timeout)
-        else:
-            await self.signal(signal.SIGINT)
-
-    async def kill(self) -> None:
-        """SIGKILL the kernel and its process group, and wait until it has exited."""
-        if await self.is_alive():
-            await self.signal(signal.SIGKILL)
-        if self._process is not None:
-            await self._process.wait()
-
-    async def shutdown(self, now: bool = False) -> None:
-        """Stop the kernel: a shutdown request, then SIGTERM, then SIGKILL.
-
-        Each step waits only until the exit is observed (or its timeout), and
-        leftovers in the kernel's process group are killed. ``now=True`` skips
-        straight to SIGKILL. Files are removed afterwards (:meth:`cleanup`).
-        """
-        await self._stop(now=now)
-        await self.cleanup()
+    async def _terminate(self) -> None:
+        await self.signal(signal.SIGTERM)
+        if not await self._exited_within(self.shutdown_timeout):
+            log.warning("[kernel pid=%s] ignored SIGTERM; sending SIGKILL", self.pid)
 
     async def _stop(self, now: bool, restart: bool = False) -> None:
-        process = self._process
-        if process is None:
-            return
-        if process.returncode is None and not now:
-            try:
-                await self._control_client().shutdown(restart=restart, timeout=self.shutdown_timeout)
-            except (KernelTimeout, KernelNannyError):
-                log.debug("[kernel pid=%d] no shutdown reply", process.pid)
-            if await self._exited_within(self.shutdown_timeout):
-                log.debug("[kernel pid=%d] exited on request", process.pid)
-            else:
-                log.warning("[kernel pid=%d] did not exit on request; sending SIGTERM", process.pid)
-                await self.signal(signal.SIGTERM)
-                if not await self._exited_within(self.shutdown_timeout):
-                    log.warning("[kernel pid=%d] ignored SIGTERM; sending SIGKILL", process.pid)
-        await self.kill()
-        # Anything the kernel left in its process group goes with it.
-        await self.signal(signal.SIGKILL)
-        if self._lifeline is not None:
-            await self._lifeline.disarm()
-            self._lifeline = None
-
-    async def _exited_within(self, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(asyncio.shield(self._require_process().wait()), seconds)
-            return True
-        except asyncio.TimeoutError:
-            return False
-
-    async def restart(self, now: bool = False) -> None:
-        """Stop the kernel and start it again on the same connection info; returns once it is ready."""
-        await self._stop(now=now, restart=True)
-        await self._close_control()
-        await self.start()
-        try:
-            await self.wait_until_ready()
-        except DiedDuringStartup as exc:
-            raise LaunchError(f"kernel {exc} after a restart{format_output_tail(self.output_tail)}") from None
+        await super()._stop(now, restart)
+        if self._process is not None:
+            # Anything the kernel left in its process group goes with it.
+            await self.signal(signal.SIGKILL)
+            await self._disarm_lifeline()
 
     async def cleanup(self) -> None:
         """Remove the connection file and ipc socket files, and close our sockets."""
         await self._close_control()
         await self._tasks.cancel_all()
-        if self._lifeline is not None:
-            await self._lifeline.disarm()
-            self._lifeline = None
+        await self._disarm_lifeline()
         for path in [self.connection_file, *ipc_socket_paths(self.connection_info)]:
             path.unlink(missing_ok=True)
-
-    def _control_client(self) -> KernelClient:
-        if self._control is None:
-            self._control = KernelClient(self.connection_info)
-        return self._control
-
-    async def _close_control(self) -> None:
-        if self._control is not None:
-            self._control.close()
-            await self._control.wait_closed()
-            self._control = None
-
-
-class DiedDuringStartup(LaunchError):
-    """The kernel process exited before it became ready."""
-
-
-async def ready_or_exited(
-    connection_info: ConnectionInfo, exited: Awaitable[ExitStatus], timeout: float
-) -> ExitStatus | None:
-    """Race a starting kernel's readiness against its exit, wherever it runs.
-
-    Returns None once it is ready (``kernel_info`` answered, iopub connected),
-    or how it ended if ``exited`` (a wait for its exit) finishes first; raises
-    :class:`~kernel_nanny.LaunchError` if neither happens within ``timeout`` seconds.
-    """
-    async with KernelClient(connection_info) as client:
-        ready = asyncio.ensure_future(client.wait_for_ready(timeout=timeout))
-        exit_status = asyncio.ensure_future(exited)
-        try:
-            await asyncio.wait({ready, exit_status}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for future in (ready, exit_status):
-                future.cancel()
-        if ready.done() and not ready.cancelled():
-            try:
-                ready.result()
-                return None
-            except KernelNannyError as exc:
-                raise LaunchError(f"kernel did not become ready within {timeout} s") from exc
-        return exit_status.result()
-
-
-def format_output_tail(text: str, lines: int = 15, intro: str = "its last output") -> str:
-    """The last lines of some output, introduced for an error message (or nothing)."""
-    tail = "\n".join(text.strip().splitlines()[-lines:])
-    return f"; {intro}:\n{tail}" if tail else ""

@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._exceptions import LaunchError, NoSuchKernelType
+from .._tasks import wait_for
 from ..client.manager import ManagerClient
 from ..client.running import list_running_kernels
 from ..config import RestartPolicy
 from ..paths import nanny_state_dir
 from ..protocol import LaunchResult, load_connection_info, new_id
+from .base_manager import DEFAULT_STARTUP_TIMEOUT, format_output_tail
 from .command import KernelCommand
-from .manager import DEFAULT_STARTUP_TIMEOUT, format_output_tail
 
 __all__ = ["start_nanny"]
 
@@ -82,7 +83,7 @@ async def start_nanny(
     assert process.stdout is not None
     try:
         # One line, then the nanny closes its stdout: read to the end, so the pipe is done with.
-        output = await asyncio.wait_for(process.stdout.read(), startup_timeout + 10)
+        output = await wait_for(process.stdout.read(), startup_timeout + 10)
     except asyncio.TimeoutError:
         raise LaunchError(f"the nanny for {type_id} did not report within {startup_timeout + 10:g} s") from None
     finally:

@@ -63,6 +63,10 @@ log = logging.getLogger("kernel_nanny.nanny")
 
 #: Seconds between ``heartbeat`` events; clients call a nanny dead after three missed.
 DEFAULT_HEARTBEAT_INTERVAL = 1.0
+#: The kernel's iopub messages the nanny reads: status and shutdown replies, which ipykernel publishes
+#: as ``kernel.<id>.status``/``kernel.<id>.shutdown`` (other kernels: ``status``). Not everything: the
+#: first client's catch-all subscription must stay new to the kernel, which greets it with iopub_welcome.
+IOPUB_TOPICS = (b"kernel.", b"status", b"shutdown")
 #: ipc "ports" of the nanny sockets (the kernel's channels use 1-5 under the same prefix).
 _IPC_CONTROL, _IPC_EVENTS = 6, 7
 _LINGER_MS = 1000
@@ -193,7 +197,7 @@ class KernelNanny:
         kernel_session = Session(
             self.connection_info["key"], self.connection_info["signature_scheme"], replay_window=4096
         )
-        self._iopub = KernelClient(self.connection_info, session=kernel_session)
+        self._iopub = KernelClient(self.connection_info, session=kernel_session, iopub_topics=IOPUB_TOPICS)
         self._iopub.add_iopub_handler(self._on_kernel_iopub)
         self._kernel_running()
         self._publish("kernel_started", {"pid": self._kernel_pid()})

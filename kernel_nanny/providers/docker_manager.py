@@ -20,27 +20,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import KernelNannyError, KernelTimeout, LaunchError
-from .._tasks import TaskGroup
-from ..client.kernel import KernelClient
+from .._exceptions import KernelNannyError, LaunchError
+from ..launch.base_manager import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT, BaseKernelManager
 from ..launch.lifeline import Lifeline
-from ..launch.manager import (
-    DEFAULT_SHUTDOWN_TIMEOUT,
-    DEFAULT_STARTUP_TIMEOUT,
-    DiedDuringStartup,
-    format_output_tail,
-    ready_or_exited,
-)
-from ..launch.output import OutputListener, OutputRelay
 from ..protocol import ConnectionInfo, ExitStatus
 from .docker_engine import StreamThread, docker_sdk
 
 __all__ = ["DockerKernelManager", "exit_status"]
 
 log = logging.getLogger("kernel_nanny.providers.docker")
-
-#: Seconds to wait for the rest of a dead container's output before reporting its death at start-up.
-OUTPUT_DRAIN_TIMEOUT = 1.0
 
 
 def exit_status(state: dict[str, Any]) -> ExitStatus:
@@ -58,11 +46,11 @@ def exit_status(state: dict[str, Any]) -> ExitStatus:
     return ExitStatus.from_returncode(-signum)
 
 
-class DockerKernelManager:
+class DockerKernelManager(BaseKernelManager):
     """Owns one kernel container (already created, not yet started: call :meth:`start`).
 
     ``connection_info`` (the host side: 127.0.0.1 and the published ports) stays
-    the same across restarts.
+    the same across restarts: a restart starts the same container again.
     """
 
     def __init__(
@@ -79,22 +67,22 @@ class DockerKernelManager:
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         echo_output: bool = True,
     ) -> None:
+        super().__init__(
+            connection_info,
+            connection_file,
+            startup_timeout=startup_timeout,
+            shutdown_timeout=shutdown_timeout,
+            echo_output=echo_output,
+            logger=log,
+        )
         self.client = client
         self.container_id = container_id
-        self.connection_info = connection_info
-        self.connection_file = connection_file
         self.private_dir = private_dir
         self.reap_command = reap_command
-        self.interrupt_mode = interrupt_mode
-        self.startup_timeout = startup_timeout
-        self.shutdown_timeout = shutdown_timeout
-        self._output = OutputRelay(echo=echo_output)
-        self._tasks = TaskGroup(log)
+        self._interrupt_mode = interrupt_mode
         self._events: StreamThread | None = None
         self._attach: StreamThread | None = None
         self._exit: asyncio.Future[ExitStatus] | None = None
-        self._lifeline: Lifeline | None = None
-        self._control: KernelClient | None = None
         self._removed = False
         self.pid: int | None = None
 
@@ -104,16 +92,13 @@ class DockerKernelManager:
         return f"<DockerKernelManager kernel={kernel} container={self.container_id[:12]} pid={self.pid} state={state}>"
 
     @property
-    def output_tail(self) -> str:
-        """The last few KiB the container wrote to stdout/stderr (to explain a failed start)."""
-        return self._output.tail
+    def interrupt_mode(self) -> str:
+        """``signal`` (SIGINT to the container's init) or ``message`` (``interrupt_request``)."""
+        return self._interrupt_mode
 
-    def add_output_listener(self, listener: OutputListener) -> None:
-        """Call ``listener(name, data)`` with everything the container writes to stdout and stderr.
-
-        The first listener also gets what was written before it attached (64 KiB).
-        """
-        self._output.add_listener(listener)
+    @property
+    def _log_context(self) -> str:
+        return f"kernel container={self.container_id[:12]}"
 
     async def _engine(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """One blocking low-level API call (``client.api.<method>``), in a thread."""
@@ -149,14 +134,8 @@ class DockerKernelManager:
         self.pid = state.get("Pid") or None
         log.info("[kernel container=%s pid=%s] started", self.container_id[:12], self.pid)
 
-    async def wait_until_ready(self) -> None:
-        """Return once the kernel is ready; raises ``DiedDuringStartup`` (a :exc:`LaunchError`)
-        if the container exits first (its output is then in :attr:`output_tail`)."""
-        status = await ready_or_exited(self.connection_info, self.wait(), self.startup_timeout)
-        if status is not None:
-            if self._attach is not None:  # the rest of its output (bounded: the engine closes the stream)
-                await asyncio.wait({self._attach.finished}, timeout=OUTPUT_DRAIN_TIMEOUT)
-            raise DiedDuringStartup(f"exited during start-up ({status})")
+    def _output_readers(self) -> list[asyncio.Future[None]]:
+        return [self._attach.finished] if self._attach is not None else []
 
     def _on_output(self, frame: tuple[bytes | None, bytes | None]) -> None:
         stdout, stderr = frame
@@ -209,59 +188,14 @@ class DockerKernelManager:
         except docker_sdk().errors.APIError as exc:  # not running (any more)
             log.debug("[kernel container=%s] signal %d: %s", self.container_id[:12], signum, exc)
 
-    async def interrupt(self) -> None:
-        """Interrupt the running code: SIGINT, or an ``interrupt_request`` for message-mode kernels."""
-        if self.interrupt_mode == "message":
-            await self._control_client().interrupt(timeout=self.shutdown_timeout)
-        else:
-            await self.signal(signal.SIGINT)
-
-    async def kill(self) -> None:
-        """Kill the container at once (SIGKILL) and wait until the engine reports it dead."""
-        if await self.is_alive():
-            await self.signal(signal.SIGKILL)
-            await self.wait()
-
-    # -- stopping -------------------------------------------------------------------
-
-    async def _stop(self, now: bool, restart: bool = False) -> None:
-        if not await self.is_alive():
-            return
-        if not now:
-            try:
-                await self._control_client().shutdown(restart=restart, timeout=self.shutdown_timeout)
-            except (KernelTimeout, KernelNannyError):
-                log.debug("[kernel container=%s] no shutdown reply", self.container_id[:12])
-            if not await self._exited_within(self.shutdown_timeout):
-                log.warning("[kernel container=%s] did not exit on request; stopping it", self.container_id[:12])
-                try:  # the engine sends SIGTERM, then SIGKILL after the timeout
-                    await self._engine("stop", timeout=math.ceil(self.shutdown_timeout))
-                except docker_sdk().errors.APIError as exc:
-                    log.debug("[kernel container=%s] stop: %s", self.container_id[:12], exc)
-        await self.kill()
-
-    async def _exited_within(self, seconds: float) -> bool:
+    async def _terminate(self) -> None:
+        """Stop the container: the engine sends SIGTERM, then SIGKILL after ``shutdown_timeout``."""
         try:
-            await asyncio.wait_for(self.wait(), seconds)
-            return True
-        except asyncio.TimeoutError:
-            return False
+            await self._engine("stop", timeout=math.ceil(self.shutdown_timeout))
+        except docker_sdk().errors.APIError as exc:
+            log.debug("[kernel container=%s] stop: %s", self.container_id[:12], exc)
 
-    async def restart(self, now: bool = False) -> None:
-        """Stop the kernel and start the same container again (same ports); returns once it is ready."""
-        await self._stop(now=now, restart=True)
-        await self._close_control()
-        await self.start()
-        try:
-            await self.wait_until_ready()
-        except DiedDuringStartup as exc:
-            raise LaunchError(f"kernel {exc} after a restart{format_output_tail(self.output_tail)}") from None
-
-    async def shutdown(self, now: bool = False) -> None:
-        """Stop the kernel (shutdown request, then the engine's SIGTERM and SIGKILL; ``now``: SIGKILL)
-        and remove its container (:meth:`cleanup`)."""
-        await self._stop(now=now)
-        await self.cleanup()
+    # -- removing -------------------------------------------------------------------
 
     async def cleanup(self) -> None:
         """Remove the container (killing it if it still runs), the connection files, and close the streams."""
@@ -281,23 +215,11 @@ class DockerKernelManager:
         await self._tasks.cancel_all()
         if self._exit is not None and not self._exit.done():
             self._exit.set_result(ExitStatus(signal=signal.SIGKILL, reason="killed"))
-        if self._lifeline is not None and self._removed:
-            await self._lifeline.disarm()
-            self._lifeline = None
+        if self._removed:  # else the lifeline is the container's last chance of removal
+            await self._disarm_lifeline()
         self.connection_file.unlink(missing_ok=True)
         shutil.rmtree(self.private_dir, ignore_errors=True)
         self.client.close()
-
-    def _control_client(self) -> KernelClient:
-        if self._control is None:
-            self._control = KernelClient(self.connection_info)
-        return self._control
-
-    async def _close_control(self) -> None:
-        if self._control is not None:
-            self._control.close()
-            await self._control.wait_closed()
-            self._control = None
 
 
 def reap_command(host: str | None, container_id: str) -> list[str]:

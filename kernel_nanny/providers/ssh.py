@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import ClientClosed, KernelNannyError, LaunchError, NannyUnavailable, NoSuchKernelType
+from .._tasks import wait_for
 from ..client.manager import ManagerClient
 from ..discovery import KernelProvider
 from ..launch.connection import write_connection_file
@@ -232,7 +233,7 @@ class SSHKernelManager:
         """Run ``request``, waiting for the connection if it is down; retried once after a reconnection."""
         for attempt in (1, 2):
             try:
-                await asyncio.wait_for(self._tunnel.wait_connected(), RECONNECT_WAIT)
+                await wait_for(self._tunnel.wait_connected(), RECONNECT_WAIT)
             except asyncio.TimeoutError:
                 raise NannyUnavailable(
                     f"the ssh connection to {self._tunnel.host.name} is down and was not restored "
@@ -271,7 +272,7 @@ async def fetch_host_key(host: SSHHost) -> Any:
     """The host key ``host`` presents (an ``asyncssh.SSHKey``), fetched without trusting it."""
     asyncssh = import_asyncssh()
     try:
-        key = await asyncio.wait_for(asyncssh.get_server_host_key(host.host, host.port), host.connect_timeout)
+        key = await wait_for(asyncssh.get_server_host_key(host.host, host.port), host.connect_timeout)
     except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
         raise KernelNannyError(f"ssh host {host.name} ({host.address}) is unreachable: {exc}") from None
     if key is None:

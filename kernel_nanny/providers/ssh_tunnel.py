@@ -21,7 +21,7 @@ import logging
 from typing import TYPE_CHECKING, Any, cast
 
 from .._exceptions import ClientClosed, LaunchError
-from .._tasks import TaskGroup
+from .._tasks import TaskGroup, wait_for
 from .ssh_config import SSHHost
 
 if TYPE_CHECKING:
@@ -162,9 +162,7 @@ class SSHTunnel:
         if pid is None or self._connection is None or not self.connected:
             return None
         try:
-            result = await asyncio.wait_for(
-                self._connection.run(f"kill -0 {int(pid)}", check=False), self.host.connect_timeout
-            )
+            result = await wait_for(self._connection.run(f"kill -0 {int(pid)}", check=False), self.host.connect_timeout)
         except (OSError, asyncio.TimeoutError, import_asyncssh().Error):
             if self._connection is not None:
                 self._connection.abort()

@@ -19,6 +19,7 @@ from kernel_nanny.launch import connection as connection_module
 from kernel_nanny.paths import secure_directory
 
 from ..conftest import IPYKERNEL
+from ..helpers import BUSY_LOOP, interrupted
 
 QUIET = {"echo_output": False}
 
@@ -127,14 +128,7 @@ async def test_argv_templating_env_expansion_and_cwd(tmp_path, monkeypatch):
 
 
 async def test_signal_interrupt_stops_a_busy_loop(kernel):
-    async with KernelClient(kernel.connection_info) as kc:
-        started = asyncio.Event()
-        execution = asyncio.ensure_future(
-            kc.execute_interactive("print('go', flush=True)\nwhile True: pass", output_hook=lambda m: started.set())
-        )
-        await asyncio.wait_for(started.wait(), 30)
-        await kernel.manager.interrupt()
-        result = await asyncio.wait_for(execution, 30)
+    result = await interrupted(kernel.connection_info, kernel.manager, BUSY_LOOP)
     assert result.error["ename"] == "KeyboardInterrupt"
     assert await kernel.manager.is_alive()
 
@@ -143,16 +137,7 @@ async def test_message_mode_interrupt_goes_over_control():
     command = KernelCommand(argv=IPYKERNEL.argv, interrupt_mode="message")
     info, manager = await launch_local(command, launch_params=QUIET)
     try:
-        async with KernelClient(info) as kc:
-            started = asyncio.Event()
-            execution = asyncio.ensure_future(
-                kc.execute_interactive(
-                    "import time\nprint('go', flush=True)\ntime.sleep(60)", output_hook=lambda m: started.set()
-                )
-            )
-            await asyncio.wait_for(started.wait(), 30)
-            await manager.interrupt()
-            result = await asyncio.wait_for(execution, 30)
+        result = await interrupted(info, manager)
         assert result.error["ename"] == "KeyboardInterrupt"
     finally:
         await manager.shutdown(now=True)

@@ -27,6 +27,7 @@ from kernel_nanny import (
 from kernel_nanny.client.running import list_running_kernels
 from kernel_nanny.launch.nanny_process import start_nanny
 from kernel_nanny.protocol import Session
+from tests.helpers import BUSY_LOOP, ManagerEvents, interrupted
 
 QUIET = {"echo_output": False}
 FAST_HEARTBEAT = 0.2
@@ -54,35 +55,6 @@ async def _gone_within(pids, seconds: float) -> bool:
     return not any(_alive(p) for p in pids)
 
 
-class Events:
-    """Collects a ManagerClient's events and lets a test wait for one."""
-
-    def __init__(self, manager: ManagerClient) -> None:
-        self.seen: list[tuple[str, dict]] = []
-        self._changed = asyncio.Event()
-        manager.add_event_handler(self._on)
-
-    def _on(self, event) -> None:
-        if event.msg_type != "heartbeat":
-            self.seen.append((event.msg_type, event.content))
-            self._changed.set()
-
-    def kinds(self) -> list[str]:
-        return [kind for kind, _ in self.seen]
-
-    def lifecycle(self) -> list[str]:
-        """The events about the kernel's life, without its output."""
-        return [kind for kind in self.kinds() if kind != "stream"]
-
-    async def until(self, kind: str, count: int = 1, timeout: float = 60) -> None:
-        async def wait() -> None:
-            while self.kinds().count(kind) < count:
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(wait(), timeout)
-
-
 async def _start(**kwargs):
     kwargs.setdefault("launch_params", QUIET)
     kwargs.setdefault("heartbeat_interval", FAST_HEARTBEAT)
@@ -100,12 +72,6 @@ async def nanny():
         except (NannyUnavailable, KernelError):
             pass
         await manager.cleanup()
-
-
-async def _subscribed_events(manager: ManagerClient) -> Events:
-    events = Events(manager)
-    await manager._subscribe()
-    return events
 
 
 async def test_start_publishes_a_private_connection_file_with_nanny_fields(nanny, runtime_dir):
@@ -142,21 +108,14 @@ async def test_nanny_process_is_lean():
 
 async def test_code_runs_and_the_kernel_is_interruptible_through_the_nanny(nanny):
     info, manager = nanny
-    async with KernelClient(info) as kc:
-        started = asyncio.Event()
-        execution = asyncio.ensure_future(
-            kc.execute_interactive("print('go', flush=True)\nwhile True: pass", output_hook=lambda m: started.set())
-        )
-        await asyncio.wait_for(started.wait(), 30)
-        await manager.interrupt()
-        result = await asyncio.wait_for(execution, 30)
+    result = await interrupted(info, manager, BUSY_LOOP)
     assert result.error["ename"] == "KeyboardInterrupt"
     assert await manager.is_alive()
 
 
 async def test_sigkill_is_reported_and_the_kernel_restarted_in_place(nanny):
     info, manager = nanny
-    events = await _subscribed_events(manager)
+    events = await ManagerEvents.subscribed(manager)
     before = await manager.info()
     await manager.signal("SIGKILL")
     await events.until("kernel_restarted")
@@ -173,7 +132,7 @@ async def test_repeated_crashes_exhaust_the_restart_policy():
     policy = RestartPolicy(max_restarts=2, window=60, backoff=0.05)
     info, manager = await _start(restart_policy=policy)
     try:
-        events = await _subscribed_events(manager)
+        events = await ManagerEvents.subscribed(manager)
         for crash in range(1, 4):
             await manager.signal(signal.SIGKILL)
             await events.until("kernel_died", crash)
@@ -205,7 +164,7 @@ async def test_repeated_crashes_exhaust_the_restart_policy():
 
 async def test_requested_kill_does_not_restart_and_wait_reports_it(nanny):
     info, manager = nanny
-    events = await _subscribed_events(manager)
+    events = await ManagerEvents.subscribed(manager)
     waiter = asyncio.ensure_future(manager.wait())
     await asyncio.sleep(0)
     await manager.kill()
@@ -222,7 +181,7 @@ async def test_restart_request_keeps_ports_and_resets_state(nanny):
     info, manager = nanny
     async with KernelClient(info) as kc:
         await kc.execute_interactive("x = 41", timeout=30)
-    events = await _subscribed_events(manager)
+    events = await ManagerEvents.subscribed(manager)
     await manager.restart()
     await events.until("kernel_restarted")
     assert events.lifecycle() == ["kernel_died", "kernel_restarted"]
@@ -240,7 +199,7 @@ def info_path(info) -> str:
 async def test_shutdown_stops_kernel_and_nanny_and_removes_files(runtime_dir):
     info, manager = await _start()
     nanny_pid, kernel_pid = info["nanny_pid"], (await manager.info())["pid"]
-    events = await _subscribed_events(manager)
+    events = await ManagerEvents.subscribed(manager)
     await manager.shutdown()
     await events.until("nanny_exiting")
     assert events.lifecycle() == ["kernel_died", "nanny_exiting"]
@@ -319,7 +278,7 @@ async def test_two_manager_clients_at_once(nanny):
     info, first = nanny
     second = ManagerClient(info)
     try:
-        events_first, events_second = await _subscribed_events(first), await _subscribed_events(second)
+        events_first, events_second = await ManagerEvents.subscribed(first), await ManagerEvents.subscribed(second)
         answers = await asyncio.gather(first.is_alive(), second.is_alive(), first.info(), second.info())
         assert answers[0] and answers[1] and answers[2]["pid"] == answers[3]["pid"]
         await second.signal(signal.SIGKILL)
@@ -347,7 +306,7 @@ async def test_client_that_disconnects_mid_request_does_no_harm(nanny):
 
 async def test_fd_level_output_reaches_stream_events_and_the_log(nanny):
     info, manager = nanny
-    events = await _subscribed_events(manager)
+    events = await ManagerEvents.subscribed(manager)
     code = textwrap.dedent(
         """
         import ctypes, os
@@ -381,7 +340,7 @@ async def test_fd_level_output_reaches_stream_events_and_the_log(nanny):
 async def test_a_client_shutting_the_kernel_down_directly_ends_the_nanny(nanny):
     """A jupyter client that sends shutdown_request to the kernel itself: no restart."""
     info, manager = nanny
-    events = await _subscribed_events(manager)
+    events = await ManagerEvents.subscribed(manager)
     async with KernelClient(info) as kc:
         await kc.wait_for_ready(timeout=30)
         await kc.shutdown(timeout=30)
@@ -450,7 +409,7 @@ def test_manager_client_refuses_connection_info_without_nanny_ports():
 async def test_kill_during_restart_backoff_cancels_the_restart():
     info, manager = await _start(restart_policy=RestartPolicy(max_restarts=3, backoff=1.0))
     try:
-        events = await _subscribed_events(manager)
+        events = await ManagerEvents.subscribed(manager)
         await manager.signal("SIGKILL")
         await events.until("kernel_restarted")  # the first restart is immediate
         await manager.signal("SIGKILL")

@@ -12,6 +12,7 @@ installs them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -172,6 +173,22 @@ def engine_from_environment() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _engine_with_image(host: str, process: subprocess.Popen[bytes] | None) -> Iterator[Engine]:
+    """The engine at ``host``, holding the ipykernel image; ``process`` (the engine, if we started it)
+    is stopped afterwards, as is the client."""
+    try:
+        client = docker.DockerClient(base_url=host, timeout=120)
+        try:
+            ensure_image(client)
+            yield Engine(host, client)
+        finally:
+            client.close()
+    finally:
+        if process is not None:
+            stop_server(process)
+
+
 @pytest.fixture(scope="session")
 def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A real Docker Engine with the ipykernel image: the environment's, or a dockerd of our own."""
@@ -179,14 +196,8 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     process = None
     if host is None:
         host, process = start_dockerd(tmp_path_factory.mktemp("dockerd"))
-    client = docker.DockerClient(base_url=host, timeout=120)
-    try:
-        ensure_image(client)
-        yield Engine(host, client)
-    finally:
-        client.close()
-        if process is not None:
-            stop_server(process)
+    with _engine_with_image(host, process) as engine:
+        yield engine
 
 
 @pytest.fixture(scope="session")
@@ -199,13 +210,8 @@ def podman_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         PODMAN_SOCKET,
         tmp_path_factory.mktemp("podman") / "podman-service.log",
     )
-    client = docker.DockerClient(base_url=host, timeout=120)
-    try:
-        ensure_image(client)
-        yield Engine(host, client)
-    finally:
-        client.close()
-        stop_server(process)
+    with _engine_with_image(host, process) as engine:
+        yield engine
 
 
 class EngineEvents:

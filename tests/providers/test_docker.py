@@ -29,6 +29,7 @@ from kernel_nanny.protocol import ExitStatus
 from kernel_nanny.providers.docker_engine import LABEL_KERNEL, LABEL_OWNER_HOST, LABEL_OWNER_PID
 from kernel_nanny.providers.docker_manager import exit_status
 
+from ..helpers import ManagerEvents, interrupted
 from .docker_engines import IMAGE, Engine, EngineEvents, write_config
 
 pytestmark = pytest.mark.timeout(180)
@@ -95,37 +96,6 @@ async def nanny(finder):
         except (NannyUnavailable, KernelError):  # the test stopped it (or killed the nanny) already
             pass
         await manager.cleanup()
-
-
-class Events:
-    """A ManagerClient's events, subscribed before the action, and waited for by kind."""
-
-    def __init__(self, manager: ManagerClient) -> None:
-        self.seen: list[tuple[str, dict]] = []
-        self._changed = asyncio.Event()
-        manager.add_event_handler(self._on)
-
-    def _on(self, event) -> None:
-        if event.msg_type != "heartbeat":
-            self.seen.append((event.msg_type, event.content))
-            self._changed.set()
-
-    async def until(self, predicate, timeout: float = 60) -> dict:
-        async def wait() -> dict:
-            while True:
-                for kind, content in self.seen:
-                    if predicate(kind, content):
-                        return content
-                self._changed.clear()
-                await self._changed.wait()
-
-        return await asyncio.wait_for(wait(), timeout)
-
-
-async def _events(manager: ManagerClient) -> Events:
-    events = Events(manager)
-    await manager._subscribe()
-    return events
 
 
 async def _run(info: dict, code: str) -> Any:
@@ -294,16 +264,7 @@ async def test_a_launch_removes_stray_containers_of_dead_owners(finder, engine):
 
 async def test_interrupt_reaches_the_kernel_in_the_container(nanny):
     info, manager = nanny
-    async with KernelClient(info) as client:
-        started = asyncio.Event()
-        execution = asyncio.ensure_future(
-            client.execute_interactive(
-                "print('go', flush=True)\nimport time; time.sleep(60)", output_hook=lambda m: started.set()
-            )
-        )
-        await asyncio.wait_for(started.wait(), 30)
-        await manager.interrupt()
-        result = await asyncio.wait_for(execution, 30)
+    result = await interrupted(info, manager)
     assert result.error["ename"] == "KeyboardInterrupt"
 
 
@@ -322,20 +283,20 @@ async def test_restart_is_in_place_with_a_new_process(nanny, engine):
 
 async def test_kill_is_reported_as_a_death(nanny):
     info, manager = nanny
-    events = await _events(manager)
+    events = await ManagerEvents.subscribed(manager)
     await manager.kill()
-    died = await events.until(lambda kind, c: kind == "kernel_died")
+    died = await events.until("kernel_died")
     assert died["signal"] == signal.SIGKILL and died["reason"] == "killed" and died["restarting"] is False
     assert not await manager.is_alive()
 
 
 async def test_the_containers_own_output_becomes_stream_events_and_the_log(nanny):
     info, manager = nanny
-    events = await _events(manager)
+    events = await ManagerEvents.subscribed(manager)
     await _run(info, "import os; os.write(1, b'hello-from-the-container\\n'); os.write(2, b'to-stderr\\n')")
-    out = await events.until(lambda kind, c: kind == "stream" and "hello-from-the-container" in c["text"])
+    out = await events.first(lambda kind, c: kind == "stream" and "hello-from-the-container" in c["text"])
     assert out["name"] == "stdout"
-    err = await events.until(lambda kind, c: kind == "stream" and "to-stderr" in c["text"])
+    err = await events.first(lambda kind, c: kind == "stream" and "to-stderr" in c["text"])
     assert err["name"] == "stderr"
     log = Path((await manager.info())["log_file"]).read_text()
     assert "hello-from-the-container" in log and "to-stderr" in log
@@ -344,11 +305,11 @@ async def test_the_containers_own_output_becomes_stream_events_and_the_log(nanny
 async def test_an_oom_killed_kernel_is_reported_as_oom(finder, engine):
     info, manager = await _behind_a_nanny(finder, "small")
     try:
-        events = await _events(manager)
+        events = await ManagerEvents.subscribed(manager)
         async with KernelClient(info) as client:
             # 1 GiB written under a 96 MiB limit (no swap here): the OOM killer, not a MemoryError.
             asyncio.ensure_future(client.execute("data = b'x' * (1 << 30)", timeout=60))
-            died = await events.until(lambda kind, c: kind == "kernel_died")
+            died = await events.until("kernel_died")
         assert died["reason"] == "oom" and died["signal"] == signal.SIGKILL
         assert (await manager.info())["last_exit"]["reason"] == "oom"
     finally:

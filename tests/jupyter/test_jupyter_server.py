@@ -1,0 +1,218 @@
+"""A real jupyter_server, started in a subprocess, runs its kernels through the provisioner.
+
+The server is configured the way a user would (``--KernelProvisionerFactory.default_provisioner_name``)
+and driven over its REST API and kernel websocket, as JupyterLab drives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jupyter_core.paths import jupyter_runtime_dir
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from kernel_nanny import ManagerClient
+from kernel_nanny.client.running import list_running_kernels, pid_alive
+
+from .conftest import LOCAL_SPEC
+
+_URL = re.compile(rb"(http://127\.0\.0\.1:\d+)/")
+
+
+@dataclass
+class Server:
+    process: asyncio.subprocess.Process
+    url: str
+    token: str
+    kernel_ids: list[str] = field(default_factory=list)
+
+    async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = await AsyncHTTPClient().fetch(
+            HTTPRequest(
+                f"{self.url}{path}",
+                method=method,
+                headers={"Authorization": f"token {self.token}"},
+                body=json.dumps(body) if body is not None else (b"" if method == "POST" else None),
+                allow_nonstandard_methods=True,
+            )
+        )
+        result = json.loads(response.body) if response.body else None
+        if method == "POST" and path == "/api/kernels":
+            self.kernel_ids.append(result["id"])
+        return result
+
+    async def listening(self, timeout: float = 30) -> None:
+        """Wait until the server accepts connections.
+
+        jupyter_server logs its URL before it binds the port (the bind runs on
+        its event loop's first turn) and announces nothing after, so there is
+        no event to wait on: this retries a cheap request, bounded in time.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                await self.request("GET", "/api/status")
+                return
+            except ConnectionRefusedError:
+                if loop.time() > deadline or self.process.returncode is not None:
+                    raise
+                await asyncio.sleep(0.02)
+
+    async def channels(self, kernel_id: str) -> WebSocketClientConnection:
+        ws_url = self.url.replace("http://", "ws://")
+        return await websocket_connect(
+            HTTPRequest(f"{ws_url}/api/kernels/{kernel_id}/channels", headers={"Authorization": f"token {self.token}"})
+        )
+
+
+@pytest.fixture
+async def server(tmp_path) -> AsyncIterator[Server]:
+    token = secrets.token_hex(16)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port=0",
+        "--ServerApp.open_browser=False",
+        "--allow-root",  # CI runs as root
+        f"--ServerApp.root_dir={tmp_path}",
+        f"--IdentityProvider.token={token}",
+        "--KernelProvisionerFactory.default_provisioner_name=kernel-nanny",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    # It logs the URL it serves (and so the port it was given) once it has picked the port.
+    log = b""
+    while (match := _URL.search(log)) is None:
+        line = await asyncio.wait_for(process.stderr.readline(), 60)
+        assert line, f"jupyter_server exited before serving:\n{log.decode()}"
+        log += line
+    drain = asyncio.ensure_future(process.stderr.read())  # keep its log pipe from filling up
+    server = Server(process, match.group(1).decode(), token)
+    try:
+        await server.listening()
+        yield server
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)  # twice: jupyter_server asks for confirmation on the first
+            process.send_signal(signal.SIGINT)
+            await asyncio.wait_for(process.wait(), 60)
+        await drain
+        # A failed test may leave a kernel the server did not shut down (or one that outlived it on purpose).
+        for kernel in list_running_kernels():
+            if kernel.name in server.kernel_ids:
+                async with ManagerClient.from_connection_file(kernel.connection_file) as manager:
+                    await manager.shutdown(now=True)
+
+
+def message(msg_type: str, content: dict[str, Any], channel: str = "shell") -> dict[str, Any]:
+    msg_id = uuid.uuid4().hex
+    header = {"msg_id": msg_id, "msg_type": msg_type, "session": "test", "username": "test", "version": "5.3"}
+    return {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": channel}
+
+
+class Cell:
+    """One execute_request over a kernel's websocket, and what came back for it."""
+
+    def __init__(self, ws: WebSocketClientConnection, code: str) -> None:
+        self.ws = ws
+        self.request = message("execute_request", {"code": code, "silent": False, "store_history": False})
+        self.printed = ""
+        self.reply: dict[str, Any] | None = None
+        self.idle = False
+
+    async def send(self) -> Cell:
+        await self.ws.write_message(json.dumps(self.request))
+        return self
+
+    async def until(self, printed: str | None = None) -> Cell:
+        """Read messages until ``printed`` appeared in the cell's stdout, or else until it is done.
+
+        Done is its execute_reply (shell) and its idle status (iopub): the two
+        channels are merged onto one websocket in no particular order.
+        """
+        while not (self.reply is not None and self.idle) and (printed is None or printed not in self.printed):
+            raw = await asyncio.wait_for(self.ws.read_message(), 60)
+            assert raw is not None, "the websocket closed"
+            msg = json.loads(raw)
+            if msg["parent_header"].get("msg_id") != self.request["header"]["msg_id"]:
+                continue
+            if msg["msg_type"] == "stream":
+                self.printed += msg["content"]["text"]
+            elif msg["msg_type"] == "execute_reply":
+                self.reply = msg["content"]
+            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                self.idle = True
+        return self
+
+
+async def run(ws: WebSocketClientConnection, code: str) -> Cell:
+    return await (await Cell(ws, code).send()).until()
+
+
+def nanny_named(kernel_id: str) -> list:
+    return [k for k in list_running_kernels() if k.name == kernel_id]
+
+
+async def test_rest_and_websocket_run_kernels_behind_nannies(server):
+    kernel = await server.request("POST", "/api/kernels", {"name": LOCAL_SPEC})
+    kernel_id = kernel["id"]
+    [nanny] = nanny_named(kernel_id)  # the default provisioner, from the server's configuration
+    ws = await server.channels(kernel_id)
+    try:
+        cell = await run(ws, "x = 6 * 7\nprint(x)")
+        assert cell.printed == "42\n" and cell.reply == {**cell.reply, "status": "ok"}
+
+        sleeping = await (await Cell(ws, "import time\nprint('go', flush=True)\ntime.sleep(60)").send()).until("go")
+        await server.request("POST", f"/api/kernels/{kernel_id}/interrupt")
+        await sleeping.until()
+        assert sleeping.reply is not None and sleeping.reply["ename"] == "KeyboardInterrupt"
+    finally:
+        ws.close()
+
+    await server.request("POST", f"/api/kernels/{kernel_id}/restart")
+    [same] = nanny_named(kernel_id)
+    assert same.kernel_id == nanny.kernel_id and same.nanny_pid == nanny.nanny_pid  # restarted in place
+    ws = await server.channels(kernel_id)
+    try:
+        cell = await run(ws, "x")
+        assert cell.reply is not None and cell.reply["ename"] == "NameError"  # a fresh kernel
+    finally:
+        ws.close()
+
+    await server.request("DELETE", f"/api/kernels/{kernel_id}")
+    assert nanny_named(kernel_id) == []
+    assert not pid_alive(nanny.nanny_pid)
+
+
+async def test_kernels_outlive_a_crashed_server(server):
+    kernel_id = (await server.request("POST", "/api/kernels", {"name": LOCAL_SPEC}))["id"]
+    [nanny] = nanny_named(kernel_id)
+    server.process.kill()
+    await server.process.wait()
+    try:
+        [survivor] = nanny_named(kernel_id)
+        async with ManagerClient.from_connection_file(survivor.connection_file) as manager:
+            assert await manager.is_alive()
+    finally:
+        async with ManagerClient.from_connection_file(nanny.connection_file) as manager:
+            await manager.shutdown(now=True)
+        # The killed server's own connection file for the kernel: only the server could have removed it.
+        (Path(jupyter_runtime_dir()) / f"kernel-{kernel_id}.json").unlink()
+    assert nanny_named(kernel_id) == []
