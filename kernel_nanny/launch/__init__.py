@@ -9,11 +9,11 @@ from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ..paths import runtime_dir
-    from .base_manager import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT
     from .command import KernelCommand
     from .connection import new_connection_info, supports_curve, write_connection_file
-    from .launcher import LaunchParams, LaunchResult, launch_local
+    from .launcher import LaunchResult, launch_local
     from .manager import LocalKernelManager
+    from .params import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT, LaunchParams
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -32,10 +32,10 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "DEFAULT_SHUTDOWN_TIMEOUT": ".base_manager",
-        "DEFAULT_STARTUP_TIMEOUT": ".base_manager",
+        "DEFAULT_SHUTDOWN_TIMEOUT": ".params",
+        "DEFAULT_STARTUP_TIMEOUT": ".params",
         "KernelCommand": ".command",
-        "LaunchParams": ".launcher",
+        "LaunchParams": ".params",
         "LaunchResult": ".launcher",
         "LocalKernelManager": ".manager",
         "launch_local": ".launcher",

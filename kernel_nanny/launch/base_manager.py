@@ -25,6 +25,7 @@ from ..client.kernel import KernelClient
 from ..protocol import ConnectionInfo, ExitStatus
 from .lifeline import Lifeline
 from .output import OutputListener, OutputRelay
+from .params import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -36,10 +37,6 @@ __all__ = [
     "ready_or_exited",
 ]
 
-#: Seconds a kernel gets to become ready.
-DEFAULT_STARTUP_TIMEOUT = 60.0
-#: Seconds a kernel gets to exit after a shutdown request, then again after SIGTERM.
-DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 #: Seconds to wait for the rest of a dead kernel's output before reporting its death at start-up
 #: (bounded: a grandchild may hold a pipe open, an engine may be slow to close a stream).
 OUTPUT_DRAIN_TIMEOUT = 1.0

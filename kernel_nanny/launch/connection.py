@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import zmq
 
 from .._exceptions import LaunchError
 from ..paths import public_connection_file, runtime_dir, write_private_file
@@ -63,6 +62,8 @@ def new_connection_info(
     elif transport == "tcp":
         info["ip"] = ip
         info.update(zip((f"{c}_port" for c in CHANNELS), _free_tcp_ports(ip, len(CHANNELS)), strict=True))
+        import zmq  # here, not at the top: a nanny starts its kernel before it imports zmq (unless curve is used)
+
         use_curve = encryption != "disabled" and kernel_supports_curve and zmq.has("curve")
         if encryption == "required" and not use_curve:
             why = "libzmq lacks CurveZMQ" if not zmq.has("curve") else "the kernel does not declare curve support"

@@ -12,10 +12,12 @@ children.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
+import subprocess
 from collections.abc import Sequence
+
+from .child import ChildProcess, start_child
 
 __all__ = ["Lifeline"]
 
@@ -28,30 +30,29 @@ _WATCHER = 'read -r word; [ "$word" = disarm ] || "$@" 2>/dev/null'
 class Lifeline:
     """One watcher for one kernel: runs an action if the owner dies without disarming it."""
 
-    def __init__(self, process: asyncio.subprocess.Process, write_fd: int) -> None:
+    def __init__(self, process: ChildProcess, write_fd: int) -> None:
         self._process = process
         self._write_fd: int | None = write_fd
 
     @classmethod
-    async def attach(cls, pgid: int) -> Lifeline:
+    def attach(cls, pgid: int) -> Lifeline:
         """Kill process group ``pgid`` when the owner dies."""
         # POSIX sh (dash) takes no "--" before a negative pid: "-<pgid>" names the process group.
-        return await cls.run_on_owner_death(["kill", "-9", f"-{pgid}"])
+        return cls.run_on_owner_death(["kill", "-9", f"-{pgid}"])
 
     @classmethod
-    async def run_on_owner_death(cls, argv: Sequence[str]) -> Lifeline:
-        """Run ``argv`` (a command, or an ``sh`` builtin such as ``kill``) when the owner dies."""
+    def run_on_owner_death(cls, argv: Sequence[str]) -> Lifeline:
+        """Run ``argv`` (a command, or an ``sh`` builtin such as ``kill``) when the owner dies.
+
+        Synchronous, so that it can guard a kernel started before any event loop runs.
+        """
         read_fd, write_fd = os.pipe()  # not inheritable: only the watcher gets (a copy of) the read end
         try:
-            process = await asyncio.create_subprocess_exec(
-                "/bin/sh",
-                "-c",
-                _WATCHER,
-                "kernel-nanny-lifeline",
-                *argv,
+            process = start_child(
+                ["/bin/sh", "-c", _WATCHER, "kernel-nanny-lifeline", *argv],
                 stdin=read_fd,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
         except BaseException:

@@ -2,8 +2,8 @@
 
 The kernel runs in its own session and process group, so a signal reaches it
 and everything it started, and a terminal's Ctrl-C does not; a lifeline makes
-that group die with us. Its exit is observed through the child watcher
-(``asyncio`` waits on the process, no polling); every step of a shutdown ends
+that group die with us. Its exit is observed through a pidfd (no polling,
+see :mod:`.spawn`); every step of a shutdown ends
 as soon as that exit is seen (the ladder itself is :class:`.BaseKernelManager`'s).
 Its own stdout and stderr (not the code's output, which travels on iopub) are
 read from pipes and handed to output listeners.
@@ -18,11 +18,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import KernelNannyError, LaunchError
+from .._exceptions import KernelNannyError
 from ..protocol import ConnectionInfo, ExitStatus, ipc_socket_paths
-from .base_manager import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT, BaseKernelManager
+from .base_manager import BaseKernelManager
+from .child import ChildProcess
 from .command import KernelCommand
-from .lifeline import Lifeline
+from .params import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT
+from .spawn import SpawnedKernel, spawn_kernel
 
 # The defaults stay importable from here too (they are the local manager's, and callers name them so).
 __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "DEFAULT_STARTUP_TIMEOUT", "LocalKernelManager"]
@@ -62,7 +64,7 @@ class LocalKernelManager(BaseKernelManager):
         self.cwd = cwd
         self.extra_env = extra_env or {}
         self.die_with_owner = die_with_owner
-        self._process: asyncio.subprocess.Process | None = None
+        self._process: ChildProcess | None = None
         self._relays: list[asyncio.Task[None]] = []
 
     def __repr__(self) -> str:
@@ -86,51 +88,25 @@ class LocalKernelManager(BaseKernelManager):
     def _log_context(self) -> str:
         return f"kernel pid={self.pid}"
 
-    async def start(self) -> None:
-        """Start the kernel process; :meth:`wait_until_ready` waits for it to be usable."""
-        argv = self.command.format_argv(str(self.connection_file))
+    async def start(self, spawned: SpawnedKernel | None = None) -> None:
+        """Start the kernel process (or take over ``spawned``, one this manager's command just started);
+        :meth:`wait_until_ready` waits for it to be usable."""
         self._output.clear_tail()
-        # Our own pipes, not asyncio's: Process.wait() would otherwise also wait
-        # for the pipes to close, which a grandchild holding them can delay for
-        # ever, hiding the kernel's death.
-        (stdout_r, stdout_w), (stderr_r, stderr_w) = os.pipe(), os.pipe()
-        try:
-            self._process = await self._spawn(argv, stdout_w, stderr_w)
-        except BaseException:
-            os.close(stdout_r)
-            os.close(stderr_r)
-            raise
-        finally:
-            os.close(stdout_w)
-            os.close(stderr_w)
-        process = self._process
-        log.info("[kernel pid=%d] started: %s", process.pid, " ".join(argv))
-        if self.die_with_owner:
-            self._lifeline = await Lifeline.attach(process.pid)
+        if spawned is None:
+            spawned = spawn_kernel(
+                self.command,
+                self.connection_file,
+                cwd=self.cwd,
+                extra_env=self.extra_env,
+                die_with_owner=self.die_with_owner,
+            )
+        process = self._process = spawned.process
+        self._lifeline = spawned.lifeline
+        log.info("[kernel pid=%d] started: %s", process.pid, " ".join(spawned.argv))
         self._relays = [
             self._tasks.spawn(self._relay_output(fd, name), name=f"kernel-{name}-{process.pid}")
-            for name, fd in (("stdout", stdout_r), ("stderr", stderr_r))
+            for name, fd in (("stdout", spawned.stdout_fd), ("stderr", spawned.stderr_fd))
         ]
-
-    async def _spawn(self, argv: list[str], stdout: int, stderr: int) -> asyncio.subprocess.Process:
-        if self.cwd is not None and not os.path.isdir(self.cwd):
-            raise LaunchError(f"cannot start kernel: its working directory {self.cwd!r} does not exist")
-        try:
-            return await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=self.cwd,
-                env=self.command.environment(self.extra_env),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                start_new_session=True,
-            )
-        except FileNotFoundError as exc:
-            raise LaunchError(f"cannot start kernel: {argv[0]!r} not found (argv: {argv})") from exc
-        except PermissionError as exc:
-            raise LaunchError(f"cannot start kernel: {argv[0]!r} is not executable") from exc
-        except NotADirectoryError as exc:
-            raise LaunchError(f"cannot start kernel: cwd {self.cwd!r} is not a directory") from exc
 
     async def _relay_output(self, fd: int, name: str) -> None:
         """Pass one of the kernel process's output pipes to the listeners (and maybe our stderr)."""
@@ -150,7 +126,7 @@ class LocalKernelManager(BaseKernelManager):
     def _output_readers(self) -> list[asyncio.Task[Any]]:
         return list(self._relays)
 
-    def _require_process(self) -> asyncio.subprocess.Process:
+    def _require_process(self) -> ChildProcess:
         if self._process is None:
             raise KernelNannyError("the kernel has not been started")
         return self._process

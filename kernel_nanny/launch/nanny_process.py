@@ -20,8 +20,9 @@ from ..client.running import list_running_kernels
 from ..config import RestartPolicy
 from ..paths import nanny_state_dir
 from ..protocol import LaunchResult, load_connection_info, new_id
-from .base_manager import DEFAULT_STARTUP_TIMEOUT, format_output_tail
+from .base_manager import format_output_tail
 from .command import KernelCommand
+from .params import DEFAULT_STARTUP_TIMEOUT
 
 __all__ = ["start_nanny"]
 

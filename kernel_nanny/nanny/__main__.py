@@ -14,6 +14,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -47,15 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.detach and os.fork() > 0:
         os._exit(0)  # the starter reaps this at once; the nanny lives on, adopted by init
 
-    import asyncio
     import logging
-    import signal
 
     from .._exceptions import KernelNannyError, NoSuchKernelType
-    from ..config import RestartPolicy
-    from ..discovery import KernelFinder
-    from ..launch import KernelCommand
-    from .core import DEFAULT_HEARTBEAT_INTERVAL, KernelNanny
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -69,26 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         reported = True
         _report({"status": "ready", "connection_file": str(path), "kernel_id": args.kernel_id})
 
-    async def serve() -> None:
-        nanny = KernelNanny(
-            args.kernel_id,
-            args.type_id,
-            finder=KernelFinder.from_entrypoints(),
-            name=args.name,
-            cwd=args.cwd,
-            launch_params=json.loads(args.launch_params),
-            restart_policy=RestartPolicy.from_dict(json.loads(args.restart_policy)),
-            heartbeat_interval=args.heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL,
-            command=KernelCommand.from_dict(json.loads(args.command)) if args.command else None,
-        )
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, nanny.stop, f"received {signal.Signals(signum).name}")
-        loop.add_signal_handler(signal.SIGHUP, lambda: None)  # a closed terminal is no reason to die
-        await nanny.run(ready)
-
     try:
-        asyncio.run(serve())
+        _serve(args, _start_kernel_early(args), ready)
     except (KernelNannyError, ValueError) as exc:
         logging.getLogger("kernel_nanny.nanny").error("%s", exc)
         if not reported:
@@ -96,6 +75,53 @@ def main(argv: list[str] | None = None) -> int:
             _report({"status": "error", "ename": ename, "evalue": str(exc)})
         return 1
     return 0
+
+
+def _start_kernel_early(args: argparse.Namespace) -> Any:
+    """With an explicit command, start the kernel now, before the nanny's heavy imports (asyncio, zmq,
+    the clients, the server: some 80 ms): the kernel boots meanwhile. Its lifeline guards it already."""
+    if not args.command:
+        return None
+    from ..launch.command import KernelCommand
+    from ..launch.params import LaunchParams
+    from ..launch.spawn import start_local
+    from .kernel_params import kernel_launch_params
+
+    params = LaunchParams.from_mapping(kernel_launch_params(args.kernel_id, json.loads(args.launch_params)))
+    command = KernelCommand.from_dict(json.loads(args.command))
+    return start_local(command, params, kernel_name=args.type_id, cwd=args.cwd)
+
+
+def _serve(args: argparse.Namespace, started: Any, on_ready: Callable[[Path], None]) -> None:
+    import asyncio
+    import signal
+
+    from ..config import RestartPolicy
+    from ..discovery import KernelFinder
+    from ..launch import KernelCommand
+    from .core import DEFAULT_HEARTBEAT_INTERVAL, KernelNanny
+
+    async def serve() -> None:
+        nanny = KernelNanny(
+            args.kernel_id,
+            args.type_id,
+            # With a command the finder is not needed: no entry-point scan on the way to the kernel.
+            finder=None if args.command else KernelFinder.from_entrypoints(),
+            name=args.name,
+            cwd=args.cwd,
+            launch_params=json.loads(args.launch_params),
+            restart_policy=RestartPolicy.from_dict(json.loads(args.restart_policy)),
+            heartbeat_interval=args.heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL,
+            command=KernelCommand.from_dict(json.loads(args.command)) if args.command else None,
+            started=started,
+        )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, nanny.stop, f"received {signal.Signals(signum).name}")
+        loop.add_signal_handler(signal.SIGHUP, lambda: None)  # a closed terminal is no reason to die
+        await nanny.run(on_ready)
+
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from ..config import RestartPolicy
 from ..discovery import KernelFinder
 from ..launch import KernelCommand, launch_local
 from ..launch.connection import write_connection_file
+from ..launch.spawn import StartedKernel
 from ..paths import nanny_state_dir
 from ..protocol import (
     NANNY_PROTOCOL_VERSION,
@@ -52,6 +53,7 @@ from ..protocol import (
     ipc_socket_paths,
     parse_signal,
 )
+from .kernel_params import kernel_launch_params
 from .oom import OomCounter
 from .output_log import DEFAULT_LOG_MAX_BYTES, OutputLog
 from .restarts import RestartBudget
@@ -88,7 +90,7 @@ class KernelNanny:
         kernel_id: str,
         type_id: str,
         *,
-        finder: KernelFinder,
+        finder: KernelFinder | None,
         name: str | None = None,
         cwd: str | None = None,
         launch_params: Mapping[str, Any] | None = None,
@@ -96,6 +98,7 @@ class KernelNanny:
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         log_max_bytes: int = DEFAULT_LOG_MAX_BYTES,
         command: KernelCommand | None = None,
+        started: StartedKernel | None = None,
     ) -> None:
         self.kernel_id = kernel_id
         self.type_id = type_id
@@ -104,6 +107,8 @@ class KernelNanny:
         self.finder = finder
         #: An explicit command to run instead of asking the finder for ``type_id`` (see ``start_nanny``).
         self.command = command
+        #: The command's launch, already begun before the nanny's heavy imports (``python -m kernel_nanny.nanny``).
+        self._started = started
         self.launch_params = dict(launch_params or {})
         self.restart_policy = restart_policy or RestartPolicy()
         self.heartbeat_interval = heartbeat_interval
@@ -179,10 +184,15 @@ class KernelNanny:
 
     async def _start(self) -> None:
         self._output_log = OutputLog(self.log_path, self.log_max_bytes)
-        params = {**self.launch_params, "connection_file": str(self._state_dir / "kernel.json"), "echo_output": False}
+        params = kernel_launch_params(self.kernel_id, self.launch_params)
         if self.command is not None:
-            launched = await launch_local(self.command, kernel_name=self.type_id, cwd=self.cwd, launch_params=params)
+            started, self._started = self._started, None
+            launched = await launch_local(
+                self.command, kernel_name=self.type_id, cwd=self.cwd, launch_params=params, started=started
+            )
         else:
+            if self.finder is None:
+                raise LaunchError(f"a nanny for {self.type_id} needs a kernel finder or a command")
             launched = await self.finder.launch(self.type_id, cwd=self.cwd, launch_params=params)
         self.connection_info, self.manager = launched
         if self.manager is None:

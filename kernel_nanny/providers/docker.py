@@ -20,7 +20,7 @@ from .._exceptions import LaunchError, NoSuchKernelType
 from ..discovery.provider import KernelProvider
 from ..launch.base_manager import DiedDuringStartup, format_output_tail
 from ..launch.connection import new_connection_info, write_connection_file
-from ..launch.launcher import LaunchParams
+from ..launch.params import LaunchParams
 from ..paths import runtime_dir, secure_directory
 from ..protocol import LaunchResult, new_id
 from .docker_config import DockerConfig, DockerImage, parse_docker_config

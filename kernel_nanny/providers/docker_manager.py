@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import KernelNannyError, LaunchError
-from ..launch.base_manager import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT, BaseKernelManager
+from ..launch.base_manager import BaseKernelManager
 from ..launch.lifeline import Lifeline
+from ..launch.params import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT
 from ..protocol import ConnectionInfo, ExitStatus
 from .docker_engine import StreamThread, docker_sdk
 
@@ -120,7 +121,7 @@ class DockerKernelManager(BaseKernelManager):
             self._events = StreamThread(events, self._on_event, f"docker-events-{self.container_id[:12]}")
             self._events.finished.add_done_callback(self._events_ended)
         if self._lifeline is None:
-            self._lifeline = await Lifeline.run_on_owner_death(self.reap_command)
+            self._lifeline = Lifeline.run_on_owner_death(self.reap_command)
         self._output.clear_tail()
         stream = await self._engine("attach", stdout=True, stderr=True, stream=True, logs=False, demux=True)
         self._attach = StreamThread(stream, self._on_output, f"docker-output-{self.container_id[:12]}")
