@@ -82,11 +82,14 @@ def _parser() -> argparse.ArgumentParser:
 
     list_cmd = commands.add_parser(
         "list",
-        help="list the kernel types found on this machine",
+        help="list the kernel types that can be started",
         description=(
             "List every kernel type the installed providers offer: kernelspecs (spec/NAME), "
-            "the ipykernel of kernel-nanny's own Python (pyimport/kernel) and any third-party "
-            "provider registered in the 'kernel_nanny.kernel_providers' entry-point group."
+            "the ipykernel of kernel-nanny's own Python (pyimport/kernel), the kernel types of SSH hosts "
+            "(ssh/HOST/TYPE) and Docker images (docker/NAME) set up in the [providers.ssh] and "
+            "[providers.docker] tables of the configuration, other daemons' types ([remote_daemons]), and "
+            "those of any third-party provider registered in the 'kernel_nanny.kernel_providers' entry-point "
+            "group. SSH hosts and Docker images are listed from the settings, without connecting."
         ),
     )
     list_cmd.add_argument("--json", action="store_true", help="print a JSON list with every attribute")
