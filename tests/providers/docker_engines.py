@@ -29,10 +29,10 @@ import pytest
 
 from kernel_nanny.providers.docker_engine import LABEL_OWNER_HOST
 
+from .images import build_rootfs
+
 INSTALL_HINT = "install the test dependencies first: 'bash .ci/install-test-deps.sh' (as root)"
 IMAGE = "localhost/ipykernel:bookworm"
-#: The image's root file system, built once by mmdebstrap (about a minute) and kept between runs.
-ROOTFS = Path("/var/cache/kernel-nanny-tests/ipykernel-bookworm.tar")
 #: Our own dockerd: data under /var/lib (the imported image survives between runs), state under /run.
 DOCKERD_SOCKET = "/run/kn-test-docker.sock"
 DOCKERD_DATA = "/var/lib/kn-test-dockerd"
@@ -109,36 +109,6 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _rootfs() -> Path:
-    """The ipykernel root file system tarball, built by mmdebstrap if it is not cached yet."""
-    if ROOTFS.is_file():
-        return ROOTFS
-    mmdebstrap = _require("mmdebstrap")
-    ROOTFS.parent.mkdir(parents=True, exist_ok=True)
-    partial = ROOTFS.with_suffix(".partial.tar")
-    sources = "/etc/apt/sources.list.d/debian.sources"  # the host's own apt sources (no other mirror is reachable)
-    subprocess.run(
-        [
-            mmdebstrap,
-            "--quiet",
-            "--variant=apt",
-            "--format=tar",
-            "--include=python3-ipykernel",
-            '--aptopt=APT::Install-Recommends "false"',
-            "--dpkgopt=path-exclude=/usr/share/doc/*",
-            "--dpkgopt=path-exclude=/usr/share/man/*",
-            "--dpkgopt=path-exclude=/usr/share/locale/*",
-            "bookworm",
-            str(partial),
-            *([sources] if Path(sources).exists() else []),
-        ],
-        check=True,
-        timeout=600,
-    )
-    partial.rename(ROOTFS)
-    return ROOTFS
-
-
 def ensure_image(client: Any) -> None:
     try:
         client.images.get(IMAGE)
@@ -146,7 +116,7 @@ def ensure_image(client: Any) -> None:
     except docker.errors.ImageNotFound:
         pass
     repository, tag = IMAGE.rsplit(":", 1)
-    client.api.import_image(src=str(_rootfs()), repository=repository, tag=tag, changes=['CMD ["python3"]'])
+    client.api.import_image(src=str(build_rootfs()), repository=repository, tag=tag, changes=['CMD ["python3"]'])
     try:
         client.images.get(IMAGE)
     except docker.errors.ImageNotFound:  # podman 4.3's Docker API ignores the tag of an import
