@@ -112,7 +112,8 @@ class AsyncKernelClient:
         self._client: _NannyKernelClient | None = None
         self._shell: asyncio.Queue[Message] = asyncio.Queue()
         self._iopub: asyncio.Queue[Message] = asyncio.Queue()
-        self._own_requests: set[str] = set()
+        #: The kernel_info requests sent through :meth:`kernel_info` (their iopub is the caller's to read).
+        self._own_kernel_info: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<compat.AsyncKernelClient {self._client!r}>"
@@ -144,7 +145,7 @@ class AsyncKernelClient:
         if (
             parent.get("msg_type") == "kernel_info_request"
             and parent.get("session") == self.kernel_client.session.session_id
-            and parent.get("msg_id") not in self._own_requests
+            and parent.get("msg_id") not in self._own_kernel_info
         ):
             return
         self._iopub.put_nowait(msg)
@@ -200,7 +201,8 @@ class AsyncKernelClient:
         if reply:
             return self._reply_dict(self.kernel_client.request(msg_type, content, timeout=timeout))
         msg_id = self.kernel_client.send_nowait(msg_type, content)
-        self._own_requests.add(msg_id)
+        if msg_type == "kernel_info_request":  # only these are told apart in _on_iopub: keep no other id
+            self._own_kernel_info.add(msg_id)
         return msg_id
 
     @staticmethod

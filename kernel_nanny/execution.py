@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._exceptions import KernelDied, KernelNannyError, LaunchError, NannyUnavailable, NoSuchKernelType
+from ._exceptions import KernelDied, KernelNannyError, LaunchError, NoSuchKernelType
 from ._loop import BlockingTwin, blocking
 from ._tasks import wait_for
 from .client import KernelClient, ManagerClient
@@ -535,7 +535,7 @@ class KernelExecution:
 async def _alive(manager: KernelManager) -> bool:
     try:
         return await manager.is_alive()
-    except (NannyUnavailable, KernelNannyError):
+    except KernelNannyError:  # NannyUnavailable included
         return False
 
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Collection
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import KernelNannyError, KernelTimeout, LaunchError
+from .._exceptions import KernelNannyError, LaunchError
 from .._tasks import TaskGroup, wait_for
 from ..client.kernel import KernelClient
 from ..protocol import ConnectionInfo, ExitStatus
@@ -179,7 +179,7 @@ class BaseKernelManager(ABC):
         if await self.is_alive() and not now:
             try:
                 await self._control_client().shutdown(restart=restart, timeout=self.shutdown_timeout)
-            except (KernelTimeout, KernelNannyError):
+            except KernelNannyError:  # KernelTimeout included
                 self._log.debug("[%s] no shutdown reply", self._log_context)
             if await self._exited_within(self.shutdown_timeout):
                 self._log.debug("[%s] exited on request", self._log_context)

@@ -115,13 +115,10 @@ class LocalKernelManager(BaseKernelManager):
             lambda: asyncio.StreamReaderProtocol(stream), open(fd, "rb", buffering=0)
         )
         try:
-            await self._relay_chunks(stream, name)
+            while chunk := await stream.read(65536):
+                self._output.feed(name, chunk)
         finally:
             transport.close()
-
-    async def _relay_chunks(self, stream: asyncio.StreamReader, name: str) -> None:
-        while chunk := await stream.read(65536):
-            self._output.feed(name, chunk)
 
     def _output_readers(self) -> list[asyncio.Task[Any]]:
         return list(self._relays)

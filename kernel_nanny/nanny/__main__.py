@@ -16,7 +16,11 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..launch.command import KernelCommand
+    from ..launch.spawn import StartedKernel
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -77,9 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _start_kernel_early(args: argparse.Namespace) -> Any:
+def _start_kernel_early(args: argparse.Namespace) -> tuple[KernelCommand, StartedKernel] | None:
     """With an explicit command, start the kernel now, before the nanny's heavy imports (asyncio, zmq,
-    the clients, the server: some 80 ms): the kernel boots meanwhile. Its lifeline guards it already."""
+    the clients, the server: some 80 ms): the kernel boots meanwhile. Its lifeline guards it already.
+    Returns the command and its launch, begun (None without a command)."""
     if not args.command:
         return None
     from ..launch.command import KernelCommand
@@ -89,30 +94,35 @@ def _start_kernel_early(args: argparse.Namespace) -> Any:
 
     params = LaunchParams.from_mapping(kernel_launch_params(args.kernel_id, json.loads(args.launch_params)))
     command = KernelCommand.from_dict(json.loads(args.command))
-    return start_local(command, params, kernel_name=args.type_id, cwd=args.cwd)
+    return command, start_local(command, params, kernel_name=args.type_id, cwd=args.cwd)
 
 
-def _serve(args: argparse.Namespace, started: Any, on_ready: Callable[[Path], None]) -> None:
+def _serve(
+    args: argparse.Namespace,
+    early: tuple[KernelCommand, StartedKernel] | None,
+    on_ready: Callable[[Path], None],
+) -> None:
     import asyncio
     import signal
 
     from ..config import RestartPolicy
     from ..discovery import KernelFinder
-    from ..launch import KernelCommand
     from .core import DEFAULT_HEARTBEAT_INTERVAL, KernelNanny
+
+    command, started = early or (None, None)
 
     async def serve() -> None:
         nanny = KernelNanny(
             args.kernel_id,
             args.type_id,
             # With a command the finder is not needed: no entry-point scan on the way to the kernel.
-            finder=None if args.command else KernelFinder.from_entrypoints(),
+            finder=KernelFinder.from_entrypoints() if command is None else None,
             name=args.name,
             cwd=args.cwd,
             launch_params=json.loads(args.launch_params),
             restart_policy=RestartPolicy.from_dict(json.loads(args.restart_policy)),
             heartbeat_interval=args.heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL,
-            command=KernelCommand.from_dict(json.loads(args.command)) if args.command else None,
+            command=command,
             started=started,
         )
         loop = asyncio.get_running_loop()

@@ -30,6 +30,7 @@ from .._tasks import wait_for
 from ..client.manager import ManagerClient
 from ..discovery import KernelProvider
 from ..launch.connection import write_connection_file
+from ..launch.output import OutputListener, OutputRelay
 from ..protocol import ExitStatus, LaunchResult, Message
 from ..protocol.connection import CHANNELS
 from .ssh_config import SSHHost, parse_hosts
@@ -43,8 +44,6 @@ _KERNEL_PORT_KEYS = tuple(f"{channel}_port" for channel in CHANNELS)
 _NANNY_PORT_KEYS = ("nanny_control_port", "nanny_events_port")
 #: Seconds a request waits for a dropped connection to come back before giving up.
 RECONNECT_WAIT = 30.0
-
-OutputListener = Callable[[str, bytes], None]
 
 
 class SSHProvider(KernelProvider):
@@ -116,7 +115,8 @@ class SSHKernelManager:
         self.connection_info: dict[str, Any] = {
             key: value for key, value in nanny_info.items() if key in _KERNEL_KEYS or key in _KERNEL_PORT_KEYS
         }
-        self._output_listeners: list[OutputListener] = []
+        #: The remote kernel process's own output, as its nanny's ``stream`` events bring it.
+        self._output = OutputRelay(echo=False)
         #: The remote kernel's last death, as its nanny reported it (what wait() returns once closed).
         self._last_exit: ExitStatus | None = None
         self._nanny.add_event_handler(self._on_event)
@@ -161,14 +161,12 @@ class SSHKernelManager:
 
     def add_output_listener(self, listener: OutputListener) -> None:
         """Call ``listener(name, data)`` with the remote kernel process's own stdout/stderr."""
-        self._output_listeners.append(listener)
+        self._output.add_listener(listener)
 
     def _on_event(self, event: Message) -> None:
         content = event.content
         if event.msg_type == "stream":
-            data = str(content.get("text", "")).encode()
-            for listener in self._output_listeners:
-                listener(str(content.get("name", "stdout")), data)
+            self._output.feed(str(content.get("name", "stdout")), str(content.get("text", "")).encode())
         elif event.msg_type == "kernel_died":
             self._last_exit = ExitStatus(
                 exit_code=content["exit_code"], signal=content["signal"], reason=content["reason"]
