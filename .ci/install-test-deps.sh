@@ -7,13 +7,14 @@
 #   tests/providers/  OpenSSH's sshd, iproute2 (network namespaces, ss), procps (pkill), python3-venv
 #                     (a remote user's Python); Debian's Docker Engine (docker.io), podman's Docker API
 #                     with catatonit (its init), mmdebstrap for the ipykernel image
+#   README command    python3-pip (Debian's python3 has no pip; .ci/run lets it install, PEP 668)
 #
 # Idempotent and quick when everything is already there: safe to run on every CI run.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 # Without recommends (buildah, slirp4netns, ... are not needed); mmdebstrap with them (gpg for keyrings).
-plain=(systemd podman runc catatonit docker.io openssh-server iproute2 procps python3-venv)
+plain=(systemd podman runc catatonit docker.io openssh-server iproute2 procps python3-venv python3-pip)
 with_recommends=(mmdebstrap gpg)
 installed() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 missing_plain=() missing_rec=()
@@ -59,4 +60,5 @@ podman info >/dev/null
 test -x /usr/sbin/sshd
 command -v dockerd ip ss pkill mmdebstrap >/dev/null
 /usr/bin/python3 -c 'import venv, ensurepip'
+/usr/bin/python3 -m pip --version >/dev/null
 echo "test dependencies ready: $(systemd-analyze --version | head -1), podman $(podman --version | awk '{print $3}'), $(dockerd --version), $(ssh -V 2>&1), mmdebstrap"

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import os
+import site
+import venv
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from kernel_nanny import KernelClient, ManagerClient
@@ -11,10 +16,14 @@ from kernel_nanny.client.kernel import ExecutionResult
 
 T = TypeVar("T")
 
-#: Code that says it runs, then sleeps in C (the kernel is interrupted out of ``time.sleep``).
-SLEEP = "print('go', flush=True)\nimport time; time.sleep(60)"
-#: Code that says it runs, then loops in Python (the kernel is interrupted between bytecodes).
-BUSY_LOOP = "print('go', flush=True)\nwhile True: pass"
+# The code says "go" from a timer thread once its main thread is well inside the sleep or loop: a "go"
+# printed before it could draw the interrupt while ipykernel is still flushing the print, where the
+# KeyboardInterrupt does not surface as the cell's error.
+_GO_SOON = "import threading, time\nthreading.Timer(0.05, print, ('go',), {'flush': True}).start()\n"
+#: Code that sleeps in C and says "go" once it does (the kernel is interrupted out of ``time.sleep``).
+SLEEP = _GO_SOON + "time.sleep(60)"
+#: Code that loops in Python and says "go" once it does (the kernel is interrupted between bytecodes).
+BUSY_LOOP = _GO_SOON + "while True: pass"
 
 
 class Interruptible(Protocol):
@@ -24,16 +33,53 @@ class Interruptible(Protocol):
 async def interrupted(connection_info: Mapping[str, Any], manager: Interruptible, code: str = SLEEP) -> ExecutionResult:
     """Run ``code`` in the kernel, interrupt it through ``manager`` once it runs, and return the result.
 
-    The interrupt waits for the code's first output: ipykernel ignores SIGINT
-    between requests, so an earlier one would be lost.
+    The interrupt waits for the code's "go": ipykernel ignores SIGINT between
+    requests, so an earlier one would be lost.
     """
     async with KernelClient(dict(connection_info)) as client:
         await client.wait_for_ready(timeout=30)
         started = asyncio.Event()
-        execution = asyncio.ensure_future(client.execute_interactive(code, output_hook=lambda msg: started.set()))
+
+        def on_output(msg: Any) -> None:
+            if msg.msg_type == "stream" and "go" in msg.content.get("text", ""):
+                started.set()
+
+        execution = asyncio.ensure_future(client.execute_interactive(code, output_hook=on_output))
         await asyncio.wait_for(started.wait(), 30)
         await manager.interrupt()
         return await asyncio.wait_for(execution, 30)
+
+
+@contextmanager
+def jupyter_client_on(connection_file: str | os.PathLike[str], timeout: float = 30) -> Iterator[Any]:
+    """jupyter_client's own BlockingKernelClient on ``connection_file``, ready; its channels stop on exit.
+
+    The interop tests use it to show that a connection file we write is one
+    jupyter_client understands (jupyter_client is imported here, not by every test module).
+    """
+    from jupyter_client import BlockingKernelClient
+
+    kc = BlockingKernelClient()
+    kc.load_connection_file(str(connection_file))
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=timeout)
+        yield kc
+    finally:
+        kc.stop_channels()
+
+
+def environment_with_ipykernel(path: Path) -> Path:
+    """A venv at ``path`` (without pip) that imports ipykernel from the Python running the tests.
+
+    ``system_site_packages`` gives a venv its *base* interpreter's packages, which
+    do not hold ipykernel when the tests themselves run in a venv: a .pth file
+    adds the running interpreter's site directories as well.
+    """
+    venv.create(path, system_site_packages=True, with_pip=False)
+    [site_packages] = path.glob("lib/python*/site-packages")
+    (site_packages / "kernel-nanny-tests.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return path
 
 
 class ManagerEvents:

@@ -10,6 +10,8 @@ import venv
 
 import pytest
 
+from tests.helpers import environment_with_ipykernel
+
 CLI = [sys.executable, "-m", "kernel_nanny"]
 
 
@@ -23,9 +25,7 @@ def ps_names() -> set[str]:
 
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli-envs") / "env"
-    venv.create(path, system_site_packages=True, with_pip=False)  # ipykernel from the system site
-    return path
+    return environment_with_ipykernel(tmp_path_factory.mktemp("cli-envs") / "env")
 
 
 def test_group_kernel_is_reused_across_invocations_and_left_running():

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import jupyter_client_on
+
 CLI = [sys.executable, "-m", "kernel_nanny"]
 
 
@@ -33,18 +35,10 @@ def started():
 
 
 def test_start_prints_id_and_a_connection_file_jupyter_understands(started):
-    from jupyter_client import BlockingKernelClient
-
     name, kernel_id, connection_file = started
     assert len(kernel_id) == 32 and Path(connection_file).name == f"kernel-{kernel_id}.json"
-    kc = BlockingKernelClient()
-    kc.load_connection_file(connection_file)
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=30)
+    with jupyter_client_on(connection_file) as kc:
         assert kc.execute_interactive("1", timeout=30, output_hook=lambda m: None)["content"]["status"] == "ok"
-    finally:
-        kc.stop_channels()
 
 
 def test_jupyter_console_runs_code_in_a_started_kernel(started):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import venv
+from collections.abc import Callable
 
 import pytest
 
@@ -15,9 +16,10 @@ from kernel_nanny import KernelDied, LaunchError, NoSuchKernelType
 from kernel_nanny.client.running import find_running_kernel, list_running_kernels
 from kernel_nanny.execution import BlockingKernelExecution, KernelExecution, OutputPrinter
 from kernel_nanny.protocol import Message
+from tests.helpers import SLEEP, environment_with_ipykernel
 
 
-def collector() -> tuple[list[tuple[str, str]], object]:
+def collector() -> tuple[list[tuple[str, str]], Callable[[Message], None]]:
     seen: list[tuple[str, str]] = []
 
     def hook(msg: Message) -> None:
@@ -105,32 +107,34 @@ async def test_switches_reach_the_kernel_and_make_another_group_kernel(group):
 async def test_stop_interrupts_then_kills():
     async with KernelExecution("pyimport/kernel") as execution:
         # A command that obeys the interrupt: it ends with KeyboardInterrupt, the kernel lives on.
-        seen, hook = collector()
-        run = asyncio.ensure_future(
-            execution.run(["import time; print('sleeping', flush=True); time.sleep(60)"], output_hook=hook)
-        )
-        await _until_printed(seen, "sleeping\n")
+        seen, hook, printed = _watching("go\n")
+        run = asyncio.ensure_future(execution.run([SLEEP], output_hook=hook))
+        await asyncio.wait_for(printed.wait(), 30)
         await execution.stop(timeout=30)
         assert await run == 1
         assert seen[-1] == ("error", "KeyboardInterrupt")
         # One that ignores it: killed after the timeout; the run ends with 1, not KernelDied.
-        seen.clear()
+        seen, hook, printed = _watching("deaf\n")
         code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('deaf', flush=True)\n"
         run = asyncio.ensure_future(execution.run([code + "time.sleep(60)"], output_hook=hook))
-        await _until_printed(seen, "deaf\n")
+        await asyncio.wait_for(printed.wait(), 30)
         await execution.stop(timeout=0.5)
         assert await run == 1
         # The next run gets a new kernel.
         assert await execution.run("1") == 0 and execution.started_new
 
 
-async def _until_printed(seen: list[tuple[str, str]], text: str) -> None:
-    # The output hook has no event to wait on; a bounded poll on what it collected.
-    for _ in range(600):
-        if ("stream", text) in seen:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{text!r} never printed; saw {seen}")
+def _watching(text: str) -> tuple[list[tuple[str, str]], Callable[[Message], None], asyncio.Event]:
+    """A collector whose event is set once ``text`` is printed, so the test waits on that, not on a poll."""
+    seen, collect = collector()
+    printed = asyncio.Event()
+
+    def hook(msg: Message) -> None:
+        collect(msg)
+        if seen[-1] == ("stream", text):
+            printed.set()
+
+    return seen, hook, printed
 
 
 async def test_kernel_death_is_an_error_not_a_return_code():
@@ -141,9 +145,7 @@ async def test_kernel_death_is_an_error_not_a_return_code():
 
 @pytest.fixture(scope="module")
 def venv_with_ipykernel(tmp_path_factory):
-    path = tmp_path_factory.mktemp("envs") / "with-ipykernel"
-    venv.create(path, system_site_packages=True, with_pip=False)  # ipykernel comes from the system site
-    return path
+    return environment_with_ipykernel(tmp_path_factory.mktemp("envs") / "with-ipykernel")
 
 
 async def test_python_environment_kernel(venv_with_ipykernel, group):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from jupyter_client import BlockingKernelClient as JupyterBlockingClient
 
 from kernel_nanny import BlockingKernelClient, ClientClosed
+from tests.helpers import jupyter_client_on
 
 
 def _loop_threads() -> list[threading.Thread]:
@@ -54,24 +54,12 @@ async def test_calling_blocking_methods_from_a_hook_is_refused(kernel):
 
 async def test_jupyter_client_talks_to_a_kernel_we_launched(kernel):
     """Our connection file is one jupyter_client understands."""
-    kc = JupyterBlockingClient()
-    kc.load_connection_file(str(kernel.manager.connection_file))
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=30)
+    with jupyter_client_on(kernel.manager.connection_file) as kc:
         reply = kc.execute_interactive("print('interop')", timeout=30, output_hook=lambda m: None)
-        assert reply["content"]["status"] == "ok"
-    finally:
-        kc.stop_channels()
+    assert reply["content"]["status"] == "ok"
 
 
 async def test_our_tcp_curve_kernel_works_for_jupyter_client(tcp_kernel):
-    kc = JupyterBlockingClient()
-    kc.load_connection_file(str(tcp_kernel.manager.connection_file))
-    assert kc.curve_publickey is not None
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=30)
+    with jupyter_client_on(tcp_kernel.manager.connection_file) as kc:
+        assert kc.curve_publickey is not None
         assert kc.execute_interactive("1", timeout=30, output_hook=lambda m: None)["content"]["status"] == "ok"
-    finally:
-        kc.stop_channels()

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jupyter_client import BlockingKernelClient
+
+from tests.helpers import jupyter_client_on
 
 from .conftest import LOCAL_SPEC, running_ids
 
@@ -41,15 +42,9 @@ def test_blocking_kernel_client_executes_over_encrypted_tcp(tcp_kernel):
     info = json.loads(connection_file.read_text())
     assert info["transport"] == "tcp" and info["ip"] == "127.0.0.1"
     assert info["curve_publickey"] and info["curve_secretkey"]  # jupyter_client >= 8.10 reads these
-    kc = BlockingKernelClient()
-    kc.load_connection_file(str(connection_file))
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
-        outputs: list[dict] = []
+    outputs: list[dict] = []
+    with jupyter_client_on(connection_file, timeout=60) as kc:
         reply = kc.execute_interactive("import os\nprint(6 * 7)\nos.getpid()", timeout=60, output_hook=outputs.append)
-    finally:
-        kc.stop_channels()
     assert reply["content"]["status"] == "ok"
     assert [m["content"]["text"] for m in outputs if m["msg_type"] == "stream"] == ["42\n"]
     [result] = [m for m in outputs if m["msg_type"] == "execute_result"]

@@ -27,7 +27,7 @@ from kernel_nanny import (
 from kernel_nanny.client.running import list_running_kernels
 from kernel_nanny.launch.nanny_process import start_nanny
 from kernel_nanny.protocol import Session
-from tests.helpers import BUSY_LOOP, ManagerEvents, interrupted
+from tests.helpers import BUSY_LOOP, ManagerEvents, interrupted, jupyter_client_on
 
 QUIET = {"echo_output": False}
 FAST_HEARTBEAT = 0.2
@@ -379,18 +379,10 @@ async def test_manager_client_in_another_process_over_tcp():
 
 
 async def test_jupyter_client_uses_the_nanny_connection_file(nanny):
-    from jupyter_client import BlockingKernelClient
-
     info, manager = nanny
-    kc = BlockingKernelClient()
-    kc.load_connection_file(info_path(info))
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=30)
+    with jupyter_client_on(info_path(info)) as kc:
         reply = kc.execute_interactive("print('via jupyter_client')", timeout=30, output_hook=lambda m: None)
-        assert reply["content"]["status"] == "ok"
-    finally:
-        kc.stop_channels()
+    assert reply["content"]["status"] == "ok"
 
 
 def test_manager_client_refuses_connection_info_without_nanny_ports():
