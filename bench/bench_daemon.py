@@ -95,7 +95,7 @@ GOAL_DAEMON_RSS = 40 * MiB
 #: Requests in flight while the steady-state figure fills the daemon's replay window.
 STEADY_BATCH = 64
 
-#: Files a daemon keeps in the runtime dir it serves (kernel_nanny/nanny/daemon.py, paths.py).
+#: Files a daemon keeps in the runtime dir it serves (kernel_nanny/daemon/service.py, paths.py).
 DISCOVERY_FILE = "kernel-nanny-daemon.json"
 DAEMON_RUNTIME_FILES = (DISCOVERY_FILE, "kernel-nanny-daemon.sock", "kernel-nanny-daemon.lock")
 #: The daemon's log line after adoption (NannyDaemon.adopt), stamped by ``serve``'s logging format.
@@ -107,7 +107,7 @@ ADOPTED_LINE = re.compile(
 #: clients and the providers; serve builds a KernelFinder from the entry points).
 DAEMON_IMPORTS = (
     "import kernel_nanny.cli\n"
-    "from kernel_nanny.nanny.daemon import NannyDaemon\n"
+    "from kernel_nanny.daemon.service import NannyDaemon\n"
     "from kernel_nanny.discovery import KernelFinder\n"
     "KernelFinder.from_entrypoints()"
 )

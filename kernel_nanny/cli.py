@@ -22,11 +22,11 @@ from ._exceptions import KernelDied, KernelNannyError, NannyUnavailable
 from .client import DaemonClient, ManagerClient
 from .client.running import find_running_kernel, list_running_kernels
 from .config import CONFIG_ENV, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, RestartPolicy
+from .daemon.config import DaemonConfig, load_config
+from .daemon.keys import DaemonKeys
+from .daemon.service import NannyDaemon
 from .discovery import DaemonProvider, KernelFinder
 from .execution import KernelExecution, OutputPrinter
-from .nanny.daemon import NannyDaemon
-from .nanny.daemon_config import DaemonConfig, load_config
-from .nanny.keys import DaemonKeys
 from .nanny.output_log import read_log
 from .paths import public_connection_file, write_private_file
 from .protocol import Message

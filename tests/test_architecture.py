@@ -1,6 +1,7 @@
 """The package layering of docs/explanation/architecture: imports only point down, so there are no cycles.
 
-protocol <- client <- launch <- discovery <- providers <- nanny <- execution <- compat <- jupyter <- cli (shared leaves: _exceptions, _tasks, _loop, paths, config)
+protocol <- client <- launch <- discovery <- providers <- _serving <- nanny <- daemon <- execution <- compat <- jupyter <- cli
+(shared leaves: _exceptions, _tasks, _loop, paths, config, _ratelimit; _serving is the request server both nanny and daemon use)
 """
 
 from __future__ import annotations
@@ -9,8 +10,21 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "kernel_nanny"
-LAYERS = ["protocol", "client", "launch", "discovery", "providers", "nanny", "execution", "compat", "jupyter", "cli"]
-LEAVES = {"_exceptions", "_tasks", "_loop", "paths", "config", "_version"}
+LAYERS = [
+    "protocol",
+    "client",
+    "launch",
+    "discovery",
+    "providers",
+    "_serving",
+    "nanny",
+    "daemon",
+    "execution",
+    "compat",
+    "jupyter",
+    "cli",
+]
+LEAVES = {"_exceptions", "_tasks", "_loop", "paths", "config", "_version", "_ratelimit"}
 
 
 def _imported_packages(path: Path) -> set[str]:

@@ -35,6 +35,7 @@ import zmq.asyncio
 
 from .. import __version__
 from .._exceptions import LaunchError
+from .._serving import RequestRefused, RequestServer
 from .._tasks import TaskGroup
 from ..client.kernel import KernelClient
 from ..config import RestartPolicy
@@ -57,7 +58,6 @@ from .kernel_params import kernel_launch_params
 from .oom import OomCounter
 from .output_log import DEFAULT_LOG_MAX_BYTES, OutputLog
 from .restarts import RestartBudget
-from .server import RequestRefused, RequestServer
 
 __all__ = ["DEFAULT_HEARTBEAT_INTERVAL", "KernelNanny", "NannyState"]
 

@@ -10,7 +10,7 @@ import pytest
 
 import kernel_nanny.config
 from kernel_nanny import RestartPolicy
-from kernel_nanny.nanny.daemon_config import ConfigError, load_config
+from kernel_nanny.daemon.config import ConfigError, load_config
 
 
 def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:

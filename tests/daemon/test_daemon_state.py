@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_nanny.nanny.state import KernelRecord, StateStore
+from kernel_nanny.daemon.state import KernelRecord, StateStore
 
 
 def record(kernel_id: str = "abc", **changes) -> KernelRecord:

@@ -8,8 +8,8 @@ import signal
 import pytest
 
 from kernel_nanny import RestartPolicy
+from kernel_nanny._ratelimit import RateLimitedLog
 from kernel_nanny.nanny.output_log import OutputLog, read_log
-from kernel_nanny.nanny.ratelimit import RateLimitedLog
 from kernel_nanny.nanny.restarts import RestartBudget
 from kernel_nanny.protocol import parse_signal
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from kernel_nanny.nanny.sdnotify import SystemdNotifier
+from kernel_nanny.daemon.sdnotify import SystemdNotifier
 
 from .conftest import NotifySocket, daemon_env, pid_alive, run_cli, wait_until
 

@@ -30,6 +30,7 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 
 from .. import __version__
 from .._exceptions import KernelNannyError, NannyUnavailable, NoSuchKernelType
+from .._serving import Handler, RequestRefused, RequestServer
 from .._tasks import TaskGroup
 from ..client.manager import ManagerClient
 from ..client.running import RunningKernel, list_running_kernels, pid_alive
@@ -39,10 +40,9 @@ from ..launch.nanny_process import start_nanny
 from ..paths import daemon_discovery_file, public_connection_file, runtime_dir, write_private_file
 from ..protocol import DEFAULT_SIGNATURE_SCHEME, Message, Session, load_connection_info, new_id
 from ..protocol.daemon import DAEMON_PROTOCOL_VERSION
-from .daemon_config import DaemonConfig
+from .config import DaemonConfig
 from .keys import DaemonKeys
 from .sdnotify import SystemdNotifier
-from .server import Handler, RequestRefused, RequestServer
 from .state import KernelRecord, StateStore
 
 __all__ = ["DaemonAlreadyRunning", "NannyDaemon"]

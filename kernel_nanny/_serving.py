@@ -16,10 +16,10 @@ from typing import Any
 
 import zmq.asyncio
 
-from .._exceptions import ProtocolError
-from .._tasks import TaskGroup
-from ..protocol import Message, Session
-from .ratelimit import RateLimitedLog
+from ._exceptions import ProtocolError
+from ._ratelimit import RateLimitedLog
+from ._tasks import TaskGroup
+from .protocol import Message, Session
 
 __all__ = ["Handler", "RequestRefused", "RequestServer"]
 
