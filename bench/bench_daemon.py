@@ -7,7 +7,7 @@ its config), its own log file, and readiness taken from its sd_notify ``READY=1`
 daemon's private world, which survives daemon restarts (same state dir, same API key).
 
 Runtime dirs: the *main* daemon serves the run's private ``JUPYTER_RUNTIME_DIR`` (so its nannies sit
-where ``start_nanny``'s and ``launch_local``'s do); a second, *empty* daemon, used where a daemon
+where those of ``start_kernel`` (supervised) and ``launch_local`` do); a second, *empty* daemon, used where a daemon
 with no kernels is measured side by side with the main one, serves a subdirectory of it
 (``daemon-empty/``), so that it adopts nothing. Every process either starts inherits one of these
 two dirs, which is how the runner's safety net finds them.
@@ -65,16 +65,12 @@ from _common import (
     timed_start,
     wait_gone,
 )
-from bench_kernel import Theirs
+from _sides import TYPE_ID, Nanny, Ours, Theirs, is_nanny_process
 from bench_nanny import (
     STEADY_STATE_MESSAGES,
-    TYPE_ID,
     EchoServer,
-    Local,
-    Nanny,
     _dealer,
     _goal_row,
-    _is_nanny_process,
     _median,
     _python_floor,
     _python_start_time,
@@ -318,13 +314,13 @@ class DaemonHome:
         await self.cleanup()
 
     async def _reap_nannies(self) -> None:
-        alive = [pid for pid in self.nanny_pids if _is_nanny_process(pid)]
+        alive = [pid for pid in self.nanny_pids if is_nanny_process(pid)]
         if alive and not await wait_gone(alive, 5.0):
-            still = [pid for pid in alive if _is_nanny_process(pid)]
+            still = [pid for pid in alive if is_nanny_process(pid)]
             self.notes.append(f"daemon ({self.label}): nannies {still} outlived 'stop --all --now': signalled")
             for sig in (signal.SIGTERM, signal.SIGKILL):
                 for pid in still:
-                    if _is_nanny_process(pid):
+                    if is_nanny_process(pid):
                         os.kill(pid, sig)
                 if await wait_gone(still, 5.0):
                     break
@@ -380,12 +376,6 @@ def _empty_runtime() -> Path:
 
 def _ci(lo: float, hi: float) -> str:
     return "" if math.isnan(lo) else f" [{lo:.2f}-{hi:.2f}]"
-
-
-def _verdict(row: Row, goal: str, met: bool | None, detail: str) -> Row:
-    """Like bench_nanny's ``_goal_row``, but ``met`` may be None: not judged (e.g. --quick's smaller N)."""
-    row.goal, row.goal_met, row.goal_detail = goal, met, detail
-    return row
 
 
 def _p50_goal(row: Row, limit: float = GOAL_LIST_P50) -> Row:
@@ -563,7 +553,8 @@ async def bench_daemon_api(cfg: Config) -> list[Row]:
 
 
 async def bench_daemon_launch(cfg: Config) -> list[Row]:
-    """Cold start -> ready: through the daemon, ``start_nanny``, ``launch_local``, jupyter_client; interleaved.
+    """Cold start -> ready: through the daemon, a nanny (``start_kernel``, supervised), ``launch_local``,
+    jupyter_client; interleaved.
 
     All four start ``sys.executable -m ipykernel_launcher`` on ipc (jupyter_client: tcp, its default), the
     kernel's output discarded. Each kernel is stopped (untimed) before the next start.
@@ -585,7 +576,7 @@ async def bench_daemon_launch(cfg: Config) -> list[Row]:
         jobs: dict[str, Callable[[], Awaitable[float]]] = {
             "daemon": daemon_start,
             "nanny": timed_start(Nanny.start),
-            "local": timed_start(Local.launch),
+            "local": timed_start(Ours.local),
             "theirs": timed_start(Theirs.launch),
         }
         samples = await sample_interleaved(jobs, rounds, settle=0.2)  # settle: the previous kernel's teardown
@@ -609,25 +600,25 @@ async def bench_daemon_launch(cfg: Config) -> list[Row]:
                 notes=[
                     "daemon-launch: DaemonClient.launch('pyimport/kernel', launch_params={'echo_output': False}) "
                     "returns when the kernel is ready (it first asks the daemon's info, then the daemon runs "
-                    "start_nanny, records the kernel and replies); start_nanny = the same nanny started from this "
-                    "process; launch_local = the kernel as our own child, no nanny; theirs = AsyncKernelManager "
-                    "start_kernel + client + wait_for_ready (tcp). The four are interleaved, the order turning "
-                    "each round; every kernel is stopped (untimed) before the next start. The goal's 'direct cold "
-                    "start' is launch_local, as the issue defines it; the ratio to start_nanny (what the daemon "
-                    "runs inside) is reported next to it"
+                    "start_kernel(supervised), records the kernel and replies); nanny = the same nanny started "
+                    "from this process (start_kernel, supervised); launch_local = the kernel as our own child, "
+                    "no nanny; theirs = AsyncKernelManager start_kernel + client + wait_for_ready (tcp). The four "
+                    "are interleaved, the order turning each round; every kernel is stopped (untimed) before the "
+                    "next start. The goal's 'direct cold start' is launch_local, as the issue defines it; the "
+                    "ratio to the nanny start (what the daemon runs inside) is reported next to it"
                 ]
                 + _home_notes(main),
             ),
             f"<= {GOAL_LAUNCH_RATIO}x launch_local",
             vs_local <= GOAL_LAUNCH_RATIO,
             f"daemon / launch_local medians {vs_local:.3f}{_ci(lo_l, hi_l)} "
-            f"({fmt_time(daemon_med)} vs {fmt_time(local_med)}); daemon / start_nanny {vs_nanny:.3f}"
+            f"({fmt_time(daemon_med)} vs {fmt_time(local_med)}); daemon / nanny start {vs_nanny:.3f}"
             f"{_ci(lo_n, hi_n)} ({fmt_time(nanny_med)}: "
-            f"{'met' if vs_nanny <= GOAL_LAUNCH_RATIO else 'not met'} against start_nanny)",
+            f"{'met' if vs_nanny <= GOAL_LAUNCH_RATIO else 'not met'} against the nanny start)",
         ),
         Row(
             "daemon-launch",
-            "cold start -> ready: start_nanny ipc / jc start_kernel+wait_for_ready tcp",
+            "cold start -> ready: nanny (supervised start_kernel) ipc / jc start_kernel+wait_for_ready tcp",
             samples["nanny"],
             samples["theirs"],
         ),
@@ -637,7 +628,7 @@ async def bench_daemon_launch(cfg: Config) -> list[Row]:
             samples["local"],
             samples["theirs"],
         ),
-        Row("daemon-launch", "  info: daemon launch - start_nanny (paired per round)", minus_nanny),
+        Row("daemon-launch", "  info: daemon launch - nanny start (paired per round)", minus_nanny),
         Row("daemon-launch", "  info: daemon launch - launch_local (paired per round)", minus_local),
     ]
 
@@ -873,7 +864,7 @@ async def bench_daemon_adopt(cfg: Config) -> list[Row]:
         detail = f"p50 {fmt_time(s['median'])}, max {fmt_time(s['max'])} (n={s['n']})"
         if not judged:
             detail += f"; {count} nannies, not 20 (--quick): not judged"
-        return _verdict(
+        return _goal_row(
             row, f"<= {GOAL_ADOPT_READY:g} s (p50)", s["median"] <= GOAL_ADOPT_READY if judged else None, detail
         )
 
@@ -884,7 +875,7 @@ async def bench_daemon_adopt(cfg: Config) -> list[Row]:
         if kernels and not judged:
             detail += f"; {kernels} kernels, not 20 (--quick): not judged"
             met = None
-        return _verdict(row, f"RSS <= {GOAL_DAEMON_RSS // MiB} MiB", met, detail)
+        return _goal_row(row, f"RSS <= {GOAL_DAEMON_RSS // MiB} MiB", met, detail)
 
     jc0 = {k: [float(m[k]) for m in jc_zero] for k in ("rss", "pss")}
     pss_sum = sum(m["pss"] for m in nanny_mem)

@@ -13,11 +13,9 @@ import asyncio
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
-from _common import REGISTRY, Config, Row, goal_over_local, sample_interleaved, timed_start
-from bench_kernel import Theirs
-from bench_nanny import Local
+from _common import Config, Row, goal_over_local, sample_interleaved, timed_start
+from _sides import READY_TIMEOUT, Ours, Theirs
 
 from kernel_nanny.providers.docker import DockerProvider
 from kernel_nanny.providers.docker_config import parse_docker_config
@@ -33,27 +31,11 @@ from tests.providers.docker_engines import (  # noqa: E402
 
 #: The issue's goal: a Docker launch -> ready within the local cold start + this many seconds.
 GOAL_EXTRA_SECONDS = 1.5
-READY_TIMEOUT = 60.0
 
 
-class InDocker:
+async def in_docker(provider: DockerProvider) -> Ours:
     """docker/python: ``localhost/ipykernel:bookworm`` (Debian's python3-ipykernel) through the Docker provider."""
-
-    def __init__(self, manager: Any) -> None:
-        self.manager = manager
-        self.token = REGISTRY.add(f"docker kernel {manager.container_id[:12]}", lambda: manager.shutdown(now=True))
-
-    @classmethod
-    async def launch(cls, provider: DockerProvider) -> InDocker:
-        params = {"echo_output": False, "startup_timeout": READY_TIMEOUT}
-        _, manager = await provider.launch("python", launch_params=params)
-        return cls(manager)
-
-    async def stop(self, now: bool = True) -> None:
-        try:
-            await self.manager.shutdown(now=now)
-        finally:
-            REGISTRY.discard(self.token)
+    return await Ours.through(provider, "python", {"echo_output": False, "startup_timeout": READY_TIMEOUT})
 
 
 async def bench_docker_launch(cfg: Config) -> list[Row]:
@@ -75,8 +57,8 @@ async def bench_docker_launch(cfg: Config) -> list[Row]:
             client.close()
         provider = DockerProvider(parse_docker_config({"host": host, "images": {"python": {"image": IMAGE}}}))
         jobs = {
-            "docker": timed_start(lambda: InDocker.launch(provider)),
-            "local": timed_start(Local.launch),
+            "docker": timed_start(lambda: in_docker(provider)),
+            "local": timed_start(Ours.local),
             "theirs": timed_start(Theirs.launch),
         }
         samples = await sample_interleaved(jobs, rounds, settle=0.2)  # settle: the previous kernel's teardown

@@ -1,175 +1,40 @@
 """Kernel-level benchmarks: real ipykernel processes, kernel-nanny vs jupyter_client side by side.
 
-Both sides start the same command, ``sys.executable -m ipykernel_launcher -f <file>``: ours through
-``KernelFinder.from_entrypoints().launch("pyimport/kernel")``, theirs through an ``AsyncKernelManager``
-on the ``kn-bench-python`` kernelspec the runner installs. Every kernel is registered with
-``_common.REGISTRY`` the moment it exists and shut down in a ``finally``.
+The two sides (:mod:`_sides`) start the same command, ``sys.executable -m ipykernel_launcher -f
+<file>``: ours through ``KernelFinder.from_entrypoints().launch("pyimport/kernel")``, theirs through an
+``AsyncKernelManager`` on the ``kn-bench-python`` kernelspec the runner installs. Every kernel is
+registered with ``_common.REGISTRY`` the moment it exists and shut down in a ``finally``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
-import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from queue import Empty
 from typing import Any
 
-from _common import BENCH_KERNEL_NAME, REGISTRY, Config, Row, orders
-from jupyter_client import AsyncKernelManager
+from _common import Config, Row, orders, timed
+from _sides import (
+    READY_TIMEOUT,
+    REPLY_TIMEOUT,
+    OurIdleWatch,
+    Ours,
+    Theirs,
+    drain_theirs,
+    our_first_execute_ok,
+    stop_all,
+    their_first_execute_ok,
+    their_idle,
+    time_our_interrupt,
+    time_their_interrupt,
+)
 from jupyter_client import BlockingKernelClient as JCBlockingClient
 from jupyter_client.asynchronous import AsyncKernelClient
 
-from kernel_nanny import BlockingKernelClient, KernelClient, KernelFinder, Message
-
-READY_TIMEOUT = 60.0
-REPLY_TIMEOUT = 30.0
-
-_FINDER: KernelFinder | None = None
-
-
-def finder() -> KernelFinder:
-    global _FINDER
-    if _FINDER is None:
-        _FINDER = KernelFinder.from_entrypoints()
-    return _FINDER
-
-
-# -- the two sides ----------------------------------------------------------------------------
-
-
-@dataclass
-class Ours:
-    """A kernel started by kernel-nanny (ready when this exists)."""
-
-    info: dict[str, Any]
-    manager: Any
-    token: int
-    label: str
-
-    @classmethod
-    async def launch(cls, transport: str = "ipc", encryption: str = "auto") -> Ours:
-        params = {
-            "transport": transport,
-            "encryption": encryption,
-            "echo_output": False,
-            "startup_timeout": READY_TIMEOUT,
-        }
-        info, manager = await finder().launch("pyimport/kernel", launch_params=params)
-        label = f"kernel-nanny kernel pid={manager.pid} ({transport})"
-        token = REGISTRY.add(label, lambda: manager.shutdown(now=True))
-        return cls(info, manager, token, label)
-
-    async def stop(self, now: bool = True) -> None:
-        try:
-            await self.manager.shutdown(now=now)
-        finally:
-            REGISTRY.discard(self.token)
-
-
-class Theirs:
-    """A kernel started by jupyter_client's AsyncKernelManager, with its AsyncKernelClient."""
-
-    def __init__(self, transport: str = "tcp", encryption: str = "disabled") -> None:
-        self.km = AsyncKernelManager(
-            kernel_name=BENCH_KERNEL_NAME, transport=transport, transport_encryption=encryption
-        )
-        if transport == "ipc":
-            # Keep the socket files in the (private, short) runtime dir, never in the cwd.
-            self.km.ip = os.path.join(os.environ["JUPYTER_RUNTIME_DIR"], f"jc-{uuid.uuid4().hex[:12]}")
-        self.kc: AsyncKernelClient | None = None
-        self.label = f"jupyter_client kernel ({transport}, encryption {encryption})"
-        self.token = REGISTRY.add(self.label, self.stop)
-        self.start_kernel_time = float("nan")
-
-    async def start(self) -> None:
-        """start_kernel, then a client with its channels, then wait_for_ready: what users do."""
-        t0 = time.perf_counter()
-        # The kernel process's own stdout/stderr is thrown away (ours: echo_output=False).
-        await self.km.start_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.start_kernel_time = time.perf_counter() - t0
-        self.kc = self.km.client()
-        self.kc.start_channels()
-        await self.kc.wait_for_ready(timeout=READY_TIMEOUT)
-
-    @classmethod
-    async def launch(cls, transport: str = "tcp", encryption: str = "disabled") -> Theirs:
-        self = cls(transport, encryption)
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def stop(self, now: bool = True) -> None:
-        try:
-            if self.kc is not None:
-                self.kc.stop_channels()
-                self.kc = None
-            if self.km.has_kernel:
-                await self.km.shutdown_kernel(now=now)
-            else:
-                self.km.cleanup_connection_file()
-                self.km.cleanup_ipc_files()
-        finally:
-            REGISTRY.discard(self.token)
-
-
-async def stop_all(kernels: list[Any], now: bool = True) -> None:
-    results = await asyncio.gather(*(k.stop(now=now) for k in kernels), return_exceptions=True)
-    errors = [r for r in results if isinstance(r, BaseException)]
-    if errors:
-        raise errors[0]
-
-
-# -- iopub settling: every timed request starts with the kernel idle and the queues empty --------
-
-
-class OurIdleWatch:
-    """Global iopub handler on our client: remembers which requests the kernel went idle after."""
-
-    def __init__(self) -> None:
-        self.idle: set[str] = set()
-        self.changed = asyncio.Event()
-
-    def __call__(self, msg: Message) -> None:
-        if msg.msg_type == "status" and msg.content.get("execution_state") == "idle" and msg.parent_id:
-            self.idle.add(msg.parent_id)
-            self.changed.set()
-
-    async def wait(self, msg_id: str, timeout: float = REPLY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while msg_id not in self.idle:
-            self.changed.clear()
-            await asyncio.wait_for(self.changed.wait(), max(0.001, deadline - time.monotonic()))
-        self.idle.discard(msg_id)
-
-
-async def their_idle(kc: AsyncKernelClient, msg_id: str, timeout: float = REPLY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = await kc.get_iopub_msg(timeout=max(0.001, deadline - time.monotonic()))
-        if (
-            msg["msg_type"] == "status"
-            and msg["content"].get("execution_state") == "idle"
-            and msg["parent_header"].get("msg_id") == msg_id
-        ):
-            return
-
-
-async def drain_theirs(kc: AsyncKernelClient) -> None:
-    while True:
-        try:
-            await kc.get_iopub_msg(timeout=0.05)
-        except Empty:
-            return
-
+from kernel_nanny import BlockingKernelClient, KernelClient, Message
 
 # -- 2. cold start -> ready ------------------------------------------------------------------------
 
@@ -265,32 +130,32 @@ async def _roundtrips(
         # Each op returns (seconds, request msg_id or None); waiting for the request's idle status
         # (the "settle") is not timed, but its CPU is counted in the CPU rows.
         async def ours_execute() -> tuple[float, str]:
-            t, reply = await _t(ours.execute("pass", timeout=REPLY_TIMEOUT))
+            t, reply = await timed(ours.execute("pass", timeout=REPLY_TIMEOUT))
             assert reply.content["status"] == "ok", reply.content
             return t, reply.parent_id
 
         async def theirs_execute() -> tuple[float, str]:
-            t, reply = await _t(theirs_kc.execute("pass", reply=True, timeout=REPLY_TIMEOUT))
+            t, reply = await timed(theirs_kc.execute("pass", reply=True, timeout=REPLY_TIMEOUT))
             assert reply["content"]["status"] == "ok", reply["content"]
             return t, reply["parent_header"]["msg_id"]
 
         async def ours_interactive() -> tuple[float, str | None]:
-            t, result = await _t(ours.execute_interactive("pass", timeout=REPLY_TIMEOUT))
+            t, result = await timed(ours.execute_interactive("pass", timeout=REPLY_TIMEOUT))
             assert result.ok
             watch.idle.discard(result.reply.parent_id)
             return t, None
 
         async def theirs_interactive() -> tuple[float, str | None]:
-            t, reply = await _t(theirs_kc.execute_interactive("pass", output_hook=_noop, timeout=REPLY_TIMEOUT))
+            t, reply = await timed(theirs_kc.execute_interactive("pass", output_hook=_noop, timeout=REPLY_TIMEOUT))
             assert reply["content"]["status"] == "ok"
             return t, None
 
         async def ours_info_rt() -> tuple[float, str]:
-            t, reply = await _t(ours.kernel_info(timeout=REPLY_TIMEOUT))
+            t, reply = await timed(ours.kernel_info(timeout=REPLY_TIMEOUT))
             return t, reply.parent_id
 
         async def theirs_info_rt() -> tuple[float, str]:
-            t, reply = await _t(theirs_kc.kernel_info(reply=True, timeout=REPLY_TIMEOUT))
+            t, reply = await timed(theirs_kc.kernel_info(reply=True, timeout=REPLY_TIMEOUT))
             return t, reply["parent_header"]["msg_id"]
 
         ops = [
@@ -353,14 +218,14 @@ async def _stream(cfg: Config, config: str, ours: KernelClient, theirs_kc: Async
         for side in ("ours", "theirs") if ours_first else ("theirs", "ours"):
             c0 = time.process_time()
             if side == "ours":
-                t, result = await _t(ours.execute_interactive(code, timeout=120))
+                t, result = await timed(ours.execute_interactive(code, timeout=120))
                 text = result.stream_text()
                 counts["ours"].append(sum(1 for m in result.outputs if m.msg_type == "stream"))
                 a.append(t / lines)
                 cpu["ours"].append((time.process_time() - c0) / lines)
             else:
                 got: list[dict[str, Any]] = []
-                t, _reply = await _t(theirs_kc.execute_interactive(code, output_hook=got.append, timeout=120))
+                t, _reply = await timed(theirs_kc.execute_interactive(code, output_hook=got.append, timeout=120))
                 text = "".join(m["content"].get("text", "") for m in got if m["msg_type"] == "stream")
                 counts["theirs"].append(sum(1 for m in got if m["msg_type"] == "stream"))
                 b.append(t / lines)
@@ -501,9 +366,6 @@ async def bench_roundtrip(cfg: Config) -> list[Row]:
 # -- 4. interrupt ---------------------------------------------------------------------------------------------
 
 
-BUSY_LOOP = "while True:\n    pass"
-
-
 async def bench_interrupt(cfg: Config) -> list[Row]:
     rounds = cfg.n(15, 4)
     ours_k = theirs_k = None
@@ -519,16 +381,8 @@ async def bench_interrupt(cfg: Config) -> list[Row]:
         await drain_theirs(kc)
 
         async def ours_once() -> float:
-            task = asyncio.ensure_future(client.execute(BUSY_LOOP, timeout=REPLY_TIMEOUT))
-            await asyncio.sleep(0.25)  # well inside the loop by now
-            assert not task.done(), "busy loop finished on its own?"
-            t0 = time.perf_counter()
-            await ours_k.manager.interrupt()
-            reply = await task
-            t = time.perf_counter() - t0
-            assert reply.content.get("ename") == "KeyboardInterrupt", reply.content
-            await client.kernel_info(timeout=REPLY_TIMEOUT)  # kernel is responsive again
-            return t
+            _, replied = await time_our_interrupt(client, ours_k.manager.interrupt)
+            return replied
 
         async def theirs_once() -> float:
             return await time_their_interrupt(kc, theirs_k.km)
@@ -602,24 +456,6 @@ async def bench_shutdown(cfg: Config) -> list[Row]:
 # -- 6. restart --------------------------------------------------------------------------------------------------
 
 
-async def _ours_first_execute_ok(client: KernelClient, timeout: float) -> bool:
-    """Does the first execution after 'ready' deliver its output and its idle status?"""
-    try:
-        result = await client.execute_interactive("print('after-restart')", timeout=timeout)
-    except Exception:
-        return False
-    return result.stream_text() == "after-restart\n"
-
-
-async def _theirs_first_execute_ok(kc: AsyncKernelClient, timeout: float) -> bool:
-    got: list[dict[str, Any]] = []
-    try:
-        await kc.execute_interactive("print('after-restart')", output_hook=got.append, timeout=timeout)
-    except Exception:
-        return False
-    return "".join(m["content"].get("text", "") for m in got if m["msg_type"] == "stream") == "after-restart\n"
-
-
 async def bench_restart(cfg: Config) -> list[Row]:
     """restart -> ready, with the client that was connected before the restart (as users have it).
 
@@ -655,7 +491,7 @@ async def bench_restart(cfg: Config) -> list[Row]:
             await client.wait_for_ready(timeout=READY_TIMEOUT)
             t_ready = time.perf_counter()
             a.append(t_ready - t0)
-            checks["ours (same client)"].append(await _ours_first_execute_ok(client, check_timeout))
+            checks["ours (same client)"].append(await our_first_execute_ok(client, check_timeout))
             # Was iopub re-subscribed when wait_for_ready returned? (the welcome of the new kernel)
             after = [w for w in welcomes if w > t0]
             premature.append(not after or after[0] > t_ready)
@@ -666,14 +502,14 @@ async def bench_restart(cfg: Config) -> list[Row]:
             async with KernelClient(ours_k.info) as fresh:
                 await fresh.wait_for_ready(timeout=READY_TIMEOUT)
                 a_fresh.append(time.perf_counter() - t0)
-                checks["ours (new client)"].append(await _ours_first_execute_ok(fresh, check_timeout))
+                checks["ours (new client)"].append(await our_first_execute_ok(fresh, check_timeout))
 
         async def theirs_once() -> None:
             t0 = time.perf_counter()
             await theirs_k.km.restart_kernel()
             await kc.wait_for_ready(timeout=READY_TIMEOUT)
             b.append(time.perf_counter() - t0)
-            checks["theirs"].append(await _theirs_first_execute_ok(kc, check_timeout))
+            checks["theirs"].append(await their_first_execute_ok(kc, check_timeout))
             await drain_theirs(kc)
 
         jobs = [ours_same, theirs_once, ours_new]
@@ -753,33 +589,5 @@ async def bench_concurrent(cfg: Config) -> list[Row]:
 # -- helpers --------------------------------------------------------------------------------------------------------
 
 
-async def _t(awaitable: Awaitable[Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    result = await awaitable
-    return time.perf_counter() - t0, result
-
-
-async def _their_reply(kc: AsyncKernelClient, msg_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + REPLY_TIMEOUT
-    while True:
-        msg = await kc.get_shell_msg(timeout=max(0.001, deadline - time.monotonic()))
-        if msg["parent_header"].get("msg_id") == msg_id:
-            return msg
-
-
 def _noop(_msg: Any) -> None:
     pass
-
-
-async def time_their_interrupt(kc: Any, km: Any) -> float:
-    """jupyter_client: seconds from interrupt_kernel() to the KeyboardInterrupt execute_reply."""
-    msg_id = kc.execute(BUSY_LOOP)
-    await asyncio.sleep(0.25)  # let the busy loop start (not timed)
-    t0 = time.perf_counter()
-    await km.interrupt_kernel()
-    reply = await _their_reply(kc, msg_id)
-    t = time.perf_counter() - t0
-    assert reply["content"].get("ename") == "KeyboardInterrupt", reply["content"]
-    await kc.kernel_info(reply=True, timeout=REPLY_TIMEOUT)
-    await drain_theirs(kc)
-    return t

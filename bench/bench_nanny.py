@@ -1,6 +1,6 @@
 """Kernels behind a nanny process: control round trips, death notice, restarts, interrupts, memory.
 
-A nanny (``python -m kernel_nanny.nanny``, started by ``start_nanny``) is a detached process that owns
+A nanny (``python -m kernel_nanny.nanny``, started by ``start_kernel``, supervised) is a detached process that owns
 one kernel and answers a :class:`~kernel_nanny.ManagerClient` on ``nanny_control`` / ``nanny_events``.
 These benchmarks time what the nanny adds, next to:
 
@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,30 +47,23 @@ from _common import (
     ratio_ci,
     round_order,
     summarize,
-    wait_gone,
 )
-from bench_kernel import (
-    BUSY_LOOP,
+from _sides import (
     READY_TIMEOUT,
     REPLY_TIMEOUT,
+    Nanny,
+    Ours,
     Theirs,
-    _ours_first_execute_ok,
-    _theirs_first_execute_ok,
     drain_theirs,
+    our_first_execute_ok,
     stop_all,
+    their_first_execute_ok,
+    time_our_interrupt,
     time_their_interrupt,
 )
 
-from kernel_nanny import KernelClient, KernelCommand, KernelNannyError, ManagerClient, Message, RestartPolicy, Session
-from kernel_nanny.launch import launch_local
-from kernel_nanny.launch.nanny_process import start_nanny
+from kernel_nanny import KernelClient, ManagerClient, Message, RestartPolicy, Session
 
-TYPE_ID = "pyimport/kernel"
-#: What ``pyimport/kernel`` runs (kernel_nanny.discovery.pyimport): the command behind every kernel here.
-PYIMPORT_COMMAND = KernelCommand(
-    argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-    metadata={"supported_encryption": ["curve"]},
-)
 #: For the benchmarks that SIGKILL a kernel again and again: every automatic restart immediate. (The
 #: default policy restarts the first crash at once, then backs off 0.5 s, 1 s, 2 s... within 60 s.)
 NO_BACKOFF = RestartPolicy(max_restarts=1000, window=60.0, backoff=0.0)
@@ -85,100 +78,7 @@ GOAL_INTERRUPT_RATIO = 1.2
 GOAL_NANNY_RSS = 30 * MiB
 
 
-# -- kernels behind a nanny, and our kernels without one --------------------------------------------------
-
-
-def _is_nanny_process(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"kernel_nanny.nanny" in f.read()
-    except OSError:
-        return False
-
-
-async def stop_nanny(info: Mapping[str, Any], manager: ManagerClient) -> None:
-    """``shutdown(now=True)`` + ``cleanup()``, then wait for the nanny process itself to be gone.
-
-    The nanny answers the shutdown request first and exits a few ms later (it is not our child, so
-    this polls ``/proc``). If it does not exit, it is signalled (SIGTERM, then SIGKILL) and this raises,
-    so the run reports it.
-    """
-    pid = int(info["nanny_pid"])
-    error: BaseException | None = None
-    try:
-        await manager.shutdown(now=True)
-    except KernelNannyError as exc:
-        error = exc
-    finally:
-        await manager.cleanup()
-    gone = await wait_gone([pid], 5.0)
-    for sig in () if gone else (signal.SIGTERM, signal.SIGKILL):
-        if _is_nanny_process(pid):
-            os.kill(pid, sig)
-        if await wait_gone([pid], 5.0):
-            break
-    if error is not None or not gone:
-        raise RuntimeError(f"nanny pid={pid} did not shut down cleanly (had to be signalled: {not gone})") from error
-
-
-class Nanny:
-    """A kernel behind its own nanny process, started by ``start_nanny`` (ready when this exists)."""
-
-    def __init__(self, info: Mapping[str, Any], manager: ManagerClient, transport: str) -> None:
-        self.info = info
-        self.manager = manager
-        self.nanny_pid = int(info["nanny_pid"])
-        self.label = f"nanny pid={self.nanny_pid} ({transport})"
-        self.token = REGISTRY.add(self.label, lambda: stop_nanny(info, manager))
-
-    @classmethod
-    async def start(
-        cls,
-        transport: str = "ipc",
-        encryption: str = "auto",
-        *,
-        restart_policy: RestartPolicy | None = None,
-    ) -> Nanny:
-        params = {
-            "echo_output": False,
-            "transport": transport,
-            "encryption": encryption,
-            "startup_timeout": READY_TIMEOUT,
-        }
-        info, manager = await start_nanny(TYPE_ID, launch_params=params, restart_policy=restart_policy)
-        assert isinstance(manager, ManagerClient)
-        return cls(info, manager, transport)
-
-    async def kernel_pid(self) -> int:
-        return int((await self.manager.info())["pid"])
-
-    async def stop(self, now: bool = True) -> None:
-        try:
-            await stop_nanny(self.info, self.manager)
-        finally:
-            REGISTRY.discard(self.token)
-
-
-class Local:
-    """A kernel that is our own child, started by ``launch_local`` (what the nanny runs inside)."""
-
-    def __init__(self, info: Mapping[str, Any], manager: Any) -> None:
-        self.info = info
-        self.manager = manager
-        self.label = f"launch_local kernel pid={manager.pid}"
-        self.token = REGISTRY.add(self.label, lambda: manager.shutdown(now=True))
-
-    @classmethod
-    async def launch(cls, transport: str = "ipc") -> Local:
-        params = {"echo_output": False, "transport": transport, "startup_timeout": READY_TIMEOUT}
-        info, manager = await launch_local(PYIMPORT_COMMAND, kernel_name=TYPE_ID, launch_params=params)
-        return cls(info, manager)
-
-    async def stop(self, now: bool = True) -> None:
-        try:
-            await self.manager.shutdown(now=now)
-        finally:
-            REGISTRY.discard(self.token)
+# -- events ------------------------------------------------------------------------------------------------
 
 
 class EventLog:
@@ -208,7 +108,8 @@ class EventLog:
         return await asyncio.wait_for(find(), timeout)
 
 
-def _goal_row(row: Row, goal: str, met: bool, detail: str) -> Row:
+def _goal_row(row: Row, goal: str, met: bool | None, detail: str) -> Row:
+    """``row`` with an issue's goal; ``met=None``: not judged by this run (e.g. --quick's smaller N)."""
     row.goal, row.goal_met, row.goal_detail = goal, met, detail
     return row
 
@@ -337,7 +238,7 @@ async def bench_nanny_control(cfg: Config) -> list[Row]:
         ipc_nanny, curve_nanny, tcp_nanny = nannies
         assert curve_nanny.info.get("curve_publickey") and not tcp_nanny.info.get("curve_publickey")
         subscribed = ManagerClient(ipc_nanny.info)
-        await subscribed._subscribe()
+        await subscribed.subscribe()
         theirs = await Theirs.launch("tcp")
         km = theirs.km
 
@@ -560,7 +461,7 @@ async def bench_nanny_death(cfg: Config) -> list[Row]:
     try:
         nanny = await Nanny.start("ipc", restart_policy=NO_BACKOFF)
         log = EventLog(nanny.manager)
-        await nanny.manager._subscribe()
+        await nanny.manager.subscribe()
         pid = await nanny.kernel_pid()
 
         async def ours_once() -> None:
@@ -580,7 +481,7 @@ async def bench_nanny_death(cfg: Config) -> list[Row]:
             pid = int(restarted_event.content["pid"])
 
         async def local_once() -> None:
-            kernel = await Local.launch()
+            kernel = await Ours.local()
             try:
                 await asyncio.sleep(0.2)
                 waiter = asyncio.ensure_future(kernel.manager.wait())
@@ -651,7 +552,8 @@ async def bench_nanny_death(cfg: Config) -> list[Row]:
 async def bench_nanny_restart(cfg: Config) -> list[Row]:
     """Cold starts and restarts -> ready, interleaved in one loop so that they share the noise.
 
-    * cold start: ``launch_local`` (our kernel as our child), ``start_nanny`` (the same behind a nanny),
+    * cold start: ``launch_local`` (our kernel as our child), a nanny (``start_kernel``, supervised: the same
+      behind a nanny),
       jupyter_client ``start_kernel`` + ``wait_for_ready``;
     * automatic restart: SIGKILL the kernel of a long-lived nanny -> ``kernel_restarted`` event ->
       ``wait_for_ready()`` of the client that was connected before (and, separately, of a new client);
@@ -681,7 +583,7 @@ async def bench_nanny_restart(cfg: Config) -> list[Row]:
         nanny, theirs_k = await asyncio.gather(Nanny.start("ipc", restart_policy=NO_BACKOFF), Theirs.launch("tcp"))
         kernels = [nanny, theirs_k]
         log = EventLog(nanny.manager)
-        await nanny.manager._subscribe()
+        await nanny.manager.subscribe()
         client = KernelClient(nanny.info)
         await client.start()
         await client.wait_for_ready(timeout=READY_TIMEOUT)
@@ -699,7 +601,7 @@ async def bench_nanny_restart(cfg: Config) -> list[Row]:
                 await kernel.stop(now=True)
 
         async def local_cold() -> None:
-            await cold("local-cold", Local.launch)
+            await cold("local-cold", Ours.local)
 
         async def nanny_cold() -> None:
             await cold("nanny-cold", Nanny.start)
@@ -718,12 +620,12 @@ async def bench_nanny_restart(cfg: Config) -> list[Row]:
                 async with KernelClient(nanny.info) as fresh:
                     await fresh.wait_for_ready(timeout=READY_TIMEOUT)
                     samples["auto-new"].append(time.perf_counter() - t0)
-                    checks["auto (new client)"].append(await _ours_first_execute_ok(fresh, check_timeout))
+                    checks["auto (new client)"].append(await our_first_execute_ok(fresh, check_timeout))
             else:
                 await client.wait_for_ready(timeout=READY_TIMEOUT)
                 samples["auto-same"].append(time.perf_counter() - t0)
                 samples["auto-event"].append(t_event - t0)
-                checks["auto (same client)"].append(await _ours_first_execute_ok(client, check_timeout))
+                checks["auto (same client)"].append(await our_first_execute_ok(client, check_timeout))
 
         async def auto_same() -> None:
             await auto_restart(new_client=False)
@@ -737,7 +639,7 @@ async def bench_nanny_restart(cfg: Config) -> list[Row]:
             await nanny.manager.restart()
             await client.wait_for_ready(timeout=READY_TIMEOUT)
             samples["requested"].append(time.perf_counter() - t0)
-            checks["requested"].append(await _ours_first_execute_ok(client, check_timeout))
+            checks["requested"].append(await our_first_execute_ok(client, check_timeout))
             pid = await nanny.kernel_pid()
 
         async def nanny_imports() -> None:
@@ -748,11 +650,11 @@ async def bench_nanny_restart(cfg: Config) -> list[Row]:
             await theirs_k.km.restart_kernel()
             await kc.wait_for_ready(timeout=READY_TIMEOUT)
             samples["theirs-restart"].append(time.perf_counter() - t0)
-            checks["theirs"].append(await _theirs_first_execute_ok(kc, check_timeout))
+            checks["theirs"].append(await their_first_execute_ok(kc, check_timeout))
             await drain_theirs(kc)
 
         # One untimed cold start of each kind first: the first start pays for cold disk caches.
-        for start in (Local.launch, Nanny.start):
+        for start in (Ours.local, Nanny.start):
             kernel = await start()
             await kernel.stop()
         jobs = [local_cold, auto_same, nanny_cold, theirs_restart, requested, theirs_cold, auto_new, nanny_imports]
@@ -784,7 +686,8 @@ async def bench_nanny_restart(cfg: Config) -> list[Row]:
     ]
     notes_cold = [
         "nanny-restart: cold starts interleaved with the restarts; launch_local = the kernel as our child (what "
-        "KernelFinder.launch('pyimport/kernel') does, and what the nanny does inside); start_nanny adds the "
+        "start_kernel does for an unsupervised request, and what the nanny does inside); a nanny "
+        "(start_kernel, supervised) adds the "
         f"nanny process: +{fmt_time(nanny_med - local_med)} (medians), ratio {nanny_med / local_med:.2f}"
         + ("" if lo != lo else f" [{lo:.2f}-{hi:.2f}]")
         + f", paired per round median +{fmt_time(_median(paired))}"
@@ -799,11 +702,11 @@ async def bench_nanny_restart(cfg: Config) -> list[Row]:
         ),
         Row(
             "nanny-restart",
-            "cold start -> ready: start_nanny ipc / jc start_kernel+wait_for_ready tcp",
+            "cold start -> ready: nanny (supervised start_kernel) ipc / jc start_kernel+wait_for_ready tcp",
             samples["nanny-cold"],
             samples["theirs-cold"],
         ),
-        Row("nanny-restart", "  info: nanny cost = start_nanny - launch_local (paired per round)", paired),
+        Row("nanny-restart", "  info: nanny cost = nanny start - launch_local (paired per round)", paired),
         Row(
             "nanny-restart",
             "  floor: python -c 'import the nanny's modules' spawn -> imported",
@@ -825,7 +728,7 @@ async def bench_nanny_restart(cfg: Config) -> list[Row]:
             "<= cold start + 50 ms",
             auto_med <= limit,
             f"auto restart p50 {fmt_time(auto_med)}; cold start p50: launch_local {fmt_time(local_med)} "
-            f"(limit {fmt_time(limit)}), start_nanny {fmt_time(nanny_med)} (limit {fmt_time(nanny_limit)}: "
+            f"(limit {fmt_time(limit)}), nanny start {fmt_time(nanny_med)} (limit {fmt_time(nanny_limit)}: "
             f"{'met' if auto_med <= nanny_limit else 'not met'})",
         ),
         Row("nanny-restart", "  info: SIGKILL -> kernel_restarted event", samples["auto-event"]),
@@ -855,7 +758,7 @@ async def bench_nanny_interrupt(cfg: Config) -> list[Row]:
     full: dict[str, list[float]] = {"nanny": [], "local": [], "direct": [], "theirs": []}
     call: dict[str, list[float]] = {"nanny": [], "local": [], "direct": []}
     try:
-        kernels = list(await asyncio.gather(Nanny.start("ipc"), Local.launch("ipc"), Theirs.launch("tcp")))
+        kernels = list(await asyncio.gather(Nanny.start("ipc"), Ours.local("ipc"), Theirs.launch("tcp")))
         nanny, local, theirs_k = kernels
         for kernel in (nanny, local):
             client = KernelClient(kernel.info)
@@ -870,18 +773,9 @@ async def bench_nanny_interrupt(cfg: Config) -> list[Row]:
             os.killpg(nanny_kernel_pid, signal.SIGINT)
 
         async def ours_once(side: str, client: KernelClient, interrupt: Callable[[], Awaitable[None]]) -> None:
-            task = asyncio.ensure_future(client.execute(BUSY_LOOP, timeout=REPLY_TIMEOUT))
-            await asyncio.sleep(0.25)  # well inside the loop by now
-            assert not task.done(), "busy loop finished on its own?"
-            t0 = time.perf_counter()
-            await interrupt()
-            t_call = time.perf_counter() - t0
-            reply = await task
-            t = time.perf_counter() - t0
-            assert reply.content.get("ename") == "KeyboardInterrupt", reply.content
-            await client.kernel_info(timeout=REPLY_TIMEOUT)  # responsive again
-            full[side].append(t)
-            call[side].append(t_call)
+            returned, replied = await time_our_interrupt(client, interrupt)
+            full[side].append(replied)
+            call[side].append(returned)
 
         async def theirs_once() -> None:
             full["theirs"].append(await time_their_interrupt(kc, theirs_k.km))

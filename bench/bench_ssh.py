@@ -13,12 +13,11 @@ import asyncio
 import shutil
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from _common import REGISTRY, Config, Row, fmt_time, goal_over_local, ratio_ci, sample_interleaved, timed_start
-from bench_kernel import BUSY_LOOP, READY_TIMEOUT, REPLY_TIMEOUT, Ours, Theirs, time_their_interrupt
+from _common import Config, Row, fmt_time, goal_over_local, ratio_ci, sample_interleaved, timed_start
+from _sides import READY_TIMEOUT, Ours, Theirs, time_our_interrupt, time_their_interrupt
 
 from kernel_nanny import KernelClient
 from kernel_nanny.providers.ssh import SSHProvider
@@ -31,25 +30,12 @@ GOAL_INTERRUPT_RATIO = 2.0  # x the local interrupt round trip
 TYPE = "pyimport/kernel"
 
 
-class Remote:
-    """A kernel launched through the SSH provider (the provider's own manager, no local nanny)."""
-
-    def __init__(self, info: dict[str, Any], manager: Any, token: int) -> None:
-        self.info, self.manager, self.token = info, manager, token
-
-    @classmethod
-    async def launch(cls, provider: SSHProvider) -> Remote:
-        info, manager = await provider.launch(f"bench/{TYPE}")
-        token = REGISTRY.add("kernel-nanny ssh kernel", lambda: manager.shutdown(now=True))
-        async with KernelClient(info) as client:  # ready as a client sees it, through the forwards
-            await client.wait_for_ready(timeout=READY_TIMEOUT)
-        return cls(info, manager, token)
-
-    async def stop(self, now: bool = True) -> None:
-        try:
-            await self.manager.shutdown(now=now)
-        finally:
-            REGISTRY.discard(self.token)
+async def launch_remote(provider: SSHProvider) -> Ours:
+    """A kernel launched through the SSH provider (the provider's own manager, no local nanny), ready."""
+    kernel = await Ours.through(provider, f"bench/{TYPE}")
+    async with KernelClient(kernel.info) as client:  # ready as a client sees it, through the forwards
+        await client.wait_for_ready(timeout=READY_TIMEOUT)
+    return kernel
 
 
 def _provider(keys: Path, port: int, known_hosts: Path) -> SSHProvider:
@@ -87,7 +73,7 @@ async def bench_ssh(cfg: Config) -> list[Row]:
 async def _launches(cfg: Config, provider: SSHProvider) -> list[Row]:
     rounds = cfg.n(8, 2)
     jobs = {
-        "ssh": timed_start(lambda: Remote.launch(provider)),
+        "ssh": timed_start(lambda: launch_remote(provider)),
         "local": timed_start(lambda: Ours.launch("ipc")),
         "theirs": timed_start(lambda: Theirs.launch("tcp", "disabled")),
     }
@@ -115,7 +101,7 @@ async def _interrupts(cfg: Config, provider: SSHProvider) -> list[Row]:
     kernels: list[Any] = []
     clients: list[KernelClient] = []
     try:
-        kernels = [await Remote.launch(provider), await Ours.launch("ipc"), await Theirs.launch("tcp", "disabled")]
+        kernels = [await launch_remote(provider), await Ours.launch("ipc"), await Theirs.launch("tcp", "disabled")]
         remote, local, theirs = kernels
         for kernel in (remote, local):
             client = KernelClient(kernel.info)
@@ -123,15 +109,8 @@ async def _interrupts(cfg: Config, provider: SSHProvider) -> list[Row]:
             await client.wait_for_ready(timeout=READY_TIMEOUT)
 
         async def ours_once(client: KernelClient, manager: Any) -> float:
-            task = asyncio.ensure_future(client.execute(BUSY_LOOP, timeout=REPLY_TIMEOUT))
-            await asyncio.sleep(0.25)  # well inside the loop by now (not timed)
-            t0 = time.perf_counter()
-            await manager.interrupt()
-            reply = await task
-            elapsed = time.perf_counter() - t0
-            assert reply.content.get("ename") == "KeyboardInterrupt", reply.content
-            await client.kernel_info(timeout=REPLY_TIMEOUT)
-            return elapsed
+            _, replied = await time_our_interrupt(client, manager.interrupt)
+            return replied
 
         times = await sample_interleaved(
             {

@@ -73,7 +73,7 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
     "nanny-restart": (
         "bench_nanny",
         "bench_nanny_restart",
-        "cold starts (launch_local, start_nanny) and restarts -> ready",
+        "cold starts (launch_local; a nanny: start_kernel, supervised) and restarts -> ready",
         300,
     ),
     "nanny-interrupt": ("bench_nanny", "bench_nanny_interrupt", "interrupt via ManagerClient vs local signal", 120),
@@ -94,7 +94,7 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
     "daemon-launch": (
         "bench_daemon",
         "bench_daemon_launch",
-        "launch through the daemon vs start_nanny, launch_local, jc -> ready",
+        "launch through the daemon vs a nanny (start_kernel, supervised), launch_local, jc -> ready",
         240,
     ),
     "daemon-adopt": (

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar, overload
 
 from ._exceptions import ClientClosed
+from ._lifetime import LifetimeState, closed_error
 
 __all__ = ["BlockingTwin", "LoopThread", "blocking"]
 
 T = TypeVar("T")
+TwinT = TypeVar("TwinT", bound="BlockingTwin")
 
 
 class LoopThread:
@@ -54,13 +57,31 @@ class LoopThread:
         self.loop.close()
 
 
-def blocking(method: Callable[..., Awaitable[T]]) -> Callable[..., T]:
-    """Make a blocking method from an async one of the wrapped object (``self._async``)."""
+@overload
+def blocking(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]: ...
+
+
+@overload
+def blocking(method: Callable[..., T]) -> Callable[..., T]: ...
+
+
+def blocking(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Make a blocking method from a method of the wrapped object (``self._async``).
+
+    The method is called on the loop thread, so a plain method that needs the
+    running loop (jupyter_client's ``start_channels()``, an ``execute()`` that
+    may return an awaitable) is wrapped the same way as a coroutine function.
+    """
 
     @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
-        result: T = self._loop.run(method(self._async, *args, **kwargs))
-        return result
+    def wrapper(self: BlockingTwin, *args: Any, **kwargs: Any) -> Any:
+        self._check_open()
+
+        async def call() -> Any:
+            result = method(self._async, *args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+
+        return self._loop.run(call())
 
     return wrapper
 
@@ -69,23 +90,63 @@ class BlockingTwin:
     """Base of the blocking classes: an async object driven on a private loop thread.
 
     Subclasses set ``_thread_name`` and declare their methods with :func:`blocking`;
-    the async object must offer ``close()`` and ``async wait_closed()``.
+    the async object has the one lifetime (:mod:`kernel_nanny._lifetime`), and
+    so has the twin: :meth:`close` (also at the end of a ``with`` block) closes
+    both, and a closed twin refuses calls and a new ``with`` (:exc:`ClientClosed`).
+
+    The loop thread starts with the twin and :meth:`close` stops it for good.
+    Two variations serve jupyter_client's managers (:mod:`kernel_nanny.compat`),
+    whose users never close them: with ``_loop_on_demand`` the thread starts
+    at the first call and :meth:`_release_loop` stops it until the next one;
+    a twin made with ``owner=`` (a manager a ``MultiKernelManager`` hands
+    out) runs on its owner's thread and never stops it.
     """
 
     _thread_name = "kernel-nanny"
+    #: Start the loop thread at the first call (and again after :meth:`_release_loop`).
+    _loop_on_demand = False
 
-    def __init__(self, async_object: Any) -> None:
-        self._loop = LoopThread(self._thread_name)
+    def __init__(self, async_object: Any, *, owner: BlockingTwin | None = None) -> None:
         self._async = async_object
+        self._owner = owner
+        eager = owner is None and not self._loop_on_demand
+        self._own_loop = LoopThread(self._thread_name) if eager else None
+
+    @classmethod
+    def _around(cls: type[TwinT], async_object: Any, *, owner: BlockingTwin | None = None) -> TwinT:
+        """A twin of an async object that exists already (a subclass's constructor makes a new one)."""
+        twin = cls.__new__(cls)
+        BlockingTwin.__init__(twin, async_object, owner=owner)
+        return twin
+
+    @property
+    def _loop(self) -> LoopThread:
+        if self._owner is not None:
+            return self._owner._loop
+        loop = self._own_loop
+        if loop is None or (self._loop_on_demand and loop.loop.is_closed()):
+            loop = self._own_loop = LoopThread(self._thread_name)
+        return loop
+
+    def _release_loop(self) -> None:
+        """Stop this twin's own loop thread (an owner's thread keeps running)."""
+        if self._owner is None and self._own_loop is not None:
+            self._own_loop.stop()
 
     def __repr__(self) -> str:
         return f"<Blocking{repr(self._async)[1:]}"
 
-    def __enter__(self) -> Any:
+    def __enter__(self: TwinT) -> TwinT:
+        self._check_open()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _check_open(self) -> None:
+        """The async object's lifetime is the twin's: once it is closed, every call raises ClientClosed."""
+        if self._async.closed:
+            raise closed_error(self)
 
     @property
     def connection_info(self) -> dict[str, Any]:
@@ -93,8 +154,8 @@ class BlockingTwin:
         return info
 
     def close(self) -> None:
-        """Close the async object and stop the background loop (idempotent)."""
-        if not self._loop.loop.is_closed():
+        """Close the async object (``close()``, then ``wait_closed()``) and stop the background loop (idempotent)."""
+        if self._async.state is not LifetimeState.CLOSED:
             self._loop.call(self._async.close)
             self._loop.run(self._async.wait_closed())
-            self._loop.stop()
+        self._release_loop()

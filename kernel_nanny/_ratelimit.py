@@ -6,6 +6,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from .defaults import BAD_INPUT_LOG_INTERVAL
+
 __all__ = ["RateLimitedLog"]
 
 
@@ -22,7 +24,7 @@ class RateLimitedLog:
         logger: logging.Logger,
         *,
         burst: int = 5,
-        interval: float = 10.0,
+        interval: float = BAD_INPUT_LOG_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._log = logger

@@ -1,8 +1,16 @@
-"""Serving signed requests on a ROUTER socket, for the nanny and the daemon alike.
+"""The server side shared by the nanny and the daemon: binding sockets, serving signed requests.
 
-Each request is verified, dispatched by message type to a handler from a
-table, and answered with ``<name>_reply``: ``status: ok`` and the handler's
-content, or ``status: error`` with ``ename``/``evalue``. Bad input (unsigned,
+:func:`bind` is the one place a server socket is bound, the twin of the
+clients' ``connect`` (in ``kernel_nanny.client._sockets``): both spell
+endpoints with ``protocol.endpoint_url`` and switch on IPv6 the same way, so
+what one binds the other reaches.
+
+:class:`RequestServer` answers requests on a bound ROUTER socket. Each
+request is verified, dispatched by message type to a handler from a table,
+and answered with ``<name>_reply``: ``status: ok`` and the handler's
+content, or ``status: error`` with ``ename``/``evalue``. A handler refuses a
+request by raising the error that says why (``NoSuchKernel``...), which
+crosses under its name from ``protocol.errors``. Bad input (unsigned,
 forged, replayed or malformed messages) is dropped with a rate-limited log
 line; a failing handler becomes an error reply. Nothing a client sends can
 stop the server.
@@ -11,27 +19,52 @@ stop the server.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import zmq
 import zmq.asyncio
 
-from ._exceptions import ProtocolError
+from ._exceptions import ProtocolError, UnknownRequest
 from ._ratelimit import RateLimitedLog
 from ._tasks import TaskGroup
-from .protocol import Message, Session
+from .protocol import Message, Session, is_ipv6_endpoint
+from .protocol.errors import error_reply, is_known_error
 
-__all__ = ["Handler", "RequestRefused", "RequestServer"]
+__all__ = ["Handler", "RequestServer", "bind"]
 
-Handler = Callable[[Message], Awaitable[dict[str, Any]]]
+#: Answers one request: the reply's content, or raises the error the reply reports.
+Handler = Callable[[Message], Awaitable[Mapping[str, Any]]]
 
 
-class RequestRefused(Exception):
-    """A request that cannot be carried out; its ``ename`` and message go into the error reply."""
+def bind(
+    sock: zmq.Socket[Any],
+    endpoint: str,
+    *,
+    curve_keypair: tuple[bytes, bytes] | None = None,
+    zap_domain: str | None = None,
+    private: bool = False,
+) -> str:
+    """Bind ``sock`` to ``endpoint`` and return the endpoint it listens on (a ``*`` port filled in).
 
-    def __init__(self, ename: str, evalue: str) -> None:
-        super().__init__(evalue)
-        self.ename = ename
+    With ``curve_keypair`` (public, secret; Z85) the socket is a CurveZMQ
+    server; ``zap_domain`` then hands each handshake to the ZAP handler
+    registered for that domain (the daemon's allow-list of client keys).
+    ``private`` makes an ipc socket file 0600: only its owner may connect.
+    """
+    if is_ipv6_endpoint(endpoint):
+        sock.ipv6 = True
+    if curve_keypair is not None:
+        sock.curve_publickey, sock.curve_secretkey = curve_keypair
+        sock.curve_server = True
+    if zap_domain is not None:
+        sock.zap_domain = zap_domain.encode()
+    sock.bind(endpoint)
+    bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    if private and bound.startswith("ipc://"):
+        os.chmod(bound.removeprefix("ipc://"), 0o600)
+    return bound
 
 
 class RequestServer:
@@ -73,13 +106,13 @@ class RequestServer:
         handler = self.handlers.get(msg.msg_type)
         try:
             if handler is None:
-                raise RequestRefused("UnknownRequest", f"unknown request {msg.msg_type!r}")
+                raise UnknownRequest(f"unknown request {msg.msg_type!r}")
             content = {"status": "ok", **await handler(msg)}
-        except RequestRefused as exc:
-            content = {"status": "error", "ename": exc.ename, "evalue": str(exc)}
         except Exception as exc:
-            self._log.warning("%s %s failed: %s", self._label, msg.msg_type, exc)
-            content = {"status": "error", "ename": type(exc).__name__, "evalue": str(exc)}
+            # A refusal the protocol names (protocol.errors) is routine; anything else is a failure worth a warning.
+            level = logging.INFO if is_known_error(exc) else logging.WARNING
+            self._log.log(level, "%s %s failed: %s", self._label, msg.msg_type, exc)
+            content = error_reply(exc)
         reply = self.session.msg(reply_type, content, parent=msg)
         await self.sock.send_multipart(self.session.serialize(reply, msg.identities))
         if self._after_reply is not None:

@@ -12,25 +12,30 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._exceptions import KernelDied, KernelNannyError, NannyUnavailable
+from ._exceptions import ConfigError, KernelDied, KernelNannyError, NannyUnavailable
 from .client import DaemonClient, ManagerClient
 from .client.running import find_running_kernel, list_running_kernels
-from .config import CONFIG_ENV, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, RestartPolicy
+from .config import CONFIG_ENV, RestartPolicy
 from .daemon.config import DaemonConfig, load_config
 from .daemon.keys import DaemonKeys
 from .daemon.service import NannyDaemon
+from .defaults import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, NANNY_PROBE_TIMEOUT
 from .discovery import DaemonProvider, KernelFinder
 from .execution import KernelExecution, OutputPrinter
+from .launch import LaunchParams
+from .launch.request import LaunchRequest
 from .nanny.output_log import read_log
-from .paths import public_connection_file, write_private_file
+from .paths import public_connection_file, systemd_user_unit_dir, write_private_file
 from .protocol import Message
+from .protocol.nanny import NannyInfo
 from .providers.ssh import SSHProvider, add_known_host, fetch_host_key
+from .start import start_kernel
 
 log = logging.getLogger("kernel_nanny.cli")
 
@@ -436,29 +441,32 @@ def _cmd_start(args: argparse.Namespace) -> int:
     if args.restart_window is not None:
         policy["window"] = args.restart_window
     launch_params = {key: value for key in ("transport", "ip") if (value := getattr(args, key)) is not None}
-    cwd = args.cwd or os.getcwd()
     try:
         restart_policy = RestartPolicy(**policy)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    request = LaunchRequest(
+        kernel_type=args.type_id,
+        cwd=args.cwd or os.getcwd(),
+        params=LaunchParams.from_mapping(launch_params),
+        name=args.name,
+        restart_policy=restart_policy,
+        supervised=True,
+    )
 
     async def start() -> dict[str, Any]:
         daemon = DaemonClient.running()
         if daemon is not None:
-            async with daemon:
-                restart = restart_policy if policy else None
+            async with daemon:  # the daemon's own defaults apply to what the command line left unset
                 info, manager = await daemon.launch(
-                    args.type_id, name=args.name, cwd=cwd, launch_params=launch_params, restart_policy=restart
+                    request.kernel_type,
+                    name=request.name,
+                    cwd=request.cwd,
+                    launch_params=launch_params,
+                    restart_policy=restart_policy if policy else None,
                 )
         else:
-            info, manager = await _finder().launch(
-                args.type_id,
-                nanny=True,
-                name=args.name,
-                cwd=cwd,
-                launch_params=launch_params,
-                restart_policy=restart_policy,
-            )
+            info, manager = await start_kernel(request, finder=_finder())
         assert manager is not None
         await manager.cleanup()
         return info
@@ -474,15 +482,15 @@ def _cmd_start(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _kernels_and_infos() -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+def _kernels_and_infos() -> list[tuple[Mapping[str, Any], NannyInfo | None]]:
     """Each kernel (id, name, type, connection_file) with its nanny's info (None: unresponsive)."""
 
-    async def gather() -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    async def gather() -> list[tuple[Mapping[str, Any], NannyInfo | None]]:
         daemon = DaemonClient.running()
         if daemon is not None:
             async with daemon:
                 return [(entry, entry.get("info")) for entry in await daemon.list_kernels(info=True)]
-        rows: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+        rows: list[tuple[Mapping[str, Any], NannyInfo | None]] = []
         for kernel in list_running_kernels():
             entry = {
                 "kernel_id": kernel.kernel_id,
@@ -490,7 +498,7 @@ def _kernels_and_infos() -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
                 "kernel_type": kernel.kernel_type,
                 "connection_file": str(kernel.connection_file),
             }
-            async with ManagerClient(kernel.info, timeout=2.0) as manager:
+            async with ManagerClient(kernel.info, timeout=NANNY_PROBE_TIMEOUT) as manager:
                 try:
                     rows.append((entry, await manager.info()))
                 except NannyUnavailable:
@@ -617,7 +625,7 @@ def _cmd_keys_new(args: argparse.Namespace) -> int:
 def _cmd_ssh_trust(args: argparse.Namespace) -> int:
     provider = KernelFinder.from_entrypoints(config=args.config).providers.get("ssh")
     if not isinstance(provider, SSHProvider):
-        raise KernelNannyError("the ssh provider is not installed: pip install 'kernel-nanny[ssh]'")
+        raise ConfigError("the ssh provider is not installed: pip install 'kernel-nanny[ssh]'")
     host = provider.host(args.host)
     key = asyncio.run(fetch_host_key(host))
     print(f"{host.name} ({host.address}) presents this {key.get_algorithm()} key:")
@@ -638,8 +646,7 @@ def _cmd_install_service(args: argparse.Namespace) -> int:
     if args.print:
         print(unit, end="")
         return EXIT_OK
-    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    path = config_home / "systemd" / "user" / "kernel-nanny.service"
+    path = systemd_user_unit_dir() / "kernel-nanny.service"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(unit)
     print(path)

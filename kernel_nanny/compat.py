@@ -31,20 +31,25 @@ import inspect
 import os
 import queue
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from contextlib import contextmanager, suppress
+from typing import Any
 
 from ._exceptions import KernelNannyError, KernelTimeout
-from ._loop import LoopThread
+from ._lifetime import Lifetime
+from ._loop import BlockingTwin, blocking
 from ._tasks import wait_for
 from .client import KernelClient as _NannyKernelClient
 from .client.kernel import _execute_content
 from .config import RestartPolicy
+from .defaults import DEFAULT_STARTUP_TIMEOUT
 from .discovery import KernelFinder
-from .execution import OutputPrinter, launch_kernel
+from .execution import OutputPrinter
+from .launch import LaunchParams
+from .launch.request import LaunchRequest
 from .paths import public_connection_file
 from .protocol import KernelManager as _ManagerInterface
 from .protocol import Message
+from .start import start_kernel
 
 __all__ = [
     "AsyncKernelClient",
@@ -58,8 +63,6 @@ __all__ = [
     "start_new_async_kernel",
     "start_new_kernel",
 ]
-
-T = TypeVar("T")
 
 #: jupyter_client's default kernel: the Python kernel of the kernelspec ``python3``.
 NATIVE_KERNEL_NAME = "python3"
@@ -96,7 +99,7 @@ def _new_future() -> asyncio.Future[None] | concurrent.futures.Future[None]:
 # -- clients ---------------------------------------------------------------------
 
 
-class AsyncKernelClient:
+class AsyncKernelClient(Lifetime):
     """jupyter_client's ``AsyncKernelClient`` API over kernel-nanny's :class:`~kernel_nanny.KernelClient`.
 
     ``execute()`` and ``kernel_info()`` send at once and return the msg_id
@@ -104,6 +107,8 @@ class AsyncKernelClient:
     :meth:`get_shell_msg`, broadcasts with :meth:`get_iopub_msg`. Messages
     are jupyter_client's dicts (``msg["content"]``, ``msg["msg_type"]``).
     Everything else kernel-nanny's client offers is on :attr:`kernel_client`.
+    Besides jupyter_client's channels it has kernel-nanny's lifetime:
+    ``close()`` stops the channels for good, ``async with`` closes it.
     """
 
     def __init__(self, connection_info: Mapping[str, Any], *, connection_file: str | None = None) -> None:
@@ -116,11 +121,12 @@ class AsyncKernelClient:
         self._own_kernel_info: set[str] = set()
 
     def __repr__(self) -> str:
-        return f"<compat.AsyncKernelClient {self._client!r}>"
+        return f"<compat.AsyncKernelClient state={self.state.value} channels={self._client!r}>"
 
     @property
     def kernel_client(self) -> _NannyKernelClient:
         """kernel-nanny's own client underneath (started by :meth:`start_channels`)."""
+        self._check_open()
         if self._client is None:
             raise RuntimeError("the channels are not started: call start_channels() first")
         return self._client
@@ -132,6 +138,7 @@ class AsyncKernelClient:
     ) -> None:
         """Connect to the kernel (call it on a running event loop). The flags are accepted for
         compatibility: channels connect when first used, and iopub at once."""
+        self._check_open()
         if self._client is not None and not self._client.closed:
             return
         self._client = _NannyKernelClient(self.connection_info)
@@ -151,7 +158,7 @@ class AsyncKernelClient:
         self._iopub.put_nowait(msg)
 
     def stop_channels(self) -> None:
-        """Disconnect (the kernel keeps running)."""
+        """Disconnect (the kernel keeps running); :meth:`start_channels` may connect again, unlike after close()."""
         if self._client is not None:
             self._client.close()
 
@@ -159,10 +166,10 @@ class AsyncKernelClient:
     def channels_running(self) -> bool:
         return self._client is not None and not self._client.closed
 
-    def close(self) -> None:
+    def _begin_closing(self) -> None:
         self.stop_channels()
 
-    async def wait_closed(self) -> None:
+    async def _finish_closing(self) -> None:
         if self._client is not None:
             await self._client.wait_closed()
 
@@ -280,13 +287,15 @@ class AsyncKernelClient:
 # -- managers --------------------------------------------------------------------
 
 
-class AsyncKernelManager:
+class AsyncKernelManager(Lifetime):
     """jupyter_client's ``AsyncKernelManager`` API; the kernel runs behind a nanny.
 
     ``kernel_name`` is a kernelspec name, or any kernel type id
     (``pyimport/kernel``). ``transport``/``ip`` choose ``ipc`` (the default:
     unix sockets) or loopback ``tcp``. The kernel outlives this object and
     its process, like every nanny's: shut it down, or ``kernel-nanny stop`` it.
+    ``close()`` (and the end of ``async with``) lets go of it, ``abort()``
+    shuts it down at once.
     """
 
     def __init__(
@@ -314,9 +323,11 @@ class AsyncKernelManager:
         self.kernel_id: str | None = None
         self.connection_file: str | None = None
         self.shutting_down = False
+        self._aborting = False
 
     def __repr__(self) -> str:
-        return f"<compat.{type(self).__name__} kernel={self.kernel_type} id={(self.kernel_id or '-')[:12]}>"
+        kernel_id = (self.kernel_id or "-")[:12]
+        return f"<compat.{type(self).__name__} kernel={self.kernel_type} id={kernel_id} state={self.state.value}>"
 
     @property
     def kernel_type(self) -> str:
@@ -366,6 +377,7 @@ class AsyncKernelManager:
         ``kernel-nanny ps`` name) and ``launch_params`` are kernel-nanny's.
         ``stdout``/``stderr`` are ignored: the nanny keeps the kernel's output.
         """
+        self._check_open()
         unknown = set(kw) - _START_OPTIONS
         if unknown:
             raise TypeError(
@@ -387,17 +399,17 @@ class AsyncKernelManager:
     ) -> None:
         params = {**self._launch_params, **(launch_params or {})}
         if env:
-            params["env"] = {**params.get("env", {}), **env}
-        info, manager = await launch_kernel(
-            self.kernel_type,
+            params["env"] = {**(params.get("env") or {}), **env}
+        request = LaunchRequest(
+            kernel_type=self.kernel_type,
             switches=extra_arguments or (),
-            nanny=True,
-            name=name,
             cwd=cwd or os.getcwd(),
-            launch_params=params,
-            restart_policy=self._restart_policy,
-            finder=self._finder,
+            params=LaunchParams.from_mapping(params),
+            name=name,
+            restart_policy=self._restart_policy or RestartPolicy(),
+            supervised=True,
         )
+        info, manager = await start_kernel(request, finder=self._finder)
         assert manager is not None
         self._manager, self.connection_info = manager, info
         self.kernel_id = str(info.get("kernel_id") or "") or None
@@ -406,6 +418,7 @@ class AsyncKernelManager:
         self.shutting_down = False
 
     def _require_kernel(self, action: str) -> _ManagerInterface:
+        self._check_open()
         if self._manager is None:
             raise RuntimeError(f"Cannot {action} kernel. No kernel is running!")
         return self._manager
@@ -413,6 +426,7 @@ class AsyncKernelManager:
     async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
         """Stop the kernel and its nanny (``now``: SIGKILL at once). ``restart`` is accepted for
         compatibility: a restart in place is :meth:`restart_kernel`."""
+        self._check_open()
         manager = self._manager
         if manager is None:
             return
@@ -437,6 +451,7 @@ class AsyncKernelManager:
                 f"restart_kernel() cannot change {', '.join(sorted(kw))} of a kernel behind a nanny: "
                 "shut it down and start it again"
             )
+        self._check_open()
         if self._manager is None:
             raise RuntimeError("Cannot restart the kernel. No previous call to 'start_kernel'.")
         await self._pending(self._manager.restart(now=now))
@@ -451,6 +466,7 @@ class AsyncKernelManager:
 
     async def is_alive(self) -> bool:
         """Whether the kernel process runs (the nanny's answer; False if the nanny is gone)."""
+        self._check_open()
         if self._manager is None:
             return False
         try:
@@ -460,23 +476,37 @@ class AsyncKernelManager:
 
     def client(self, **kwargs: Any) -> AsyncKernelClient:
         """A client for this kernel (call ``start_channels()`` on it)."""
+        self._check_open()
         if kwargs:
             raise TypeError(f"client() takes no {', '.join(sorted(kwargs))} here")
         return AsyncKernelClient(self.connection_info, connection_file=self.connection_file)
 
-    def close(self) -> None:
-        """Let go of the kernel's manager connection; the kernel keeps running."""
+    # -- lifetime: close() lets go of the kernel's manager connection (the kernel keeps running);
+    # -- abort() shuts the kernel down at once.
 
-    async def wait_closed(self) -> None:
-        if self._manager is not None:
+    def abort(self) -> None:
+        """Close, shutting this manager's kernel down at once (SIGKILL); :meth:`wait_closed` finishes it."""
+        self._aborting = True
+        self.close()
+
+    async def _finish_closing(self) -> None:
+        if self._manager is None:
+            return
+        try:
+            if self._aborting:
+                with suppress(KernelNannyError):
+                    await self._manager.shutdown(now=True)
+        finally:
             await self._manager.cleanup()
 
 
-class AsyncMultiKernelManager:
+class AsyncMultiKernelManager(Lifetime):
     """jupyter_client's ``AsyncMultiKernelManager`` API: several :class:`AsyncKernelManager` by kernel id.
 
     A kernel's id is its nanny's (``kernel-nanny ps``), unless ``start_kernel``
     is given ``kernel_id=``, which then names it in this manager only.
+    ``close()`` (and the end of ``async with``) lets go of the kernels,
+    ``abort()`` shuts them all down at once.
     """
 
     def __init__(
@@ -492,7 +522,7 @@ class AsyncMultiKernelManager:
         self._kernels: dict[str, AsyncKernelManager] = {}
 
     def __repr__(self) -> str:
-        return f"<compat.{type(self).__name__} kernels={len(self._kernels)}>"
+        return f"<compat.{type(self).__name__} kernels={len(self._kernels)} state={self.state.value}>"
 
     def list_kernel_ids(self) -> list[str]:
         return list(self._kernels)
@@ -505,6 +535,7 @@ class AsyncMultiKernelManager:
 
     def get_kernel(self, kernel_id: str) -> AsyncKernelManager:
         """The kernel's manager; :exc:`KeyError` for an unknown id, as in jupyter_client."""
+        self._check_open()
         if kernel_id not in self._kernels:
             raise KeyError(f"Kernel with id not found: {kernel_id}")
         return self._kernels[kernel_id]
@@ -518,6 +549,7 @@ class AsyncMultiKernelManager:
 
     async def start_kernel(self, *, kernel_name: str | None = None, **kwargs: Any) -> str:
         """Start a kernel behind a nanny and return its id (see :meth:`AsyncKernelManager.start_kernel`)."""
+        self._check_open()
         wanted = kwargs.pop("kernel_id", None)
         if wanted is not None and wanted in self._kernels:
             raise DuplicateKernelError(f"Kernel already exists: {wanted}")
@@ -552,32 +584,28 @@ class AsyncMultiKernelManager:
     async def is_alive(self, kernel_id: str) -> bool:
         return await self.get_kernel(kernel_id).is_alive()
 
-    def close(self) -> None:
-        """Let go of the managers' connections; the kernels keep running."""
+    # -- lifetime: close() lets go of the managers' connections (the kernels keep running);
+    # -- abort() shuts every kernel down at once.
 
-    async def wait_closed(self) -> None:
+    def abort(self) -> None:
+        """Close, shutting every kernel down at once (each manager's ``abort()``); :meth:`wait_closed` finishes it."""
+        for km in self._kernels.values():
+            km.abort()
+        self.close()
+
+    def _begin_closing(self) -> None:
+        for km in self._kernels.values():
+            km.close()
+
+    async def _finish_closing(self) -> None:
         await asyncio.gather(*(km.wait_closed() for km in self._kernels.values()))
 
 
 # -- blocking twins ----------------------------------------------------------------
 
 
-def _blocking(method: Callable[..., Any]) -> Callable[..., Any]:
-    """A blocking method from a method of the async object, sync or async, run on the loop thread."""
-
-    @functools.wraps(method)
-    def wrapper(self: _Twin, *args: Any, **kwargs: Any) -> Any:
-        async def call() -> Any:
-            result = method(self._async, *args, **kwargs)
-            return await result if inspect.isawaitable(result) else result
-
-        return self._loop.run(call())
-
-    return wrapper
-
-
-class _Twin:
-    """A blocking twin whose background loop runs only while needed.
+class _Twin(BlockingTwin):
+    """A blocking compat class: the loop thread runs only while needed, attributes are the async object's.
 
     jupyter_client code never closes its managers, so a manager's thread is
     stopped when its kernel is shut down and started again on the next call.
@@ -585,40 +613,10 @@ class _Twin:
     """
 
     _thread_name = "kernel-nanny-compat"
-
-    def __init__(self, async_object: Any, owner: _Twin | None = None) -> None:
-        self._async = async_object
-        self._owner = owner
-        self._own_loop: LoopThread | None = None
+    _loop_on_demand = True
 
     def __repr__(self) -> str:
         return repr(self._async).replace("compat.Async", "compat.", 1)
-
-    @property
-    def _loop(self) -> LoopThread:
-        if self._owner is not None:
-            return self._owner._loop
-        if self._own_loop is None or self._own_loop.loop.is_closed():
-            self._own_loop = LoopThread(self._thread_name)
-        return self._own_loop
-
-    def _release_loop(self) -> None:
-        if self._owner is None and self._own_loop is not None:
-            self._own_loop.stop()
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connections and stop the background thread (idempotent)."""
-        if self._owner is None and (self._own_loop is None or self._own_loop.loop.is_closed()):
-            return
-        self._loop.call(self._async.close)
-        self._loop.run(self._async.wait_closed())
-        self._release_loop()
 
     def __getattr__(self, name: str) -> Any:
         # Plain attributes (kernel_name, kernel_id, connection_info...) are the async object's.
@@ -639,25 +637,22 @@ class BlockingKernelClient(_Twin):
 
     def __init__(self, connection_info: Mapping[str, Any], *, connection_file: str | None = None) -> None:
         super().__init__(None)
-        self._async = self._loop.run(_construct(AsyncKernelClient, connection_info, connection_file=connection_file))
+        # Built on the loop thread: its asyncio queues belong to that loop.
+        build = functools.partial(AsyncKernelClient, connection_info, connection_file=connection_file)
+        self._async = self._loop.call(build)
 
-    start_channels = _blocking(AsyncKernelClient.start_channels)
-    wait_for_ready = _blocking(AsyncKernelClient.wait_for_ready)
-    execute = _blocking(AsyncKernelClient.execute)
-    kernel_info = _blocking(AsyncKernelClient.kernel_info)
-    get_shell_msg = _blocking(AsyncKernelClient.get_shell_msg)
-    get_iopub_msg = _blocking(AsyncKernelClient.get_iopub_msg)
-    execute_interactive = _blocking(AsyncKernelClient.execute_interactive)
-    is_alive = _blocking(AsyncKernelClient.is_alive)
+    start_channels = blocking(AsyncKernelClient.start_channels)
+    wait_for_ready = blocking(AsyncKernelClient.wait_for_ready)
+    execute = blocking(AsyncKernelClient.execute)
+    kernel_info = blocking(AsyncKernelClient.kernel_info)
+    get_shell_msg = blocking(AsyncKernelClient.get_shell_msg)
+    get_iopub_msg = blocking(AsyncKernelClient.get_iopub_msg)
+    execute_interactive = blocking(AsyncKernelClient.execute_interactive)
+    is_alive = blocking(AsyncKernelClient.is_alive)
 
     def stop_channels(self) -> None:
         """Disconnect and stop the background thread (the kernel keeps running)."""
         self.close()
-
-
-async def _construct(cls: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Build an object on the loop thread (its asyncio queues and futures belong to that loop)."""
-    return cls(*args, **kwargs)
 
 
 class KernelManager(_Twin):
@@ -668,12 +663,6 @@ class KernelManager(_Twin):
 
     def __init__(self, kernel_name: str = NATIVE_KERNEL_NAME, **kwargs: Any) -> None:
         super().__init__(AsyncKernelManager(kernel_name, **kwargs))
-
-    @classmethod
-    def _sharing(cls, async_km: AsyncKernelManager, owner: _Twin) -> KernelManager:
-        km = cls.__new__(cls)
-        _Twin.__init__(km, async_km, owner)
-        return km
 
     @property
     def ready(self) -> concurrent.futures.Future[None]:
@@ -700,12 +689,12 @@ class KernelManager(_Twin):
         future: concurrent.futures.Future[None] = self._loop.call(mirror)
         return future
 
-    start_kernel = _blocking(AsyncKernelManager.start_kernel)
-    restart_kernel = _blocking(AsyncKernelManager.restart_kernel)
-    interrupt_kernel = _blocking(AsyncKernelManager.interrupt_kernel)
-    signal_kernel = _blocking(AsyncKernelManager.signal_kernel)
-    is_alive = _blocking(AsyncKernelManager.is_alive)
-    get_connection_info = _blocking(AsyncKernelManager.get_connection_info)
+    start_kernel = blocking(AsyncKernelManager.start_kernel)
+    restart_kernel = blocking(AsyncKernelManager.restart_kernel)
+    interrupt_kernel = blocking(AsyncKernelManager.interrupt_kernel)
+    signal_kernel = blocking(AsyncKernelManager.signal_kernel)
+    is_alive = blocking(AsyncKernelManager.is_alive)
+    get_connection_info = blocking(AsyncKernelManager.get_connection_info)
 
     def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
         """Stop the kernel and its nanny; then this manager's background thread stops too."""
@@ -736,7 +725,7 @@ class MultiKernelManager(_Twin):
         async_km = self._async.get_kernel(kernel_id)
         km = self._managers.get(kernel_id)
         if km is None or km._async is not async_km:
-            km = self._managers[kernel_id] = KernelManager._sharing(async_km, self)
+            km = self._managers[kernel_id] = KernelManager._around(async_km, owner=self)
         return km
 
     def remove_kernel(self, kernel_id: str) -> KernelManager | None:
@@ -754,12 +743,12 @@ class MultiKernelManager(_Twin):
     def __contains__(self, kernel_id: object) -> bool:
         return kernel_id in self._async
 
-    start_kernel = _blocking(AsyncMultiKernelManager.start_kernel)
-    restart_kernel = _blocking(AsyncMultiKernelManager.restart_kernel)
-    interrupt_kernel = _blocking(AsyncMultiKernelManager.interrupt_kernel)
-    signal_kernel = _blocking(AsyncMultiKernelManager.signal_kernel)
-    is_alive = _blocking(AsyncMultiKernelManager.is_alive)
-    get_connection_info = _blocking(AsyncMultiKernelManager.get_connection_info)
+    start_kernel = blocking(AsyncMultiKernelManager.start_kernel)
+    restart_kernel = blocking(AsyncMultiKernelManager.restart_kernel)
+    interrupt_kernel = blocking(AsyncMultiKernelManager.interrupt_kernel)
+    signal_kernel = blocking(AsyncMultiKernelManager.signal_kernel)
+    is_alive = blocking(AsyncMultiKernelManager.is_alive)
+    get_connection_info = blocking(AsyncMultiKernelManager.get_connection_info)
 
     def shutdown_kernel(self, kernel_id: str, now: bool = False, restart: bool = False) -> None:
         self._loop.run(self._async.shutdown_kernel(kernel_id, now=now, restart=restart))
@@ -781,7 +770,7 @@ class MultiKernelManager(_Twin):
 
 
 def start_new_kernel(
-    startup_timeout: float = 60, kernel_name: str = "python", **kwargs: Any
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT, kernel_name: str = "python", **kwargs: Any
 ) -> tuple[KernelManager, BlockingKernelClient]:
     """Start a kernel behind a nanny and return its manager and a ready, connected client."""
     km = KernelManager(kernel_name=kernel_name)
@@ -798,7 +787,7 @@ def start_new_kernel(
 
 
 async def start_new_async_kernel(
-    startup_timeout: float = 60, kernel_name: str = "python", **kwargs: Any
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT, kernel_name: str = "python", **kwargs: Any
 ) -> tuple[AsyncKernelManager, AsyncKernelClient]:
     """The async :func:`start_new_kernel`."""
     km = AsyncKernelManager(kernel_name=kernel_name)

@@ -4,33 +4,202 @@ One set of TOML files configures the daemon and the providers (each in its
 ``[providers.<id>]`` table): ``--config FILE`` or ``$KERNEL_NANNY_CONFIG``
 alone, else the system file then the user's. Nanny processes read the same
 files, so a provider is configured the same way wherever it runs.
+
+Every TOML value is read through a :class:`ConfigTable`, whose typed readers
+(``string``, ``number``, ``whole_number``, ``path``, ``string_list``...) check
+it and report a wrong one in one style, naming the file, the table, the key
+and the reason::
+
+    /etc/kernel-nanny/config.toml: [providers.ssh.hosts.gpu] port: must be a whole number from 1 to 65535, got 99999
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ._exceptions import ConfigError
+from .defaults import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_BACKOFF, DEFAULT_RESTART_MAX_BACKOFF, DEFAULT_RESTART_WINDOW
+from .paths import user_config_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["CONFIG_ENV", "RestartPolicy", "config_files", "provider_settings", "read_config_file"]
+__all__ = ["CONFIG_ENV", "ConfigTable", "RestartPolicy", "config_files", "provider_settings", "read_config_file"]
 
 SYSTEM_CONFIG = Path("/etc/kernel-nanny/config.toml")
 #: Environment variable naming the one configuration file to read (set by ``serve --config`` for its nannies).
 CONFIG_ENV = "KERNEL_NANNY_CONFIG"
 
+_T = TypeVar("_T")
 
-def user_config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "kernel-nanny"
+
+@dataclass(frozen=True)
+class _Number:
+    """What a number setting must be, written once for the check and for the message."""
+
+    what: str
+    whole: bool = False
+    minimum: float = 0
+    maximum: float | None = None
+    #: Strictly above ``minimum`` (``> 0`` rather than ``>= 0``).
+    above: bool = False
+
+    def __str__(self) -> str:
+        if self.maximum is not None:
+            return f"{self.what} from {self.minimum:g} to {self.maximum:g}"
+        return f"{self.what} {'>' if self.above else '>='} {self.minimum:g}"
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` fits (never a bool, nan or infinity)."""
+        if isinstance(value, bool) or not isinstance(value, int if self.whole else (int, float)):
+            return False
+        if not math.isfinite(value) or value < self.minimum or (self.above and value == self.minimum):
+            return False
+        return self.maximum is None or value <= self.maximum
+
+
+_WHOLE_NUMBER = _Number("a whole number", whole=True)
+_SECONDS = _Number("a number of seconds")
+
+
+class ConfigTable(Mapping[str, Any]):
+    """A TOML table being read, with where it came from, so that each wrong value is reported
+    as ``FILE: [TABLE] KEY: REASON``.
+
+    ``name`` is the table's dotted name (``providers.ssh.hosts.gpu``; empty
+    for a file's top level). A table merged from several files
+    (:meth:`merge`) remembers which file set each key. Readers return
+    ``default`` for a missing key and raise :exc:`~kernel_nanny.ConfigError`
+    for a wrong one.
+    """
+
+    def __init__(
+        self,
+        values: Mapping[str, Any],
+        name: str = "",
+        file: Path | None = None,
+        *,
+        key_files: Mapping[str, Path] | None = None,
+    ) -> None:
+        self._values = dict(values)
+        self.name = name
+        self.file = file
+        self._key_files = dict(key_files or {})
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any], name: str) -> ConfigTable:
+        """``values`` as a table named ``name``, unless it already is a table (which knows its file)."""
+        return values if isinstance(values, ConfigTable) else cls(values, name)
+
+    @classmethod
+    def merge(cls, name: str, tables: Sequence[ConfigTable]) -> ConfigTable:
+        """Tables of one name from several files, later files overriding earlier ones key by key."""
+        values: dict[str, Any] = {}
+        key_files: dict[str, Path] = {}
+        for table in tables:
+            values.update(table)
+            key_files.update({key: file for key in table if (file := table.file_of(key)) is not None})
+        return cls(values, name, tables[-1].file if tables else None, key_files=key_files)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"<ConfigTable [{self.name}] file={self.file} keys={','.join(self._values)}>"
+
+    def file_of(self, key: str | None) -> Path | None:
+        """The file that set ``key`` (the table's own file for ``None``)."""
+        return self._key_files.get(key, self.file) if key is not None else self.file
+
+    # -- errors -----------------------------------------------------------
+
+    def error(self, key: str | None, reason: str) -> ConfigError:
+        """``FILE: [TABLE] KEY: REASON`` (a top-level key reads ``FILE: [KEY]: REASON``)."""
+        if not self.name:
+            where = f"[{key}]" if key is not None else ""
+        else:
+            where = f"[{self.name}]" if key is None else f"[{self.name}] {key}"
+        return ConfigError(": ".join(str(part) for part in (self.file_of(key), where, reason) if part))
+
+    def invalid(self, key: str, expected: str) -> ConfigError:
+        """``...KEY: must be EXPECTED, got VALUE``."""
+        return self.error(key, f"must be {expected}, got {self[key]!r}")
+
+    def check_keys(self, known: Iterable[str]) -> None:
+        """Refuse a key not in ``known`` (a typo must not be silently ignored)."""
+        known = sorted(known)
+        for key in self:
+            if key not in known:
+                raise self.error(key, f"unknown setting (known: {', '.join(known)})")
+
+    # -- readers ----------------------------------------------------------
+
+    def table(self, key: str) -> ConfigTable:
+        """The sub-table ``key`` (empty if missing)."""
+        value = self.get(key, {})
+        if not isinstance(value, Mapping):
+            raise self.invalid(key, "a table")
+        return ConfigTable(value, f"{self.name}.{key}" if self.name else key, self.file_of(key))
+
+    def string(self, key: str, default: _T, *, choices: Sequence[str] = (), empty: bool = False) -> str | _T:
+        """A string, not empty unless ``empty``; one of ``choices`` if given."""
+        if key not in self:
+            return default
+        value = self[key]
+        if choices and value not in choices:
+            raise self.invalid(key, f"one of {', '.join(choices)}")
+        if not isinstance(value, str) or not (value or empty):
+            raise self.invalid(key, "a string" if empty else "a non-empty string")
+        return value
+
+    def path(self, key: str, default: _T) -> Path | _T:
+        """A file or directory path (``~`` expanded)."""
+        if key not in self:
+            return default
+        value = self[key]
+        if not isinstance(value, str) or not value:
+            raise self.invalid(key, "a path")
+        return Path(value).expanduser()
+
+    def string_list(self, key: str, default: _T) -> tuple[str, ...] | _T:
+        """A list of non-empty strings."""
+        if key not in self:
+            return default
+        value = self[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.invalid(key, "a list of non-empty strings")
+        return tuple(value)
+
+    def number(self, key: str, default: _T, *, what: str = "a number of seconds", above: bool = False) -> float | _T:
+        """A finite number, ``>= 0`` (``> 0`` if ``above``); ``what`` names it in messages."""
+        if key not in self:
+            return default
+        return float(self._checked(key, _Number(what, above=above)))
+
+    def whole_number(self, key: str, default: _T, *, minimum: int = 0, maximum: int | None = None) -> int | _T:
+        """A whole number from ``minimum`` (to ``maximum``); a port is ``minimum=1, maximum=65535``."""
+        if key not in self:
+            return default
+        return int(self._checked(key, _Number("a whole number", whole=True, minimum=minimum, maximum=maximum)))
+
+    def _checked(self, key: str, kind: _Number) -> Any:
+        if not kind.accepts(self[key]):
+            raise self.invalid(key, str(kind))
+        return self[key]
 
 
 def config_files(path: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -56,22 +225,14 @@ def read_config_file(file: Path) -> dict[str, Any]:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
 
 
-def provider_settings(files: list[Path]) -> dict[str, dict[str, Any]]:
+def provider_settings(files: list[Path]) -> dict[str, ConfigTable]:
     """Each provider's ``[providers.<id>]`` table, later files overriding earlier ones key by key."""
-    settings: dict[str, dict[str, Any]] = {}
+    found: dict[str, list[ConfigTable]] = {}
     for file in files:
-        providers = read_config_file(file).get("providers", {})
-        if not isinstance(providers, dict) or not all(isinstance(t, dict) for t in providers.values()):
-            raise ConfigError(f"{file}: [providers] must hold one table per provider ([providers.<id>])")
-        for provider_id, table in providers.items():
-            settings.setdefault(provider_id, {}).update(table)
-    return settings
-
-
-DEFAULT_MAX_RESTARTS = 5
-DEFAULT_RESTART_WINDOW = 60.0
-DEFAULT_RESTART_BACKOFF = 0.5
-DEFAULT_RESTART_MAX_BACKOFF = 10.0
+        providers = ConfigTable(read_config_file(file), file=file).table("providers")
+        for provider_id in providers:
+            found.setdefault(provider_id, []).append(providers.table(provider_id))
+    return {provider_id: ConfigTable.merge(f"providers.{provider_id}", tables) for provider_id, tables in found.items()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,12 +252,10 @@ class RestartPolicy:
     max_backoff: float = DEFAULT_RESTART_MAX_BACKOFF
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_restarts, bool) or not isinstance(self.max_restarts, int) or self.max_restarts < 0:
-            raise ValueError(f"max_restarts must be a whole number >= 0, got {self.max_restarts!r}")
-        for name in ("window", "backoff", "max_backoff"):
+        for name, kind in _RESTART_SETTINGS.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+            if not kind.accepts(value):
+                raise ValueError(f"{name} must be {kind}, got {value!r}")
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before automatic restart number ``attempt`` (1-based) in the window."""
@@ -111,7 +270,17 @@ class RestartPolicy:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RestartPolicy:
         """Settings from a dict; unknown keys are an error."""
-        unknown = set(data) - {"max_restarts", "window", "backoff", "max_backoff"}
+        unknown = set(data) - set(_RESTART_SETTINGS)
         if unknown:
             raise ValueError(f"unknown restart policy setting(s): {', '.join(sorted(unknown))}")
         return cls(**data)
+
+    @classmethod
+    def from_table(cls, table: ConfigTable) -> RestartPolicy:
+        """Settings from a ``[restart]`` table; a wrong one is a ConfigError naming the file, table and key."""
+        table.check_keys(_RESTART_SETTINGS)
+        return cls(**{key: table._checked(key, kind) for key, kind in _RESTART_SETTINGS.items() if key in table})
+
+
+#: What each restart setting must be, for Python callers and ``[restart]`` tables alike.
+_RESTART_SETTINGS = {"max_restarts": _WHOLE_NUMBER, "window": _SECONDS, "backoff": _SECONDS, "max_backoff": _SECONDS}

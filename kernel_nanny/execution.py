@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import fcntl
 import hashlib
 import logging
@@ -37,25 +36,27 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._exceptions import KernelDied, KernelNannyError, LaunchError, NoSuchKernelType
+from ._exceptions import ExecutionBusy, KernelDied, KernelNannyError, KernelNotRunning, LaunchError
+from ._lifetime import Lifetime
 from ._loop import BlockingTwin, blocking
 from ._tasks import wait_for
 from .client import KernelClient, ManagerClient
 from .client.kernel import OutputHook, StdinHook
-from .client.running import RunningKernel, find_running_kernel, list_running_kernels, pid_alive
+from .client.running import RunningKernel, find_running_kernel, list_running_kernels, match_kernels, pid_alive
 from .config import RestartPolicy
+from .defaults import DEFAULT_STOP_TIMEOUT, IPYKERNEL_CHECK_TIMEOUT
 from .discovery import KernelFinder
-from .launch import KernelCommand, LaunchResult, launch_local
-from .launch.nanny_process import start_nanny
+from .launch import KernelCommand, LaunchParams
+from .launch.command import ipykernel_command
+from .launch.request import LaunchRequest
 from .paths import runtime_dir, secure_directory
 from .protocol import KernelManager, Message
+from .start import start_kernel
 
 __all__ = [
     "BlockingKernelExecution",
     "KernelExecution",
     "OutputPrinter",
-    "kernel_command",
-    "launch_kernel",
     "python_kernel_command",
 ]
 
@@ -63,10 +64,6 @@ log = logging.getLogger("kernel_nanny.execution")
 
 #: Return codes of :meth:`KernelExecution.run`.
 OK, FAILED = 0, 1
-#: Seconds :meth:`KernelExecution.stop` waits for an interrupted command before it kills the kernel.
-DEFAULT_STOP_TIMEOUT = 5.0
-#: Seconds ``python -c "import ipykernel"`` may take when checking an environment.
-IPYKERNEL_CHECK_TIMEOUT = 60.0
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
@@ -87,12 +84,11 @@ def python_kernel_command(environment: str | os.PathLike[str]) -> KernelCommand:
         raise LaunchError(
             f"{env} has no Python (looked for bin/python): give the directory of a venv or conda environment"
         )
-    return KernelCommand(argv=[str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"])
+    return ipykernel_command(str(python))
 
 
-async def _check_ipykernel(command: KernelCommand, label: str) -> None:
+async def _check_ipykernel(python: str, label: str) -> None:
     """Fail early, and clearly, when an environment's Python cannot import ipykernel."""
-    python = command.argv[0]
     process = await asyncio.create_subprocess_exec(
         python,
         "-c",
@@ -113,75 +109,6 @@ async def _check_ipykernel(command: KernelCommand, label: str) -> None:
             f"the Python environment {label} cannot run a kernel: {last[0]}. "
             f"Install ipykernel there: {python} -m pip install ipykernel"
         )
-
-
-async def kernel_command(
-    kernel_type: str | None = None,
-    *,
-    python: str | os.PathLike[str] | None = None,
-    switches: Sequence[str] = (),
-    finder: KernelFinder | None = None,
-) -> KernelCommand | None:
-    """The command that runs a kernel type (with ``switches`` appended) or a Python environment's ipykernel.
-
-    None for a type without switches: its provider launches it as it knows
-    best. A type whose provider does not describe its kernels as commands
-    takes no switches (:exc:`~kernel_nanny.LaunchError`). For an environment,
-    checks that its Python can import ipykernel.
-    """
-    if python is not None:
-        command: KernelCommand | None = python_kernel_command(python)
-        assert command is not None
-        await _check_ipykernel(command, str(python))
-    elif kernel_type is None:
-        raise ValueError("give a kernel type or python=, the directory of a Python environment")
-    elif not switches:
-        return None
-    else:
-        finder = finder or KernelFinder.from_entrypoints()
-        provider_id, _, name = kernel_type.partition("/")
-        provider = finder.providers.get(provider_id)
-        try:
-            if provider is None or not name:
-                raise NoSuchKernelType(kernel_type)
-            command = provider.kernel_command(name)
-        except NoSuchKernelType:
-            raise NoSuchKernelType(kernel_type, [tid for tid, _ in finder.find_kernels()]) from None
-        if command is None:
-            raise LaunchError(f"kernel type {kernel_type} takes no extra switches: its provider launches it itself")
-    return dataclasses.replace(command, argv=[*command.argv, *switches])
-
-
-async def launch_kernel(
-    kernel_type: str | None = None,
-    *,
-    python: str | os.PathLike[str] | None = None,
-    switches: Sequence[str] = (),
-    nanny: bool = False,
-    name: str | None = None,
-    cwd: str | None = None,
-    launch_params: Mapping[str, Any] | None = None,
-    restart_policy: RestartPolicy | None = None,
-    finder: KernelFinder | None = None,
-) -> LaunchResult:
-    """Launch a kernel type or a Python environment's ipykernel, with extra switches; ready when it returns.
-
-    Like :meth:`KernelFinder.launch() <kernel_nanny.KernelFinder.launch>`
-    (``nanny``, ``name``, ``restart_policy`` as there), plus ``python`` (a
-    venv or conda environment's directory, instead of a type) and
-    ``switches`` (added to the kernel's command line).
-    """
-    command = await kernel_command(kernel_type, python=python, switches=switches, finder=finder)
-    label = f"python:{Path(python).expanduser().absolute()}" if python is not None else str(kernel_type)
-    if command is None:
-        return await (finder or KernelFinder.from_entrypoints()).launch(
-            label, nanny=nanny, name=name, cwd=cwd, launch_params=launch_params, restart_policy=restart_policy
-        )
-    if nanny:
-        return await start_nanny(
-            label, name=name, cwd=cwd, launch_params=launch_params, restart_policy=restart_policy, command=command
-        )
-    return await launch_local(command, kernel_name=label, cwd=cwd, launch_params=launch_params)
 
 
 class OutputPrinter:
@@ -214,7 +141,7 @@ class OutputPrinter:
         stream.flush()
 
 
-class KernelExecution:
+class KernelExecution(Lifetime):
     """Runs lists of commands in one kernel, each to completion, and says whether they worked.
 
     Give a kernel type id or ``python=`` a Python environment's directory;
@@ -250,20 +177,29 @@ class KernelExecution:
         self.python = Path(python).expanduser().absolute() if python is not None else None
         self.group = group
         self.switches = tuple(switches)
-        self.cwd = cwd
-        self._launch_params = dict(launch_params or {})
-        if env:
-            self._launch_params["env"] = {**self._launch_params.get("env", {}), **env}
-        self._restart_policy = restart_policy
         self._finder = finder
         self._attached: RunningKernel | None = None
+        params = {"echo_output": False, **(launch_params or {})}
+        if env:
+            params["env"] = {**(params.get("env") or {}), **env}
+        #: The launch this execution makes when it needs a kernel (validated now: bad input fails here).
+        self.request = LaunchRequest(
+            kernel_type=self.label,
+            command=python_kernel_command(self.python) if self.python is not None else None,
+            switches=self.switches,
+            cwd=cwd if cwd is not None or group is None else os.getcwd(),
+            params=LaunchParams.from_mapping(params),
+            name=self.name,
+            restart_policy=restart_policy or RestartPolicy(),
+            supervised=group is not None,
+        )
+        self.cwd = self.request.cwd
         self._info: dict[str, Any] | None = None
         self._manager: KernelManager | None = None
         self._client: KernelClient | None = None
         self._running: asyncio.Event | None = None
         self._stopping = False
-        self._closed = False
-        self._teardown: asyncio.Future[None] | None = None
+        self._aborting = False
         #: Whether the last :meth:`start` launched a new kernel (False: it found the group's, or attached).
         self.started_new = False
 
@@ -274,14 +210,15 @@ class KernelExecution:
         The kernel keeps running when the execution is closed.
         """
         kernel = find_running_kernel(ref)
-        execution = cls(kernel.kernel_type or "-")  # the type only labels it: the kernel runs already
+        # The type only labels it: the kernel runs already.
+        execution = cls(kernel.kernel_type or f"attached/{kernel.kernel_id}")
         execution._attached = kernel
         return execution
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("running" if self.running else "idle")
         kernel = self._info["kernel_id"][:12] if self._info else "-"
-        return f"<KernelExecution {self.label} group={self.group} kernel={kernel} state={state}>"
+        running = " running" if self.running else ""
+        return f"<KernelExecution {self.label} group={self.group} kernel={kernel} state={self.state.value}{running}>"
 
     # -- what to run ----------------------------------------------------------
 
@@ -322,9 +259,19 @@ class KernelExecution:
         """Whether :meth:`run` is running commands now."""
         return self._running is not None and not self._running.is_set()
 
-    async def command(self) -> KernelCommand | None:
+    def command(self) -> KernelCommand | None:
         """The command to run, or None when the type's provider launches it itself (no switches then)."""
-        return await kernel_command(self.kernel_type, python=self.python, switches=self.switches, finder=self._finder)
+        return self._kernel_finder().resolve(self.request).command
+
+    def _kernel_finder(self) -> KernelFinder:
+        if self._finder is None:
+            self._finder = KernelFinder(()) if self.request.command is not None else KernelFinder.from_entrypoints()
+        return self._finder
+
+    async def _launch(self) -> None:
+        if self.python is not None and self.request.command is not None:
+            await _check_ipykernel(self.request.command.argv[0], str(self.python))
+        self._info, self._manager = await start_kernel(self.request, finder=self._kernel_finder())
 
     # -- the kernel -----------------------------------------------------------
 
@@ -334,8 +281,7 @@ class KernelExecution:
         Runs of :meth:`run` call it; call it first to know whether a new
         kernel was started (:attr:`started_new`) or to fail early.
         """
-        if self._closed:
-            raise KernelNannyError(f"{self!r} is closed")
+        self._check_open()
         self.started_new = False
         if self._manager is not None and await _alive(self._manager):
             return
@@ -346,7 +292,7 @@ class KernelExecution:
             await self._find_or_start_group_kernel()
         else:
             await self._dispose(shutdown=True)
-            await self._launch_own()
+            await self._launch()
             self.started_new = True
 
     async def _attach(self) -> None:
@@ -357,18 +303,8 @@ class KernelExecution:
         if not await _alive(manager):
             await manager.cleanup()
             ref = kernel.name or kernel.kernel_id[:12]
-            raise KernelNannyError(f"kernel {ref} is not running; 'kernel-nanny restart {ref}' revives it")
+            raise KernelNotRunning(f"kernel {ref} is not running; 'kernel-nanny restart {ref}' revives it")
         self._info, self._manager = kernel.info, manager
-
-    async def _launch_own(self) -> None:
-        self._info, self._manager = await launch_kernel(
-            self.kernel_type,
-            python=self.python,
-            switches=self.switches,
-            cwd=self.cwd,
-            launch_params={"echo_output": False, **self._launch_params},
-            finder=self._finder,
-        )
 
     async def _find_or_start_group_kernel(self) -> None:
         name = self.name
@@ -383,17 +319,7 @@ class KernelExecution:
                     return
                 log.info("replacing kernel %s (%s): it is dead or does not answer", name, found.kernel_id)
                 await _retire(found, manager)
-            self._info, self._manager = await launch_kernel(
-                self.kernel_type,
-                python=self.python,
-                switches=self.switches,
-                nanny=True,
-                name=name,
-                cwd=self.cwd or os.getcwd(),
-                launch_params=self._launch_params,
-                restart_policy=self._restart_policy,
-                finder=self._finder,
-            )
+            await self._launch()
             self.started_new = True
 
     async def _dispose(self, *, shutdown: bool) -> None:
@@ -433,7 +359,7 @@ class KernelExecution:
         unless :meth:`stop` killed it: the run then returns 1.
         """
         if self.running:
-            raise KernelNannyError("this execution is already running commands")
+            raise ExecutionBusy("this execution is already running commands")
         if isinstance(commands, str):
             commands = [commands]
         await self.start()
@@ -474,7 +400,7 @@ class KernelExecution:
         if self._stopping:
             return None
         status = death.result()
-        raise KernelDied("the kernel died while running the code", exit_code=status.exit_code, signal=status.signal)
+        raise KernelDied("the kernel died while running the code", status=status)
 
     async def interrupt(self) -> None:
         """Interrupt the running command (the kernel's interrupt mode: signal or message)."""
@@ -508,28 +434,25 @@ class KernelExecution:
             await self.kill()
             await self._running.wait()
 
-    # -- lifetime -------------------------------------------------------------
+    # -- lifetime: closing shuts down a kernel launched for this execution alone;
+    # -- a group's kernel and an attached one keep running.
 
-    async def __aenter__(self) -> KernelExecution:
-        return self
+    def abort(self) -> None:
+        """Close forcefully: this execution's own kernel is killed at once, and a run in progress returns 1.
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-        await self.wait_closed()
-
-    def close(self) -> None:
-        """Start closing (idempotent); :meth:`wait_closed` finishes it.
-
-        A kernel launched for this execution is shut down; a group's kernel
-        and an attached one keep running.
+        A group's kernel and an attached one are not this execution's to kill:
+        for them, abort is :meth:`close`. :meth:`wait_closed` finishes it.
         """
-        self._closed = True
+        self._aborting = True
+        self.close()
 
-    async def wait_closed(self) -> None:
-        """Finish closing: shut down the execution's own kernel, close clients."""
-        if self._teardown is None:
-            self._teardown = asyncio.ensure_future(self._dispose(shutdown=True))
-        await asyncio.shield(self._teardown)
+    async def _finish_closing(self) -> None:
+        if self._aborting and self._owns_kernel:
+            with contextlib.suppress(KernelNannyError):
+                await self.kill()
+                if self._running is not None:
+                    await self._running.wait()  # the run saw the death and returned 1
+        await self._dispose(shutdown=True)
 
 
 async def _alive(manager: KernelManager) -> bool:
@@ -540,7 +463,8 @@ async def _alive(manager: KernelManager) -> bool:
 
 
 def _find_named(name: str) -> RunningKernel | None:
-    return next((k for k in list_running_kernels() if k.name == name), None)
+    """The group's kernel: named exactly so (an id that merely begins with ``name`` is another kernel)."""
+    return next(iter(match_kernels(name, list_running_kernels(), prefix=False)), None)
 
 
 async def _retire(kernel: RunningKernel, manager: ManagerClient) -> None:
@@ -588,12 +512,7 @@ class BlockingKernelExecution(BlockingTwin):
     @classmethod
     def attach(cls, ref: str) -> BlockingKernelExecution:
         """Run in a kernel already running behind a nanny (see :meth:`KernelExecution.attach`)."""
-        execution = cls.__new__(cls)
-        BlockingTwin.__init__(execution, KernelExecution.attach(ref))
-        return execution
-
-    def __enter__(self) -> BlockingKernelExecution:
-        return self
+        return cls._around(KernelExecution.attach(ref))
 
     @property
     def connection_info(self) -> dict[str, Any]:
@@ -607,6 +526,12 @@ class BlockingKernelExecution(BlockingTwin):
     @property
     def started_new(self) -> bool:
         return self._async.started_new  # type: ignore[no-any-return]
+
+    def abort(self) -> None:
+        """:meth:`KernelExecution.abort`, then :meth:`close` (a no-op once closed)."""
+        if not self._async.closed:
+            self._loop.call(self._async.abort)
+        self.close()
 
     start = blocking(KernelExecution.start)
     run = blocking(KernelExecution.run)

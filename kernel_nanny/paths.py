@@ -1,4 +1,10 @@
-"""Where secrets live: a 0700 runtime directory and 0600 files written atomically."""
+"""Where kernel-nanny keeps its files: the user's XDG directories, and a 0700 runtime directory
+with 0600 files written atomically for secrets.
+
+Every directory the package uses is computed here and nowhere else. This
+module is a leaf (it reads no configuration), so that the configuration
+itself can find its files through it.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +24,34 @@ __all__ = [
     "public_connection_file",
     "runtime_dir",
     "secure_directory",
+    "systemd_user_unit_dir",
+    "user_config_dir",
+    "user_state_dir",
     "write_private_file",
 ]
 
 log = logging.getLogger("kernel_nanny.launch")
+
+
+def _xdg_home(variable: str, default: str) -> Path:
+    """An XDG base directory: ``$variable`` if set and not empty, else ``~/default``."""
+    return Path(os.environ.get(variable) or Path.home() / default)
+
+
+def user_config_dir() -> Path:
+    """The user's configuration directory: ``$XDG_CONFIG_HOME/kernel-nanny`` (``~/.config/kernel-nanny``)."""
+    return _xdg_home("XDG_CONFIG_HOME", ".config") / "kernel-nanny"
+
+
+def user_state_dir() -> Path:
+    """The daemon's default state directory (records, keys): ``$XDG_STATE_HOME/kernel-nanny``
+    (``~/.local/state/kernel-nanny``)."""
+    return _xdg_home("XDG_STATE_HOME", ".local/state") / "kernel-nanny"
+
+
+def systemd_user_unit_dir() -> Path:
+    """Where systemd's user manager looks for the user's own units: ``$XDG_CONFIG_HOME/systemd/user``."""
+    return _xdg_home("XDG_CONFIG_HOME", ".config") / "systemd" / "user"
 
 
 def runtime_dir() -> Path:

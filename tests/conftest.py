@@ -21,12 +21,10 @@ os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")  # silences jupyter_core's m
 os.environ.pop("KERNEL_NANNY_CONFIG", None)
 os.environ["XDG_CONFIG_HOME"] = os.path.join(_RUNTIME, "config")
 
-from kernel_nanny.launch import KernelCommand, LaunchResult, launch_local  # noqa: E402
+from kernel_nanny.launch import LaunchResult, launch_local  # noqa: E402
+from kernel_nanny.launch.command import ipykernel_command  # noqa: E402
 
-IPYKERNEL = KernelCommand(
-    argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-    metadata={"supported_encryption": ["curve"]},
-)
+IPYKERNEL = ipykernel_command(sys.executable)
 
 
 @pytest.fixture

@@ -94,7 +94,7 @@ class ManagerEvents:
     async def subscribed(cls, manager: ManagerClient) -> ManagerEvents:
         """Events from now on: subscribed before the test acts, so none is missed."""
         events = cls(manager)
-        await manager._subscribe()
+        await manager.subscribe()
         return events
 
     def _on(self, event: Any) -> None:

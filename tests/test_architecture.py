@@ -1,12 +1,13 @@
 """The package layering of docs/explanation/architecture: imports only point down, so there are no cycles.
 
-protocol <- client <- launch <- discovery <- providers <- _serving <- nanny <- daemon <- execution <- compat <- jupyter <- cli
-(shared leaves: _exceptions, _tasks, _loop, paths, config, _ratelimit; _serving is the request server both nanny and daemon use)
+protocol <- client <- launch <- discovery <- providers <- _serving <- nanny <- start <- daemon <- execution <- compat <- jupyter <- cli
+(shared leaves: _exceptions, _tasks, _lifetime, _loop, _logging, paths, config, defaults, _ratelimit; _serving is the request server both nanny and daemon use)
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "kernel_nanny"
@@ -18,13 +19,25 @@ LAYERS = [
     "providers",
     "_serving",
     "nanny",
+    "start",
     "daemon",
     "execution",
     "compat",
     "jupyter",
     "cli",
 ]
-LEAVES = {"_exceptions", "_tasks", "_loop", "paths", "config", "_version", "_ratelimit"}
+LEAVES = {
+    "_exceptions",
+    "_tasks",
+    "_lifetime",
+    "_loop",
+    "_logging",
+    "paths",
+    "config",
+    "defaults",
+    "_version",
+    "_ratelimit",
+}
 
 
 def _imported_packages(path: Path) -> set[str]:
@@ -58,3 +71,34 @@ def test_leaves_import_no_layer():
     for leaf in LEAVES:
         path = PACKAGE / f"{leaf}.py"
         assert not (_imported_packages(path) & set(LAYERS)), leaf
+
+
+def test_paths_reads_no_configuration():
+    # config.py finds its files through paths.py; the other way round would be a cycle.
+    assert "config" not in _imported_packages(PACKAGE / "paths.py")
+
+
+def test_defaults_import_nothing():
+    # A nanny reads kernel_nanny.defaults before it starts its kernel: it must cost nothing to import.
+    tree = ast.parse((PACKAGE / "defaults.py").read_text())
+    imports = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")
+    ]
+    assert imports == []
+
+
+def test_timing_defaults_are_defined_only_in_defaults():
+    timing = re.compile(r"(TIMEOUT|INTERVAL|DELAY|BACKOFF|_WAIT|LINGER_MS|IVL(_MAX)?_MS)$")
+    elsewhere = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "defaults.py":
+            continue
+        for node in ast.parse(path.read_text()).body:  # module level: constants, not local variables
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+                elsewhere += [f"{path.relative_to(PACKAGE)}: {name}" for name in names if timing.search(name)]
+    assert elsewhere == []

@@ -1,8 +1,14 @@
 """The public namespace is pinned: changing it is a deliberate act."""
 
+import ast
+import re
+from pathlib import Path
+
 import kernel_nanny
+from kernel_nanny import _exceptions
 
 EXPECTED = [
+    "AmbiguousKernel",
     "AuthenticationFailed",
     "BlockingDaemonClient",
     "BlockingKernelClient",
@@ -10,12 +16,17 @@ EXPECTED = [
     "BlockingManagerClient",
     "ClientClosed",
     "ConfigError",
+    "ConnectionInfoError",
+    "DaemonAlreadyRunning",
     "DaemonClient",
     "DaemonNotRunning",
     "DaemonUnavailable",
+    "ExecutionBusy",
     "ExecutionResult",
     "ExitStatus",
+    "IncompatibleProtocol",
     "InvalidJSON",
+    "InvalidRequest",
     "InvalidSignature",
     "KernelClient",
     "KernelCommand",
@@ -23,26 +34,35 @@ EXPECTED = [
     "KernelError",
     "KernelExecution",
     "KernelFinder",
+    "KernelLaunch",
     "KernelManager",
     "KernelNannyError",
+    "KernelNotRunning",
     "KernelProvider",
     "KernelTimeout",
+    "KernelTypeNotAllowed",
     "LaunchError",
     "LaunchParams",
+    "LaunchRequest",
     "LaunchResult",
     "LocalKernelManager",
     "MalformedMessage",
     "ManagerClient",
+    "MaxKernels",
     "Message",
     "MissingDelimiter",
+    "NannyStopping",
     "NannyUnavailable",
+    "NoSuchKernel",
     "NoSuchKernelType",
     "ProtocolError",
     "ReplayedMessage",
     "RestartPolicy",
     "Session",
     "TooFewFrames",
+    "UnknownRequest",
     "__version__",
+    "start_kernel",
 ]
 
 
@@ -59,6 +79,27 @@ def test_every_error_is_a_kernel_nanny_error():
     assert len(errors) >= 12
     assert all(issubclass(e, kernel_nanny.KernelNannyError) for e in errors)
     assert issubclass(kernel_nanny.KernelTimeout, TimeoutError)
+
+
+def test_every_public_error_lives_in_exceptions_and_is_drawn_in_its_tree():
+    tree = _exceptions.__doc__ or ""
+    errors = [n for n in EXPECTED if isinstance(getattr(kernel_nanny, n), type)]
+    errors = [n for n in errors if issubclass(getattr(kernel_nanny, n), Exception)]
+    assert sorted(errors) == sorted(_exceptions.__all__)
+    for name in errors:
+        assert getattr(kernel_nanny, name).__module__ == "kernel_nanny._exceptions", name
+        assert re.search(rf"[─ ]{name}\b", tree), f"{name} is not drawn in the tree of kernel_nanny._exceptions"
+
+
+def test_the_root_error_is_never_raised_bare():
+    bare = []
+    for path in Path(kernel_nanny.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                func = node.exc.func
+                if isinstance(func, ast.Name) and func.id == "KernelNannyError":
+                    bare.append(f"{path.name}:{node.lineno}")
+    assert bare == []
 
 
 def test_the_local_manager_implements_the_manager_interface():

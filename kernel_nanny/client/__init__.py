@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from .._exceptions import DaemonNotRunning
     from .blocking import BlockingKernelClient
-    from .daemon import BlockingDaemonClient, DaemonClient, DaemonNotRunning
+    from .daemon import BlockingDaemonClient, DaemonClient
     from .kernel import ExecutionResult, KernelClient
     from .manager import BlockingManagerClient, ManagerClient
 
@@ -30,7 +31,7 @@ __getattr__, __dir__ = lazy_exports(
         "BlockingKernelClient": ".blocking",
         "BlockingManagerClient": ".manager",
         "DaemonClient": ".daemon",
-        "DaemonNotRunning": ".daemon",
+        "DaemonNotRunning": ".._exceptions",  # where every error lives; kept here for old imports
         "ExecutionResult": ".kernel",
         "KernelClient": ".kernel",
         "ManagerClient": ".manager",

@@ -9,10 +9,12 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
-from .._exceptions import AuthenticationFailed, ClientClosed, KernelError, KernelTimeout
+from .._exceptions import AuthenticationFailed, ClientClosed, KernelTimeout
 from .._tasks import TaskGroup
+from ..defaults import CLIENT_LINGER_MS
 from ..protocol import Message, Session
-from ._sockets import LINGER_MS, Replies, connect, log, read_messages, within
+from ..protocol.errors import error_from_reply
+from ._sockets import Replies, connect, log, read_messages, within
 
 __all__ = ["RequestChannel"]
 
@@ -28,7 +30,8 @@ class RequestChannel:
     """Sends ``<name>_request`` messages and returns the content of the matching replies.
 
     ``unavailable(message)`` builds the error raised when no reply comes in
-    time; a reply with ``status: error`` raises :class:`KernelError`.
+    time; a reply with ``status: error`` raises the error its ``ename`` names
+    (see :mod:`kernel_nanny.protocol.errors`), always a :class:`KernelError`.
     """
 
     def __init__(
@@ -98,7 +101,7 @@ class RequestChannel:
         finally:
             self._replies.forget(msg.msg_id)
         if reply.content.get("status") != "ok":
-            raise KernelError(reply.content.get("ename", "Error"), reply.content.get("evalue", ""))
+            raise error_from_reply(reply.content)
         return reply.content
 
     def close(self, reason: str) -> None:
@@ -106,4 +109,4 @@ class RequestChannel:
             self._closed = True
             self._replies.fail_all(ClientClosed(reason))
             self._sock.disable_monitor()
-            self._sock.close(linger=LINGER_MS)
+            self._sock.close(linger=CLIENT_LINGER_MS)

@@ -19,17 +19,12 @@ import zmq.asyncio
 
 from .._exceptions import KernelTimeout, ProtocolError
 from .._tasks import wait_for
-from ..protocol import Message, Session
+from ..defaults import CLIENT_LINGER_MS, CLIENT_RECONNECT_IVL_MAX_MS, CLIENT_RECONNECT_IVL_MS
+from ..protocol import Message, Session, is_ipv6_endpoint
 
-__all__ = ["LINGER_MS", "Replies", "connect", "read_messages", "within"]
+__all__ = ["Replies", "connect", "read_messages", "within"]
 
 log = logging.getLogger("kernel_nanny.client")
-
-#: How long a closed socket may keep trying to deliver what was sent (ms).
-LINGER_MS = 500
-#: Reconnect quickly to a peer that is (re)starting, backing off to 100 ms (a restart must not
-#: wait out a long back-off); zmq's fixed 100 ms would add up to 100 ms to every start.
-RECONNECT_IVL_MS, RECONNECT_IVL_MAX_MS = 10, 100
 
 
 def connect(
@@ -49,9 +44,9 @@ def connect(
     subscribes to ``topics`` (everything by default).
     """
     sock = context.socket(kind)
-    sock.linger = LINGER_MS
-    sock.reconnect_ivl = RECONNECT_IVL_MS
-    sock.reconnect_ivl_max = RECONNECT_IVL_MAX_MS
+    sock.linger = CLIENT_LINGER_MS
+    sock.reconnect_ivl = CLIENT_RECONNECT_IVL_MS
+    sock.reconnect_ivl_max = CLIENT_RECONNECT_IVL_MAX_MS
     if identity is not None:
         sock.identity = identity
     server_key = connection_info.get("curve_publickey")
@@ -62,6 +57,8 @@ def connect(
     if kind == zmq.SUB:
         for topic in topics:
             sock.setsockopt(zmq.SUBSCRIBE, topic)
+    if is_ipv6_endpoint(url):
+        sock.ipv6 = True
     sock.connect(url)
     return sock
 

@@ -12,48 +12,41 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import zmq.asyncio
 
-from .._exceptions import ClientClosed, DaemonUnavailable, KernelNannyError
+from .._exceptions import ConnectionInfoError, DaemonNotRunning, DaemonUnavailable
+from .._lifetime import Lifetime
 from .._loop import BlockingTwin, blocking
 from .._tasks import TaskGroup
 from ..config import RestartPolicy
+from ..defaults import DAEMON_LAUNCH_TIMEOUT, DEFAULT_DAEMON_TIMEOUT
 from ..paths import daemon_discovery_file
 from ..protocol import LaunchResult, Session
+from ..protocol.daemon import KernelEntry
 from ._requests import RequestChannel
 from ._sockets import log
 from .manager import BlockingManagerClient, ManagerClient
 from .running import pid_alive
 
-__all__ = ["BlockingDaemonClient", "DaemonClient", "DaemonNotRunning"]
-
-DEFAULT_TIMEOUT = 10.0
-#: Launching waits for the kernel to be ready.
-LAUNCH_TIMEOUT = 120.0
+__all__ = ["BlockingDaemonClient", "DaemonClient"]
 
 
-class DaemonNotRunning(KernelNannyError):
-    """No daemon is running for this user (no discovery file, or its process is gone)."""
-
-
-class DaemonClient:
+class DaemonClient(Lifetime):
     """Requests to a daemon (asyncio): kernel types, launch, list, get, shut down, info."""
 
-    def __init__(self, connection: Mapping[str, Any], *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, connection: Mapping[str, Any], *, timeout: float = DEFAULT_DAEMON_TIMEOUT) -> None:
         if "endpoint" not in connection or "key" not in connection:
-            raise KernelNannyError("daemon connection info needs 'endpoint' and 'key'")
+            raise ConnectionInfoError("daemon connection info needs 'endpoint' and 'key'")
         self.connection = dict(connection)
         self.endpoint = str(connection["endpoint"])
         self.timeout = timeout
         self._tasks = TaskGroup(log)
         self._channel: RequestChannel | None = None
-        self._closed = False
 
     def _requests(self) -> RequestChannel:
-        if self._closed:
-            raise ClientClosed(f"{self!r} is closed")
+        self._check_open()
         if self._channel is None:
             connection = self.connection
             keypair = None
@@ -91,29 +84,22 @@ class DaemonClient:
         return cls(read_client_file(path), **kwargs)
 
     def __repr__(self) -> str:
-        return f"<DaemonClient {self.endpoint}>"
+        return f"<DaemonClient {self.endpoint} state={self.state.value}>"
 
-    async def __aenter__(self) -> DaemonClient:
-        return self
+    # -- lifetime (close() closes the connection; the daemon and its kernels keep running) --
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-        await self.wait_closed()
-
-    def close(self) -> None:
-        """Close the connection (the daemon and its kernels keep running). Idempotent."""
-        self._closed = True
+    def _begin_closing(self) -> None:
         if self._channel is not None:
             self._channel.close("the daemon client was closed while waiting for a reply")
         self._tasks.cancel()
 
-    async def wait_closed(self) -> None:
+    async def _finish_closing(self) -> None:
         await self._tasks.cancel_all()
 
     async def request(
         self, name: str, content: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> dict[str, Any]:
-        """Send ``<name>_request``; the reply's content, or :class:`KernelError` / :class:`NannyUnavailable`."""
+        """Send ``<name>_request``; the reply's content, or the error a refusal names, or :class:`DaemonUnavailable`."""
         return await self._requests().call(name, content, self.timeout if timeout is None else timeout)
 
     async def info(self) -> dict[str, Any]:
@@ -125,20 +111,18 @@ class DaemonClient:
         types: list[dict[str, Any]] = (await self.request("list_kernel_types"))["kernel_types"]
         return types
 
-    async def list_kernels(self, *, info: bool = False) -> list[dict[str, Any]]:
+    async def list_kernels(self, *, info: bool = False) -> list[KernelEntry]:
         """The daemon's kernels, each with its connection info.
 
         ``info=True`` also asks each kernel's nanny for its ``info`` (state,
         pid, restarts...; None if unresponsive), at the cost of one round trip
         per kernel, made concurrently.
         """
-        kernels: list[dict[str, Any]] = (await self.request("list_kernels", {"info": info}))["kernels"]
-        return kernels
+        return cast("list[KernelEntry]", (await self.request("list_kernels", {"info": info}))["kernels"])
 
-    async def get_kernel(self, kernel: str) -> dict[str, Any]:
-        """One kernel, by id, id prefix or name."""
-        entry: dict[str, Any] = (await self.request("get_kernel", {"kernel": kernel}))["kernel"]
-        return entry
+    async def get_kernel(self, kernel: str) -> KernelEntry:
+        """One kernel, by id, id prefix or name (with its nanny's ``info``)."""
+        return cast(KernelEntry, (await self.request("get_kernel", {"kernel": kernel}))["kernel"])
 
     async def launch(
         self,
@@ -156,13 +140,13 @@ class DaemonClient:
         if restart_policy is not None:
             content["restart_policy"] = restart_policy.to_dict()
         await self.info()  # an unreachable daemon fails within the client's timeout, not the launch's
-        reply = await self.request("launch", content, timeout=LAUNCH_TIMEOUT)
+        reply = await self.request("launch", content, timeout=DAEMON_LAUNCH_TIMEOUT)
         info = reply["kernel"]["connection_info"]
         return LaunchResult(info, ManagerClient(info))
 
     async def shutdown_kernel(self, kernel: str, *, now: bool = False) -> None:
         """Shut a kernel down (its nanny exits) and drop it from the daemon's index."""
-        await self.request("shutdown_kernel", {"kernel": kernel, "now": now}, timeout=LAUNCH_TIMEOUT)
+        await self.request("shutdown_kernel", {"kernel": kernel, "now": now}, timeout=DAEMON_LAUNCH_TIMEOUT)
 
 
 class BlockingDaemonClient(BlockingTwin):
@@ -170,7 +154,7 @@ class BlockingDaemonClient(BlockingTwin):
 
     _thread_name = "kernel-nanny-daemon-client"
 
-    def __init__(self, connection: Mapping[str, Any], *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, connection: Mapping[str, Any], *, timeout: float = DEFAULT_DAEMON_TIMEOUT) -> None:
         super().__init__(DaemonClient(connection, timeout=timeout))
 
     @classmethod
@@ -231,9 +215,9 @@ def read_client_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         info = json.loads(Path(path).read_text())
     except OSError as exc:
-        raise KernelNannyError(f"cannot read daemon connection file {path}: {exc.strerror}") from None
+        raise ConnectionInfoError(f"cannot read daemon connection file {path}: {exc.strerror}") from None
     except ValueError as exc:
-        raise KernelNannyError(f"daemon connection file {path} is not valid JSON: {exc}") from None
+        raise ConnectionInfoError(f"daemon connection file {path} is not valid JSON: {exc}") from None
     if not isinstance(info, dict):
-        raise KernelNannyError(f"daemon connection file {path} must hold a JSON object")
+        raise ConnectionInfoError(f"daemon connection file {path} must hold a JSON object")
     return info

@@ -11,7 +11,6 @@ else was waiting for a different one.
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import logging
 import os
@@ -23,9 +22,11 @@ import zmq
 import zmq.asyncio
 
 from .._exceptions import ClientClosed
+from .._lifetime import Lifetime
 from .._tasks import TaskGroup, wait_for
+from ..defaults import CLIENT_LINGER_MS, DEFAULT_STARTUP_TIMEOUT, HEARTBEAT_TIMEOUT, IOPUB_CONFIRM_INTERVAL
 from ..protocol import Message, Session, channel_url, load_connection_info, normalize_connection_info
-from ._sockets import LINGER_MS, Replies, connect, read_messages, within
+from ._sockets import Replies, connect, read_messages, within
 
 __all__ = ["ExecutionResult", "KernelClient"]
 
@@ -41,14 +42,6 @@ _SOCKET_TYPES = {
     "iopub": zmq.SUB,
     "hb": zmq.REQ,
 }
-#: After a kernel_info reply, how long to wait for proof that iopub is subscribed
-#: before asking again (the kernel publishes status for every request).
-IOPUB_CONFIRM_INTERVAL = 0.25
-
-
-class ClientState(enum.Enum):
-    OPEN = "open"
-    CLOSED = "closed"
 
 
 @dataclass
@@ -88,7 +81,7 @@ class ExecutionResult:
         )
 
 
-class KernelClient:
+class KernelClient(Lifetime):
     """Speaks the Jupyter messaging protocol to one kernel (asyncio).
 
     Build it from connection info (a dict) or :meth:`from_connection_file`, use
@@ -118,7 +111,6 @@ class KernelClient:
         self.iopub_topics = tuple(iopub_topics)
         self.session = session or Session(self.connection_info["key"], self.connection_info["signature_scheme"])
         self._context = context or zmq.asyncio.Context.instance()
-        self._state = ClientState.OPEN
         self._sockets: dict[str, zmq.asyncio.Socket] = {}
         self._tasks = TaskGroup(log)
         self._replies = Replies()
@@ -137,17 +129,14 @@ class KernelClient:
     def __repr__(self) -> str:
         info = self.connection_info
         where = f"{info['transport']}://{info['ip']}"
-        return f"<{type(self).__name__} {where} shell={info['shell_port']} state={self._state.value}>"
+        return f"<{type(self).__name__} {where} shell={info['shell_port']} state={self.state.value}>"
 
     # -- lifetime ---------------------------------------------------------
 
     async def __aenter__(self) -> KernelClient:
+        await super().__aenter__()
         await self.start()
         return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-        await self.wait_closed()
 
     async def start(self) -> None:
         """Connect the shell, stdin, control and iopub channels (idempotent).
@@ -158,33 +147,23 @@ class KernelClient:
         for channel in ("iopub", "shell", "control"):
             self._socket(channel)
 
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._state is ClientState.CLOSED
-
-    def close(self) -> None:
-        """Start closing: fail pending requests, stop readers, close sockets. Idempotent."""
-        if self._state is ClientState.CLOSED:
-            return
-        self._state = ClientState.CLOSED
+    def _begin_closing(self) -> None:
+        """Fail pending requests, stop the readers, close the sockets."""
         self._replies.fail_all(ClientClosed("the client was closed while waiting for a reply"))
         self._iopub_watchers.clear()
         self._stdin_hooks.clear()
         self._tasks.cancel()
         for sock in self._sockets.values():
-            sock.close(linger=LINGER_MS)
+            sock.close(linger=CLIENT_LINGER_MS)
         self._sockets.clear()
 
-    async def wait_closed(self) -> None:
-        """Finish closing: wait until the reader tasks have stopped."""
-        await self._tasks.cancel_all()
+    async def _finish_closing(self) -> None:
+        await self._tasks.cancel_all()  # the readers have stopped
 
     # -- sockets ----------------------------------------------------------
 
     def _socket(self, channel: str) -> zmq.asyncio.Socket:
-        if self._state is ClientState.CLOSED:
-            raise ClientClosed(f"{self!r} is closed")
+        self._check_open()
         sock = self._sockets.get(channel)
         if sock is not None:
             return sock
@@ -450,7 +429,7 @@ class KernelClient:
             self._stdin_hooks.pop(msg.msg_id, None)
         return ExecutionResult(reply, outputs)
 
-    async def wait_for_ready(self, timeout: float | None = 60.0) -> Message:
+    async def wait_for_ready(self, timeout: float | None = DEFAULT_STARTUP_TIMEOUT) -> Message:
         """Wait until the kernel answers ``kernel_info`` and iopub is known to be connected.
 
         iopub is proven connected by a message that this call caused: ipykernel's
@@ -488,7 +467,7 @@ class KernelClient:
 
     # -- heartbeat ----------------------------------------------------------
 
-    async def heartbeat(self, timeout: float = 1.0) -> bool:
+    async def heartbeat(self, timeout: float = HEARTBEAT_TIMEOUT) -> bool:
         """Ping the kernel's heartbeat channel; True if it echoed within ``timeout``."""
         if self._hb_lock is None:
             self._hb_lock = asyncio.Lock()

@@ -13,14 +13,22 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import zmq
 import zmq.asyncio
 
-from .._exceptions import ClientClosed, KernelNannyError, NannyUnavailable
+from .._exceptions import ConnectionInfoError, IncompatibleProtocol, NannyUnavailable
+from .._lifetime import Lifetime
 from .._loop import BlockingTwin, blocking
 from .._tasks import TaskGroup, wait_for
+from ..defaults import (
+    CLIENT_LINGER_MS,
+    DEFAULT_HEARTBEAT_INTERVAL,
+    MISSED_HEARTBEATS,
+    NANNY_REQUEST_TIMEOUT,
+    NANNY_SLOW_REQUEST_TIMEOUT,
+)
 from ..protocol import (
     NANNY_PROTOCOL_VERSION,
     ExitStatus,
@@ -30,24 +38,18 @@ from ..protocol import (
     load_connection_info,
     normalize_connection_info,
 )
+from ..protocol.nanny import NannyInfo
 from ._requests import RequestChannel
-from ._sockets import LINGER_MS, connect, read_messages
+from ._sockets import connect, read_messages
 
 __all__ = ["BlockingManagerClient", "ManagerClient"]
 
 log = logging.getLogger("kernel_nanny.client")
 
-#: Seconds to wait for a nanny's reply to quick requests.
-DEFAULT_REQUEST_TIMEOUT = 10.0
-#: Restarts wait for the new kernel to be ready; shutdowns may climb the whole ladder.
-SLOW_REQUEST_TIMEOUT = 120.0
-#: A nanny that missed this many heartbeats is taken for dead.
-MISSED_HEARTBEATS = 3
-
 EventHandler = Callable[[Message], None]
 
 
-class ManagerClient:
+class ManagerClient(Lifetime):
     """Manages a nanny-supervised kernel from any process (asyncio).
 
     ::
@@ -62,16 +64,16 @@ class ManagerClient:
         self,
         connection_info: Mapping[str, Any],
         *,
-        timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        timeout: float = NANNY_REQUEST_TIMEOUT,
         context: zmq.asyncio.Context | None = None,
     ) -> None:
         info = normalize_connection_info(connection_info)
         for key in ("nanny_control_port", "nanny_events_port"):
             if not isinstance(info.get(key), int):
-                raise KernelNannyError(f"connection info has no {key}: this kernel is not managed by a nanny")
+                raise ConnectionInfoError(f"connection info has no {key}: this kernel is not managed by a nanny")
         version = str(info.get("nanny_protocol_version", NANNY_PROTOCOL_VERSION))
         if version.split(".")[0] != NANNY_PROTOCOL_VERSION.split(".")[0]:
-            raise KernelNannyError(
+            raise IncompatibleProtocol(
                 f"the nanny speaks protocol {version}, this client {NANNY_PROTOCOL_VERSION}: upgrade kernel-nanny"
             )
         self.connection_info = info
@@ -84,7 +86,6 @@ class ManagerClient:
         self._handlers: list[EventHandler] = []
         self._subscribed: asyncio.Event | None = None
         self._last_event = 0.0
-        self._closed = False
 
     @classmethod
     def from_connection_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> ManagerClient:
@@ -92,8 +93,7 @@ class ManagerClient:
         return cls(load_connection_info(path), **kwargs)
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<ManagerClient kernel={self.kernel_id[:8]} type={self.kernel_type} state={state}>"
+        return f"<ManagerClient kernel={self.kernel_id[:8]} type={self.kernel_type} state={self.state.value}>"
 
     @property
     def kernel_id(self) -> str:
@@ -108,31 +108,19 @@ class ManagerClient:
     @property
     def heartbeat_interval(self) -> float:
         """Seconds between the nanny's heartbeats (three missed: the nanny is taken for dead)."""
-        return float(self.connection_info.get("heartbeat_interval", 1.0))
+        return float(self.connection_info.get("heartbeat_interval", DEFAULT_HEARTBEAT_INTERVAL))
 
-    # -- lifetime ---------------------------------------------------------
+    # -- lifetime (close() closes this client's sockets; the kernel and its nanny keep running) --
 
-    async def __aenter__(self) -> ManagerClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-        await self.wait_closed()
-
-    def close(self) -> None:
-        """Close this client's sockets (the kernel and its nanny keep running). Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
+    def _begin_closing(self) -> None:
         if self._control is not None:
             self._control.close("the manager client was closed while waiting for a reply")
         self._tasks.cancel()
         if self._events is not None:
-            self._events.close(linger=LINGER_MS)
+            self._events.close(linger=CLIENT_LINGER_MS)
 
-    async def wait_closed(self) -> None:
-        """Finish closing: wait until the reader tasks have stopped."""
-        await self._tasks.cancel_all()
+    async def _finish_closing(self) -> None:
+        await self._tasks.cancel_all()  # the readers have stopped
 
     async def cleanup(self) -> None:
         """Release this client's resources (the manager interface's cleanup)."""
@@ -142,8 +130,7 @@ class ManagerClient:
     # -- sockets ----------------------------------------------------------
 
     def _control_channel(self) -> RequestChannel:
-        if self._closed:
-            raise ClientClosed(f"{self!r} is closed")
+        self._check_open()
         if self._control is None:
             self._control = RequestChannel(
                 self._context,
@@ -156,8 +143,18 @@ class ManagerClient:
             )
         return self._control
 
-    async def _subscribe(self) -> None:
-        """Subscribe to events and wait until the subscription is live (the nanny greets it)."""
+    async def subscribe(self) -> None:
+        """Subscribe to the nanny's events and return once the subscription is live.
+
+        A subscription takes a few milliseconds to reach the nanny, and events
+        published before that are lost to this client (PUB/SUB keeps no
+        backlog). Call this after :meth:`add_event_handler` and before acting,
+        when a handler must not miss what the action causes: subscribe, then
+        kill the kernel, and ``kernel_died`` is sure to arrive. :meth:`events`,
+        :meth:`wait`, :meth:`restart` and :meth:`shutdown` call it themselves.
+        Live means the nanny's greeting (a ``heartbeat``) arrived; none within
+        the client's ``timeout`` raises :exc:`NannyUnavailable`. Cheap once live.
+        """
         self._events_socket()
         assert self._subscribed is not None
         try:
@@ -168,8 +165,7 @@ class ManagerClient:
             ) from None
 
     def _events_socket(self) -> None:
-        if self._closed:
-            raise ClientClosed(f"{self!r} is closed")
+        self._check_open()
         if self._events is None:
             self._subscribed = asyncio.Event()
             url = channel_url(self.connection_info, "nanny_events")
@@ -205,9 +201,9 @@ class ManagerClient:
         seconds = self.timeout if timeout is None else timeout
         return await self._control_channel().call(name, content, seconds, watch)
 
-    async def info(self) -> dict[str, Any]:
+    async def info(self) -> NannyInfo:
         """The nanny's view: versions, kernel type and pid, state, restarts, policy, last exit..."""
-        return await self.request("info")
+        return cast(NannyInfo, await self.request("info"))
 
     async def is_alive(self) -> bool:
         """Whether the kernel process is running (the nanny's answer)."""
@@ -231,8 +227,8 @@ class ManagerClient:
         Clients connected across the restart should call ``wait_for_ready()``
         before executing, so their iopub subscription to the new process is live.
         """
-        await self._subscribe()
-        await self.request("restart", {"now": now}, timeout=SLOW_REQUEST_TIMEOUT)
+        await self.subscribe()
+        await self.request("restart", {"now": now}, timeout=NANNY_SLOW_REQUEST_TIMEOUT)
 
     async def shutdown(self, now: bool = False) -> None:
         """Stop the kernel (``now``: at once, by SIGKILL); returns once the nanny is exiting, its files gone."""
@@ -244,8 +240,8 @@ class ManagerClient:
 
         self.add_event_handler(on_event)
         try:
-            await self._subscribe()
-            await self.request("shutdown", {"now": now}, timeout=SLOW_REQUEST_TIMEOUT)
+            await self.subscribe()
+            await self.request("shutdown", {"now": now}, timeout=NANNY_SLOW_REQUEST_TIMEOUT)
             try:
                 await self._next_or_unavailable(exiting)
             except NannyUnavailable:
@@ -259,8 +255,8 @@ class ManagerClient:
         """Call ``handler(event)`` for every event the nanny publishes (on this client's loop).
 
         Subscribes at once; events published before the subscription is live
-        (a few milliseconds) are not seen: ``await`` :meth:`events` or
-        :meth:`wait`, which wait for it, when that matters.
+        (a few milliseconds) are not seen: ``await`` :meth:`subscribe`
+        when that matters.
         """
         self._events_socket()
         self._handlers.append(handler)
@@ -277,7 +273,7 @@ class ManagerClient:
         queue: asyncio.Queue[Message] = asyncio.Queue()
         self.add_event_handler(queue.put_nowait)
         try:
-            await self._subscribe()
+            await self.subscribe()
             while True:
                 event = await self._next_or_unavailable(queue.get())
                 yield event
@@ -300,16 +296,14 @@ class ManagerClient:
 
         self.add_event_handler(on_event)
         try:
-            await self._subscribe()
+            await self.subscribe()
             info = await self.info()
             if not info["alive"] and info["last_exit"] is not None:
-                last = info["last_exit"]
-                return ExitStatus(exit_code=last["exit_code"], signal=last["signal"], reason=last["reason"])
+                return ExitStatus.from_dict(info["last_exit"])
             event = await self._next_or_unavailable(died)
         finally:
             self.remove_event_handler(on_event)
-        content = event.content
-        return ExitStatus(exit_code=content["exit_code"], signal=content["signal"], reason=content["reason"])
+        return ExitStatus.from_dict(event.content)
 
     async def _next_or_unavailable(self, awaitable: Any) -> Message:
         """Await ``awaitable`` while watching the heartbeat; a silent nanny raises NannyUnavailable."""
@@ -338,7 +332,7 @@ class BlockingManagerClient(BlockingTwin):
 
     _thread_name = "kernel-nanny-manager"
 
-    def __init__(self, connection_info: Mapping[str, Any], *, timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
+    def __init__(self, connection_info: Mapping[str, Any], *, timeout: float = NANNY_REQUEST_TIMEOUT) -> None:
         super().__init__(ManagerClient(connection_info, timeout=timeout))
 
     @classmethod
@@ -356,6 +350,7 @@ class BlockingManagerClient(BlockingTwin):
     def remove_event_handler(self, handler: EventHandler) -> None:
         self._loop.call(self._async.remove_event_handler, handler)
 
+    subscribe = blocking(ManagerClient.subscribe)
     request = blocking(ManagerClient.request)
     info = blocking(ManagerClient.info)
     is_alive = blocking(ManagerClient.is_alive)

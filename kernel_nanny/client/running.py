@@ -12,15 +12,23 @@ import logging
 import os
 import shutil
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from .._exceptions import KernelNannyError
+from .._exceptions import AmbiguousKernel, NoSuchKernel
 from ..paths import nanny_state_dir, runtime_dir
 from ..protocol import ipc_socket_paths
 
-__all__ = ["RunningKernel", "find_running_kernel", "list_running_kernels", "pid_alive"]
+__all__ = [
+    "KernelRef",
+    "RunningKernel",
+    "find_running_kernel",
+    "list_running_kernels",
+    "match_kernels",
+    "pid_alive",
+]
 
 log = logging.getLogger("kernel_nanny.launch")
 
@@ -78,17 +86,43 @@ def list_running_kernels(directory: Path | None = None) -> list[RunningKernel]:
     return found
 
 
+class KernelRef(Protocol):
+    """What :func:`match_kernels` reads of a kernel: a published connection file, a daemon's record..."""
+
+    @property
+    def kernel_id(self) -> str: ...
+
+    @property
+    def name(self) -> str | None: ...
+
+
+K = TypeVar("K", bound=KernelRef)
+
+
+def match_kernels(ref: str, kernels: Iterable[K], *, prefix: bool = True) -> list[K]:
+    """The kernels ``ref`` means: those whose id or name it is, else those whose id it begins.
+
+    An exact id or name wins over prefixes, so a kernel named ``3f`` is found
+    even when ids start with ``3f`` too. ``prefix=False`` takes exact matches
+    only (a group's name must not pick a kernel whose id merely begins with it).
+    Callers say what none or several matches mean in their own words.
+    """
+    kernels = list(kernels)
+    exact = [k for k in kernels if ref in (k.kernel_id, k.name)]
+    if exact or not prefix:
+        return exact
+    return [k for k in kernels if k.kernel_id.startswith(ref)]
+
+
 def find_running_kernel(ref: str, directory: Path | None = None) -> RunningKernel:
     """The running kernel whose id, id prefix or name is ``ref``; a clear error otherwise."""
-    kernels = list_running_kernels(directory)
-    exact = [k for k in kernels if ref in (k.kernel_id, k.name)]
-    matches = exact or [k for k in kernels if k.kernel_id.startswith(ref)]
+    matches = match_kernels(ref, list_running_kernels(directory))
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise KernelNannyError(f"no running kernel {ref!r} (see 'kernel-nanny ps')")
+        raise NoSuchKernel(f"no running kernel {ref!r} (see 'kernel-nanny ps')")
     ids = ", ".join(k.kernel_id[:12] for k in matches)
-    raise KernelNannyError(f"{ref!r} matches several kernels ({ids}); give more of the id")
+    raise AmbiguousKernel(f"{ref!r} matches several kernels ({ids}); give more of the id")
 
 
 def _remove_files(folder: Path, kernel: RunningKernel) -> None:

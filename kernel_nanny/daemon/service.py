@@ -29,17 +29,32 @@ import zmq.asyncio
 from zmq.auth.asyncio import AsyncioAuthenticator
 
 from .. import __version__
-from .._exceptions import KernelNannyError, NannyUnavailable, NoSuchKernelType
-from .._serving import Handler, RequestRefused, RequestServer
+from .._exceptions import (
+    AmbiguousKernel,
+    ConnectionInfoError,
+    DaemonAlreadyRunning,
+    InvalidRequest,
+    KernelNannyError,
+    KernelTypeNotAllowed,
+    LaunchError,
+    MaxKernels,
+    NannyUnavailable,
+    NoSuchKernel,
+)
+from .._logging import KernelLogAdapter
+from .._serving import Handler, RequestServer, bind
 from .._tasks import TaskGroup
 from ..client.manager import ManagerClient
-from ..client.running import RunningKernel, list_running_kernels, pid_alive
-from ..config import RestartPolicy
+from ..client.running import RunningKernel, list_running_kernels, match_kernels, pid_alive
+from ..defaults import CULL_CHECK_MAX_INTERVAL, CULL_CHECK_MIN_INTERVAL, NANNY_PROBE_TIMEOUT, SERVER_LINGER_MS
 from ..discovery import KernelFinder
-from ..launch.nanny_process import start_nanny
+from ..launch import LaunchParams
+from ..launch.request import LaunchRequest
 from ..paths import daemon_discovery_file, public_connection_file, runtime_dir, write_private_file
 from ..protocol import DEFAULT_SIGNATURE_SCHEME, Message, Session, load_connection_info, new_id
-from ..protocol.daemon import DAEMON_PROTOCOL_VERSION
+from ..protocol.daemon import DAEMON_PROTOCOL_VERSION, KernelEntry
+from ..protocol.nanny import NannyInfo
+from ..start import start_kernel
 from .config import DaemonConfig
 from .keys import DaemonKeys
 from .sdnotify import SystemdNotifier
@@ -49,17 +64,10 @@ __all__ = ["DaemonAlreadyRunning", "NannyDaemon"]
 
 log = logging.getLogger("kernel_nanny.daemon")
 
-_LINGER_MS = 1000
 #: The ZAP domain of the tcp endpoint; the allow-list is registered for it.
 _ZAP_DOMAIN = "kernel-nanny"
-#: How long adoption waits for one nanny to answer before calling it unresponsive.
-ADOPT_TIMEOUT = 2.0
 #: Signatures of recent API requests remembered against replays.
 API_REPLAY_WINDOW = 16384
-
-
-class DaemonAlreadyRunning(KernelNannyError):
-    """Another daemon serves this user and runtime directory."""
 
 
 class NannyDaemon:
@@ -170,12 +178,10 @@ class NannyDaemon:
     def _bind(self) -> None:
         context = zmq.asyncio.Context.instance()
         local = context.socket(zmq.ROUTER)
-        local.linger = _LINGER_MS
+        local.linger = SERVER_LINGER_MS
         self.ipc_path.unlink(missing_ok=True)  # a socket file left by a crashed daemon (we hold the lock)
-        local.bind(f"ipc://{self.ipc_path}")
-        os.chmod(self.ipc_path, 0o600)
+        self.endpoints = [bind(local, f"ipc://{self.ipc_path}", private=True)]
         self._serve(local, "daemon-ipc")
-        self.endpoints = [f"ipc://{self.ipc_path}"]
         if self.config.tcp_endpoint:
             # A context of its own: its ZAP handler must vet only this socket's clients.
             self._tcp_context = zmq.asyncio.Context()
@@ -183,13 +189,10 @@ class NannyDaemon:
             self._authenticator.start()
             self._authenticator.configure_curve_callback(_ZAP_DOMAIN, credentials_provider=self.keys)
             remote = self._tcp_context.socket(zmq.ROUTER)
-            remote.linger = _LINGER_MS
-            public, secret = self.keys.server_keypair()
-            remote.curve_publickey, remote.curve_secretkey, remote.curve_server = public, secret, True
-            remote.zap_domain = _ZAP_DOMAIN.encode()
-            remote.bind(self.config.tcp_endpoint)
+            remote.linger = SERVER_LINGER_MS
+            keypair = self.keys.server_keypair()
+            self.endpoints.append(bind(remote, self.config.tcp_endpoint, curve_keypair=keypair, zap_domain=_ZAP_DOMAIN))
             self._serve(remote, "daemon-tcp")
-            self.endpoints.append(str(remote.getsockopt_string(zmq.LAST_ENDPOINT)))
 
     def _serve(self, sock: zmq.asyncio.Socket, label: str) -> None:
         self._sockets.append(sock)
@@ -218,7 +221,7 @@ class NannyDaemon:
         self._managers.clear()
         await self._tasks.cancel_all()
         for sock in self._sockets:
-            sock.close(linger=_LINGER_MS)
+            sock.close(linger=SERVER_LINGER_MS)
         if self._authenticator is not None:
             self._authenticator.stop()
         if self._tcp_context is not None:
@@ -255,10 +258,10 @@ class NannyDaemon:
             return False
         try:
             info = load_connection_info(record.connection_file)
-            async with ManagerClient(info, timeout=ADOPT_TIMEOUT) as manager:
+            async with ManagerClient(info, timeout=NANNY_PROBE_TIMEOUT) as manager:
                 details = await manager.info()
         except (KernelNannyError, OSError) as exc:
-            log.warning("kernel %s: nanny %d does not answer: %s", record.kernel_id[:8], record.nanny_pid, exc)
+            _kernel_log(record).warning("nanny %d does not answer: %s", record.nanny_pid, exc)
             return False
         return bool(details.get("kernel_id") == record.kernel_id)
 
@@ -278,23 +281,22 @@ class NannyDaemon:
 
     def _find(self, ref: Any) -> KernelRecord:
         if not isinstance(ref, str) or not ref:
-            raise RequestRefused("ValueError", "give the kernel's id, id prefix or name as 'kernel'")
+            raise InvalidRequest("give the kernel's id, id prefix or name as 'kernel'")
         self._refresh()
-        exact = [r for r in self.kernels.values() if ref in (r.kernel_id, r.name)]
-        matches = exact or [r for r in self.kernels.values() if r.kernel_id.startswith(ref)]
+        matches = match_kernels(ref, self.kernels.values())
         if len(matches) == 1:
             return matches[0]
         if not matches:
-            raise RequestRefused("NoSuchKernel", f"no running kernel {ref!r}")
-        raise RequestRefused("AmbiguousKernel", f"{ref!r} matches {len(matches)} kernels; give more of the id")
+            raise NoSuchKernel(f"no running kernel {ref!r}")
+        raise AmbiguousKernel(f"{ref!r} matches {len(matches)} kernels; give more of the id")
 
-    async def _entry(self, record: KernelRecord, with_info: bool = True) -> dict[str, Any] | None:
+    async def _entry(self, record: KernelRecord, with_info: bool = True) -> KernelEntry | None:
         """The kernel's public entry, or None if its nanny went away meanwhile."""
         try:
             connection_info = load_connection_info(record.connection_file)
-        except KernelNannyError:
+        except ConnectionInfoError:
             return None
-        entry: dict[str, Any] = {
+        entry: KernelEntry = {
             "kernel_id": record.kernel_id,
             "name": record.name,
             "kernel_type": record.kernel_type,
@@ -313,7 +315,7 @@ class NannyDaemon:
     def _manager(self, kernel_id: str, connection_info: dict[str, Any]) -> ManagerClient:
         manager = self._managers.get(kernel_id)
         if manager is None:
-            manager = self._managers[kernel_id] = ManagerClient(connection_info, timeout=ADOPT_TIMEOUT)
+            manager = self._managers[kernel_id] = ManagerClient(connection_info, timeout=NANNY_PROBE_TIMEOUT)
         return manager
 
     def _forget(self, kernel_id: str) -> None:
@@ -352,36 +354,51 @@ class NannyDaemon:
         content = msg.content
         type_id = content.get("type_id")
         if not isinstance(type_id, str) or "/" not in type_id:
-            raise RequestRefused("ValueError", "launch needs 'type_id', a kernel type id like 'spec/python3'")
+            raise InvalidRequest("launch needs 'type_id', a kernel type id like 'spec/python3'")
         if not self._allowed(type_id):
-            raise RequestRefused("KernelTypeNotAllowed", f"kernel type {type_id!r} is not allowed by this daemon")
+            raise KernelTypeNotAllowed(f"kernel type {type_id!r} is not allowed by this daemon")
         self._refresh()
         limit = self.config.max_kernels
         running = len(self.kernels) + len(self._launching)
         if limit and running >= limit:
-            raise RequestRefused("MaxKernels", f"{running} kernels are running or starting (max_kernels = {limit})")
-        name = content.get("name")
-        if name is not None and not isinstance(name, str):
-            raise RequestRefused("ValueError", f"a kernel name is a string, got {name!r}")
+            raise MaxKernels(f"{running} kernels are running or starting (max_kernels = {limit})")
+        request = self._launch_request(type_id, content)
+        name = request.name
         if name is not None and name in self._launching:
-            raise RequestRefused("LaunchError", f"the name {name!r} is taken by a kernel being launched")
+            raise LaunchError(f"the name {name!r} is taken by a kernel being launched")
         self._launching.append(name)
         try:
-            return await self._launch(type_id, name, content)
+            return await self._launch(request)
         finally:
             self._launching.remove(name)
 
-    async def _launch(self, type_id: str, name: str | None, content: dict[str, Any]) -> dict[str, Any]:
-        launch_params = {"transport": self.config.kernel_transport, "ip": self.config.kernel_ip}
-        launch_params.update(content.get("launch_params") or {})
+    def _launch_request(self, type_id: str, content: dict[str, Any]) -> LaunchRequest:
+        """The API's launch content as a request, this daemon's defaults under the client's parameters.
+
+        The daemon launches kernel types only: its clients cannot make it run a program of their choosing.
+        """
+        params = content.get("launch_params")
+        params = {} if params is None else params
+        if not isinstance(params, dict):
+            raise LaunchError(f"'launch_params' must be an object, got {params!r}")
+        cwd = content.get("cwd")
+        if cwd is not None and (not isinstance(cwd, str) or not os.path.isabs(cwd)):
+            raise LaunchError(f"'cwd' must be an absolute path (the daemon's directory is not yours), got {cwd!r}")
         policy = content.get("restart_policy")
-        restart_policy = RestartPolicy.from_dict(policy) if policy is not None else self.config.restart_policy
-        try:
-            info, manager = await start_nanny(
-                type_id, name=name, cwd=content.get("cwd"), launch_params=launch_params, restart_policy=restart_policy
-            )
-        except NoSuchKernelType as exc:
-            raise RequestRefused("NoSuchKernelType", str(exc)) from None
+        return LaunchRequest(
+            kernel_type=type_id,
+            cwd=cwd,
+            params=LaunchParams.from_mapping(
+                {"transport": self.config.kernel_transport, "ip": self.config.kernel_ip, **params}
+            ),
+            name=content.get("name"),
+            restart_policy=self.config.restart_policy if policy is None else policy,
+            supervised=True,
+        )
+
+    async def _launch(self, request: LaunchRequest) -> dict[str, Any]:
+        type_id, name = request.kernel_type, request.name
+        info, manager = await start_kernel(request, finder=self.finder)
         assert isinstance(manager, ManagerClient)
         await manager.cleanup()
         record = KernelRecord(
@@ -395,10 +412,10 @@ class NannyDaemon:
         self.kernels[record.kernel_id] = record
         self.store.save(record)
         self.notifier.status(self._status())
-        log.info("[kernel=%s] launched %s%s", record.kernel_id[:8], type_id, f" as {name!r}" if name else "")
+        _kernel_log(record).info("launched %s%s", type_id, f" as {name!r}" if name else "")
         entry = await self._entry(record, with_info=False)
         if entry is None:
-            raise RequestRefused("LaunchError", f"kernel {record.kernel_id[:12]} went away as soon as it started")
+            raise LaunchError(f"kernel {record.kernel_id[:12]} went away as soon as it started")
         return {"kernel": entry}
 
     async def _on_list_kernels(self, msg: Message) -> dict[str, Any]:
@@ -412,7 +429,7 @@ class NannyDaemon:
         ref = msg.content.get("kernel")
         entry = await self._entry(self._find(ref))
         if entry is None:
-            raise RequestRefused("NoSuchKernel", f"kernel {ref!r} has just gone away")
+            raise NoSuchKernel(f"kernel {ref!r} has just gone away")
         return {"kernel": entry}
 
     async def _on_shutdown_kernel(self, msg: Message) -> dict[str, Any]:
@@ -438,7 +455,7 @@ class NannyDaemon:
         timeout (between 1 and 60 s), with activity as the nanny saw it.
         """
         timeouts = [t for t in (self.config.idle_timeout, self.config.busy_timeout) if t > 0]
-        interval = min(60.0, max(1.0, min(timeouts) / 10))
+        interval = min(CULL_CHECK_MAX_INTERVAL, max(CULL_CHECK_MIN_INTERVAL, min(timeouts) / 10))
         while True:
             await asyncio.sleep(interval)
             self._refresh()
@@ -446,13 +463,13 @@ class NannyDaemon:
                 entry = await self._entry(record)
                 reason = self._cull_reason(entry.get("info") if entry else None)
                 if reason:
-                    log.info("[kernel=%s] culling: %s", record.kernel_id[:8], reason)
+                    _kernel_log(record).info("culling: %s", reason)
                     try:
                         await self._shutdown(record, now=False)
                     except KernelNannyError as exc:
-                        log.warning("[kernel=%s] culling failed: %s", record.kernel_id[:8], exc)
+                        _kernel_log(record).warning("culling failed: %s", exc)
 
-    def _cull_reason(self, info: dict[str, Any] | None) -> str | None:
+    def _cull_reason(self, info: NannyInfo | None) -> str | None:
         if not info or not info.get("alive"):
             return None
         now = time.time()
@@ -466,6 +483,11 @@ class NannyDaemon:
         if self.config.idle_timeout and idle_for > self.config.idle_timeout:
             return f"idle for {idle_for:.0f} s (idle_timeout = {self.config.idle_timeout:g} s)"
         return None
+
+
+def _kernel_log(record: KernelRecord) -> KernelLogAdapter:
+    """The daemon's log for lines about one kernel (its nanny knows the kernel's pid; the daemon does not)."""
+    return KernelLogAdapter(log, record.kernel_id)
 
 
 def _record_of(running: RunningKernel) -> KernelRecord:

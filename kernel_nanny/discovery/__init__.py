@@ -10,8 +10,9 @@ if TYPE_CHECKING:
     from .daemon_provider import DaemonProvider
     from .finder import ENTRY_POINT_GROUP, KernelFinder
     from .provider import KernelProvider
+    from .resolved import ResolvedKernel
 
-__all__ = ["ENTRY_POINT_GROUP", "DaemonProvider", "KernelFinder", "KernelProvider"]
+__all__ = ["ENTRY_POINT_GROUP", "DaemonProvider", "KernelFinder", "KernelProvider", "ResolvedKernel"]
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -20,5 +21,6 @@ __getattr__, __dir__ = lazy_exports(
         "DaemonProvider": ".daemon_provider",
         "KernelFinder": ".finder",
         "KernelProvider": ".provider",
+        "ResolvedKernel": ".resolved",
     },
 )

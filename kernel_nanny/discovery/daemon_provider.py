@@ -14,15 +14,13 @@ from typing import Any
 
 from .._exceptions import KernelNannyError
 from ..client.daemon import BlockingDaemonClient, DaemonClient
+from ..defaults import DAEMON_LIST_TIMEOUT
 from ..protocol import LaunchResult
 from .provider import KernelProvider
 
 __all__ = ["DaemonProvider"]
 
 log = logging.getLogger("kernel_nanny.discovery")
-
-#: Seconds a listing waits for the daemon (find_kernels is synchronous).
-LIST_TIMEOUT = 3.0
 
 
 class DaemonProvider(KernelProvider):
@@ -37,7 +35,7 @@ class DaemonProvider(KernelProvider):
 
     def find_kernels(self) -> Iterator[tuple[str, dict[str, Any]]]:
         try:
-            with BlockingDaemonClient.from_file(self.connection_file, timeout=LIST_TIMEOUT) as client:
+            with BlockingDaemonClient.from_file(self.connection_file, timeout=DAEMON_LIST_TIMEOUT) as client:
                 types = client.list_kernel_types()
         except KernelNannyError as exc:
             log.warning("daemon %s is not reachable: %s", self.id, exc)

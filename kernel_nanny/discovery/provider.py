@@ -6,7 +6,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from ..launch import KernelCommand, LaunchResult
+from ..launch.command import KernelCommand
+from ..launch.params import LaunchParams
+from ..protocol.manager import LaunchResult
 
 __all__ = ["KernelProvider"]
 
@@ -35,9 +37,14 @@ class KernelProvider(ABC):
 
     @abstractmethod
     async def launch(
-        self, name: str, *, cwd: str | None = None, launch_params: Mapping[str, Any] | None = None
+        self, name: str, *, cwd: str | None = None, launch_params: LaunchParams | Mapping[str, Any] | None = None
     ) -> LaunchResult:
-        """Start kernel ``name`` and return ``(connection_info, manager)`` once it is ready."""
+        """Start kernel ``name`` and return ``(connection_info, manager)`` once it is ready.
+
+        ``launch_params`` is a validated :class:`~kernel_nanny.LaunchParams`
+        (also a read-only mapping, for providers written against the older
+        dict); read it, never re-validate it. ``cwd`` is absolute or None.
+        """
 
     def kernel_command(self, name: str) -> KernelCommand | None:
         """The command that runs kernel ``name`` as a local process, or None (the default).
@@ -50,7 +57,14 @@ class KernelProvider(ABC):
         return None
 
     def load_config(self, config: Mapping[str, Any]) -> None:  # noqa: B027 (optional hook)
-        """Take provider-specific settings (from the daemon's configuration). Default: none."""
+        """Take provider-specific settings (from the daemon's configuration). Default: none.
+
+        From the files, ``config`` is a :class:`~kernel_nanny.config.ConfigTable`
+        (a mapping): its readers (``config.string("image", None)``...) raise a
+        :exc:`~kernel_nanny.ConfigError` naming the file, the table and the
+        key. A ``ValueError`` or ``TypeError`` is reported against the whole
+        ``[providers.<id>]`` table.
+        """
 
     async def remove_strays(self) -> None:  # noqa: B027 (optional hook)
         """Remove what this provider's kernels left behind when their owner died without cleaning up.

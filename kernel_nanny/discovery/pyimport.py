@@ -13,6 +13,7 @@ from typing import Any
 
 from .._exceptions import NoSuchKernelType
 from ..launch import KernelCommand, LaunchResult, launch_local
+from ..launch.command import ipykernel_command
 from .provider import KernelProvider
 
 __all__ = ["PyImportProvider"]
@@ -29,10 +30,7 @@ class PyImportProvider(KernelProvider):
     def kernel_command(self, name: str = "kernel") -> KernelCommand:
         if name != "kernel":
             raise NoSuchKernelType(f"pyimport/{name}")
-        return KernelCommand(
-            argv=[self.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            metadata={"supported_encryption": ["curve"]},
-        )
+        return ipykernel_command(self.executable)
 
     def find_kernels(self) -> Iterator[tuple[str, dict[str, Any]]]:
         if importlib.util.find_spec("ipykernel") is None:

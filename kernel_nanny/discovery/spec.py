@@ -21,6 +21,7 @@ from jupyter_core.paths import jupyter_path
 
 from .._exceptions import LaunchError, NoSuchKernelType
 from ..launch import KernelCommand, LaunchResult, launch_local
+from ..launch.command import ipykernel_command
 from .provider import KernelProvider
 
 __all__ = ["KernelSpecProvider", "find_kernel_specs"]
@@ -62,11 +63,12 @@ def _ipykernel_resources() -> Path | None:
 
 def _native_spec() -> dict[str, Any]:
     """ipykernel's spec for the running Python (what ``ipykernel.kernelspec`` would write)."""
+    command = ipykernel_command()
     return {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": command.argv,
         "display_name": f"Python {sys.version_info[0]} (ipykernel)",
         "language": "python",
-        "metadata": {"supported_encryption": ["curve"]},
+        "metadata": dict(command.metadata),
     }
 
 

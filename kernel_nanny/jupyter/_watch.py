@@ -16,29 +16,26 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._tasks import wait_for
 from ..client.manager import ManagerClient
 from ..client.running import pid_alive
-from ..protocol import Message
+from ..defaults import NANNY_EXIT_CHECK_INTERVAL
+from ..protocol import ExitStatus, Message
 
 __all__ = ["NannyWatch", "popen_returncode"]
 
 log = logging.getLogger("kernel_nanny.jupyter")
 
-#: Without a pidfd (not Linux), a nanny's exit is checked this often once it said it is exiting.
-_EXIT_CHECK_INTERVAL = 0.05
 
-
-def popen_returncode(death: dict[str, Any] | None) -> int | None:
+def popen_returncode(death: Mapping[str, Any] | None) -> int | None:
     """A ``kernel_died`` event's (or ``last_exit``'s) status as :class:`subprocess.Popen` reports it."""
     if death is None:
         return None
-    if death.get("signal") is not None:
-        return -int(death["signal"])
-    return int(death.get("exit_code") or 0)
+    status = ExitStatus.from_dict(death)
+    return -status.signal if status.signal is not None else status.exit_code or 0
 
 
 class NannyWatch:
@@ -144,7 +141,7 @@ class NannyWatch:
         while not self.gone:
             if loop.time() >= deadline:
                 return False
-            await asyncio.sleep(_EXIT_CHECK_INTERVAL)
+            await asyncio.sleep(NANNY_EXIT_CHECK_INTERVAL)
         return True
 
     def kill_nanny(self) -> None:

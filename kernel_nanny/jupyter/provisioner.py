@@ -56,42 +56,31 @@ import asyncio
 import logging
 import os
 import signal
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 
-from .._exceptions import KernelError, KernelNannyError, NannyUnavailable
+from .._exceptions import ConfigError, KernelNotRunning, NannyUnavailable, NoSuchKernel
 from ..client.manager import ManagerClient
-from ..launch import DEFAULT_STARTUP_TIMEOUT
+from ..defaults import DEFAULT_STARTUP_TIMEOUT, PROVISIONER_NANNY_TIMEOUT
 from ..launch.command import _PLACEHOLDER, KernelCommand
-from ..launch.nanny_process import start_nanny
+from ..launch.params import LaunchParams
+from ..launch.request import LaunchRequest
 from ..paths import public_connection_file
 from ..protocol import CHANNELS
+from ..start import start_kernel
 from ._watch import NannyWatch, popen_returncode
 
 __all__ = ["NannyProvisioner", "reattach"]
 
 log = logging.getLogger("kernel_nanny.jupyter")
 
-#: Seconds a nanny gets to greet our subscription, and to exit once told to.
-NANNY_TIMEOUT = 10.0
 #: Placeholders the nanny fills itself (it knows its kernel's connection file).
 _NANNY_PLACEHOLDERS = frozenset({"connection_file", "resource_dir", "prefix"})
 #: The status jupyter_client sees for a kernel that died with its nanny (the lifeline SIGKILLs it).
 _DIED_WITH_NANNY = -signal.SIGKILL
-
-
-@dataclass(frozen=True)
-class _Recipe:
-    """Everything a nanny is started with; a restart in place needs the same recipe."""
-
-    type_id: str
-    command: KernelCommand
-    cwd: str | None
-    launch_params: dict[str, Any]
 
 
 class NannyProvisioner(KernelProvisionerBase):
@@ -109,8 +98,8 @@ class NannyProvisioner(KernelProvisionerBase):
         self._watch: NannyWatch | None = None
         self._nanny_file: str | None = None
         #: What the running nanny was started with; None after a re-attach (whatever it runs).
-        self._recipe: _Recipe | None = None
-        self._cwd: str | None = None
+        #: What the running nanny was started with; a restart in place needs the same request.
+        self._request: LaunchRequest | None = None
         #: Why we expect the kernel to die ("shutdown", "restart"), and the counts when we started expecting it.
         self._stopping: str | None = None
         self._killed = False
@@ -145,25 +134,19 @@ class NannyProvisioner(KernelProvisionerBase):
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         """Start a nanny for ``cmd`` (or, on a restart, restart its kernel in place); return the kernel's info."""
-        recipe = self._recipe_for(cmd, kwargs)
+        request = self._request_for(cmd, kwargs)
         if self._manager is not None:
             assert self._watch is not None
-            unchanged = self._recipe is None or self._recipe == recipe
+            unchanged = self._request is None or self._request == request
             if unchanged and not self._watch.gone and await self._restart_in_place():
                 return self._jupyter_connection_info(key_bytes=True)
             log.info(
                 "[kernel=%s] starting a new nanny: %s",
                 self.kernel_id,
-                "recipe changed" if not unchanged else "nanny gone",
+                "launch request changed" if not unchanged else "nanny gone",
             )
             await self._stop_nanny()
-        _, manager = await start_nanny(
-            recipe.type_id,
-            name=self.kernel_id or None,
-            cwd=recipe.cwd,
-            launch_params=recipe.launch_params,
-            command=recipe.command,
-        )
+        _, manager = await start_kernel(request)
         assert isinstance(manager, ManagerClient)
         try:
             await self._attach(manager, str(public_connection_file(manager.kernel_id)))
@@ -171,11 +154,11 @@ class NannyProvisioner(KernelProvisionerBase):
             await manager.shutdown(now=True)
             await manager.cleanup()
             raise
-        self._recipe, self._cwd = recipe, recipe.cwd
+        self._request = request
         log.info("[kernel=%s] running behind nanny %s", self.kernel_id, manager.kernel_id[:12])
         return self._jupyter_connection_info(key_bytes=True)
 
-    def _recipe_for(self, cmd: list[str], kwargs: dict[str, Any]) -> _Recipe:
+    def _request_for(self, cmd: list[str], kwargs: dict[str, Any]) -> LaunchRequest:
         manager = self.parent
         spec = self.kernel_spec
         env = kwargs.get("env")
@@ -194,13 +177,20 @@ class NannyProvisioner(KernelProvisionerBase):
         )
         name = getattr(manager, "kernel_name", "") or "kernel"
         cwd = kwargs.get("cwd")
-        return _Recipe(f"spec/{name}", command, str(cwd) if cwd is not None else None, params)
+        return LaunchRequest(
+            kernel_type=f"spec/{name}",
+            command=command,
+            cwd=str(cwd) if cwd is not None else None,
+            params=LaunchParams.from_mapping(params),
+            name=self.kernel_id or None,
+            supervised=True,
+        )
 
     async def _attach(self, manager: ManagerClient, nanny_file: str) -> None:
-        watch = await NannyWatch.attach(manager, int(manager.connection_info["nanny_pid"]), NANNY_TIMEOUT)
+        watch = await NannyWatch.attach(manager, int(manager.connection_info["nanny_pid"]), PROVISIONER_NANNY_TIMEOUT)
         if watch.gone:
             watch.close()
-            raise KernelNannyError(f"the nanny of kernel {self.kernel_id} exited")
+            raise NannyUnavailable(f"the nanny of kernel {self.kernel_id} exited")
         self._manager, self._watch, self._nanny_file = manager, watch, nanny_file
         await self._now_known()
         self.connection_info = self._jupyter_connection_info(key_bytes=False)
@@ -243,7 +233,7 @@ class NannyProvisioner(KernelProvisionerBase):
                 gave_up = watch.deaths > deaths and not (watch.last_death or {}).get("restarting")
                 return watch.restarts > restarts or watch.failures > failures or gave_up or watch.gone
 
-            await watch.until(settled, DEFAULT_STARTUP_TIMEOUT + NANNY_TIMEOUT)
+            await watch.until(settled, DEFAULT_STARTUP_TIMEOUT + PROVISIONER_NANNY_TIMEOUT)
         if watch.gone:
             return False
         if not (self._stopping == "restart" and not self._killed and watch.restarts > restarts):
@@ -316,10 +306,8 @@ class NannyProvisioner(KernelProvisionerBase):
                 await manager.interrupt()
             else:
                 await manager.signal(signum)
-        except KernelError as exc:
-            if exc.ename != "KernelNotRunning":
-                raise
-            log.debug("[kernel=%s] signal %d not sent: %s", self.kernel_id, signum, exc.evalue)
+        except KernelNotRunning as exc:
+            log.debug("[kernel=%s] signal %d not sent: %s", self.kernel_id, signum, exc)
 
     async def kill(self, restart: bool = False) -> None:
         """SIGKILL the kernel; the nanny stays (for a restart, or until :meth:`cleanup`)."""
@@ -368,13 +356,13 @@ class NannyProvisioner(KernelProvisionerBase):
                 await manager.shutdown(now=True)
             except NannyUnavailable as exc:
                 log.warning("[kernel=%s] %s", self.kernel_id, exc)
-        if not await watch.nanny_exited(NANNY_TIMEOUT):
+        if not await watch.nanny_exited(PROVISIONER_NANNY_TIMEOUT):
             log.warning("[kernel=%s] nanny %d did not exit; killing it", self.kernel_id, watch.nanny_pid)
             watch.kill_nanny()
-            await watch.nanny_exited(NANNY_TIMEOUT)
+            await watch.nanny_exited(PROVISIONER_NANNY_TIMEOUT)
         watch.close()
         await manager.cleanup()
-        self._manager = self._watch = self._nanny_file = self._recipe = None
+        self._manager = self._watch = self._nanny_file = self._request = None
         self._stopping, self._killed = None, False
 
     # -- persistence ------------------------------------------------------------
@@ -390,18 +378,19 @@ class NannyProvisioner(KernelProvisionerBase):
         await super().load_provisioner_info(provisioner_info)
         path = provisioner_info.get("nanny_connection_file")
         if not path or not Path(path).is_file():
-            raise KernelNannyError(
+            raise NoSuchKernel(
                 f"kernel {self.kernel_id} cannot be re-attached: its nanny's connection file {path} is gone "
                 "(the nanny has exited; see 'kernel-nanny ps')"
             )
         await self._attach(ManagerClient.from_connection_file(path), str(path))
-        self._recipe, self._cwd = None, None
+        self._request = None
 
     def resolve_path(self, path: str) -> str | None:
         """``path`` relative to the kernel's working directory, if it exists there."""
         resolved = Path(path).expanduser()
-        if not resolved.is_absolute() and self._cwd:
-            resolved = (Path(self._cwd) / resolved).resolve()
+        cwd = self._request.cwd if self._request is not None else None
+        if not resolved.is_absolute() and cwd:
+            resolved = (Path(cwd) / resolved).resolve()
         return resolved.as_posix() if resolved.exists() else None
 
 
@@ -423,7 +412,7 @@ async def reattach(kernel_manager: Any, provisioner_info: dict[str, Any]) -> Non
         kernel_id, kernel_manager.kernel_spec, parent=kernel_manager
     )
     if not isinstance(provisioner, NannyProvisioner):
-        raise KernelNannyError(
+        raise ConfigError(
             f"kernelspec {kernel_manager.kernel_name!r} does not use the kernel-nanny provisioner "
             f"(it uses {type(provisioner).__name__}): select it for that kernelspec, or as the default provisioner"
         )

@@ -12,7 +12,6 @@ soon as the exit is seen) and restarts on the same connection info.
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Collection
@@ -20,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import KernelNannyError, LaunchError
+from .._logging import KernelLogAdapter
 from .._tasks import TaskGroup, wait_for
 from ..client.kernel import KernelClient
+from ..defaults import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT, OUTPUT_DRAIN_TIMEOUT
 from ..protocol import ConnectionInfo, ExitStatus
 from .lifeline import Lifeline
-from .output import OutputListener, OutputRelay
-from .params import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT
+from .output import OutputListener, OutputRelay, format_output_tail
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -37,18 +37,15 @@ __all__ = [
     "ready_or_exited",
 ]
 
-#: Seconds to wait for the rest of a dead kernel's output before reporting its death at start-up
-#: (bounded: a grandchild may hold a pipe open, an engine may be slow to close a stream).
-OUTPUT_DRAIN_TIMEOUT = 1.0
-
 
 class BaseKernelManager(ABC):
     """The manager interface on top of a few primitives a subclass implements.
 
     Primitives: :meth:`start`, :meth:`is_alive`, :meth:`wait`, :meth:`signal`,
     :meth:`cleanup`, the :attr:`interrupt_mode` property, and the private
-    ``_terminate`` (what follows an ignored shutdown request) and
-    ``_log_context``; optionally ``_output_readers``.
+    ``_terminate`` (what follows an ignored shutdown request); optionally
+    ``_output_readers``. A subclass passes a logger that says which kernel
+    a line is about (``[kernel pid=4711]``).
     ``connection_info`` stays the same across restarts, so clients keep
     working after :meth:`restart`.
     """
@@ -61,7 +58,7 @@ class BaseKernelManager(ABC):
         startup_timeout: float,
         shutdown_timeout: float,
         echo_output: bool,
-        logger: logging.Logger,
+        logger: KernelLogAdapter,
     ) -> None:
         self.connection_info = connection_info
         self.connection_file = connection_file
@@ -69,7 +66,7 @@ class BaseKernelManager(ABC):
         self.shutdown_timeout = shutdown_timeout
         self._log = logger
         self._output = OutputRelay(echo=echo_output)
-        self._tasks = TaskGroup(logger)
+        self._tasks = TaskGroup(logger.logger)
         self._lifeline: Lifeline | None = None
         self._control: KernelClient | None = None
 
@@ -79,11 +76,6 @@ class BaseKernelManager(ABC):
     @abstractmethod
     def interrupt_mode(self) -> str:
         """``signal`` (SIGINT) or ``message`` (an ``interrupt_request`` on the control channel)."""
-
-    @property
-    @abstractmethod
-    def _log_context(self) -> str:
-        """Which kernel a log line is about, e.g. ``kernel pid=4711``."""
 
     @abstractmethod
     async def start(self) -> None:
@@ -180,11 +172,11 @@ class BaseKernelManager(ABC):
             try:
                 await self._control_client().shutdown(restart=restart, timeout=self.shutdown_timeout)
             except KernelNannyError:  # KernelTimeout included
-                self._log.debug("[%s] no shutdown reply", self._log_context)
+                self._log.debug("no shutdown reply")
             if await self._exited_within(self.shutdown_timeout):
-                self._log.debug("[%s] exited on request", self._log_context)
+                self._log.debug("exited on request")
             else:
-                self._log.warning("[%s] did not exit on request; terminating it", self._log_context)
+                self._log.warning("did not exit on request; terminating it")
                 await self._terminate()
         await self.kill()
 
@@ -241,9 +233,3 @@ async def ready_or_exited(
             except KernelNannyError as exc:
                 raise LaunchError(f"kernel did not become ready within {timeout} s") from exc
         return exit_status.result()
-
-
-def format_output_tail(text: str, lines: int = 15, intro: str = "its last output") -> str:
-    """The last lines of some output, introduced for an error message (or nothing)."""
-    tail = "\n".join(text.strip().splitlines()[-lines:])
-    return f"; {intro}:\n{tail}" if tail else ""

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from string import Template
 from typing import Any
 
-__all__ = ["KernelCommand"]
+__all__ = ["KernelCommand", "ipykernel_command"]
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
 _THIS_PYTHON = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
@@ -68,3 +68,15 @@ class KernelCommand:
             interrupt_mode=str(data.get("interrupt_mode") or "signal"),
             metadata=dict(data.get("metadata") or {}),
         )
+
+
+def ipykernel_command(python: str = sys.executable) -> KernelCommand:
+    """The command that runs ipykernel with ``python``: what ipykernel's own kernelspec says.
+
+    ipykernel supports CurveZMQ (``supported_encryption``), so its tcp kernels
+    are encrypted by default; its interrupts are signals.
+    """
+    return KernelCommand(
+        argv=[python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        metadata={"supported_encryption": ["curve"]},
+    )

@@ -18,7 +18,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import KernelNannyError
+from .._exceptions import KernelNotRunning
+from .._logging import KernelLogAdapter
 from ..protocol import ConnectionInfo, ExitStatus, ipc_socket_paths
 from .base_manager import BaseKernelManager
 from .child import ChildProcess
@@ -58,7 +59,7 @@ class LocalKernelManager(BaseKernelManager):
             startup_timeout=startup_timeout,
             shutdown_timeout=shutdown_timeout,
             echo_output=echo_output,
-            logger=log,
+            logger=KernelLogAdapter(log, pid=lambda: self.pid),
         )
         self.command = command
         self.cwd = cwd
@@ -84,10 +85,6 @@ class LocalKernelManager(BaseKernelManager):
         """The command's ``interrupt_mode``: ``signal`` (SIGINT) or ``message`` (``interrupt_request``)."""
         return self.command.interrupt_mode
 
-    @property
-    def _log_context(self) -> str:
-        return f"kernel pid={self.pid}"
-
     async def start(self, spawned: SpawnedKernel | None = None) -> None:
         """Start the kernel process (or take over ``spawned``, one this manager's command just started);
         :meth:`wait_until_ready` waits for it to be usable."""
@@ -102,7 +99,7 @@ class LocalKernelManager(BaseKernelManager):
             )
         process = self._process = spawned.process
         self._lifeline = spawned.lifeline
-        log.info("[kernel pid=%d] started: %s", process.pid, " ".join(spawned.argv))
+        self._log.info("started: %s", " ".join(spawned.argv))
         self._relays = [
             self._tasks.spawn(self._relay_output(fd, name), name=f"kernel-{name}-{process.pid}")
             for name, fd in (("stdout", spawned.stdout_fd), ("stderr", spawned.stderr_fd))
@@ -125,7 +122,7 @@ class LocalKernelManager(BaseKernelManager):
 
     def _require_process(self) -> ChildProcess:
         if self._process is None:
-            raise KernelNannyError("the kernel has not been started")
+            raise KernelNotRunning("the kernel has not been started")
         return self._process
 
     async def is_alive(self) -> bool:
@@ -142,12 +139,12 @@ class LocalKernelManager(BaseKernelManager):
         try:
             os.killpg(process.pid, signum)
         except ProcessLookupError:
-            log.debug("[kernel pid=%d] signal %d: process group already gone", process.pid, signum)
+            self._log.debug("signal %d: process group already gone", signum)
 
     async def _terminate(self) -> None:
         await self.signal(signal.SIGTERM)
         if not await self._exited_within(self.shutdown_timeout):
-            log.warning("[kernel pid=%s] ignored SIGTERM; sending SIGKILL", self.pid)
+            self._log.warning("ignored SIGTERM; sending SIGKILL")
 
     async def _stop(self, now: bool, restart: bool = False) -> None:
         await super()._stop(now, restart)

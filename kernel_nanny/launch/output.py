@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 
-__all__ = ["OUTPUT_BACKLOG_BYTES", "OUTPUT_TAIL_BYTES", "OutputListener", "OutputRelay"]
+__all__ = ["OUTPUT_BACKLOG_BYTES", "OUTPUT_TAIL_BYTES", "OutputListener", "OutputRelay", "format_output_tail"]
 
 log = logging.getLogger("kernel_nanny.launch")
 
@@ -71,3 +71,9 @@ class OutputRelay:
                 os.write(sys.stderr.fileno(), chunk)
             except (OSError, ValueError):  # our stderr is closed or not a real file
                 pass
+
+
+def format_output_tail(text: str, lines: int = 15, intro: str = "its last output") -> str:
+    """The last lines of some output, introduced for an error message (or nothing)."""
+    tail = "\n".join(text.strip().splitlines()[-lines:])
+    return f"; {intro}:\n{tail}" if tail else ""

@@ -12,8 +12,8 @@ A nanny launches its kernel through a provider, then:
 
 Every death goes through one place, :meth:`KernelNanny._supervise`, which reads
 the *intent* recorded by whoever caused it (a kill, a restart, a shutdown, the
-kernel's own shutdown_request from a client) to decide what to publish and
-whether to restart.
+kernel's own shutdown_request from a client) and carries out what
+:mod:`~kernel_nanny.nanny.supervision` decides: what to publish and whether to restart.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,14 +35,15 @@ import zmq
 import zmq.asyncio
 
 from .. import __version__
-from .._exceptions import LaunchError
-from .._serving import RequestRefused, RequestServer
+from .._exceptions import InvalidRequest, KernelNotRunning, LaunchError, NannyStopping
+from .._logging import KernelLogAdapter
+from .._serving import Handler, RequestServer, bind
 from .._tasks import TaskGroup
 from ..client.kernel import KernelClient
-from ..config import RestartPolicy
-from ..discovery import KernelFinder
-from ..launch import KernelCommand, launch_local
+from ..defaults import DEFAULT_HEARTBEAT_INTERVAL, SERVER_LINGER_MS
+from ..discovery.resolved import ResolvedKernel
 from ..launch.connection import write_connection_file
+from ..launch.request import LaunchRequest
 from ..launch.spawn import StartedKernel
 from ..paths import nanny_state_dir
 from ..protocol import (
@@ -51,27 +53,28 @@ from ..protocol import (
     KernelManager,
     Message,
     Session,
+    endpoint_port,
+    endpoint_url,
     ipc_socket_paths,
     parse_signal,
 )
-from .kernel_params import kernel_launch_params
+from ..protocol.nanny import HeartbeatContent, KernelDiedContent, NannyInfo
 from .oom import OomCounter
 from .output_log import DEFAULT_LOG_MAX_BYTES, OutputLog
 from .restarts import RestartBudget
+from .startup import kernel_params
+from .supervision import Decision, Intent, Next, after_death, after_failed_restart, restart_superseded
 
 __all__ = ["DEFAULT_HEARTBEAT_INTERVAL", "KernelNanny", "NannyState"]
 
 log = logging.getLogger("kernel_nanny.nanny")
 
-#: Seconds between ``heartbeat`` events; clients call a nanny dead after three missed.
-DEFAULT_HEARTBEAT_INTERVAL = 1.0
 #: The kernel's iopub messages the nanny reads: status and shutdown replies, which ipykernel publishes
 #: as ``kernel.<id>.status``/``kernel.<id>.shutdown`` (other kernels: ``status``). Not everything: the
 #: first client's catch-all subscription must stay new to the kernel, which greets it with iopub_welcome.
 IOPUB_TOPICS = (b"kernel.", b"status", b"shutdown")
 #: ipc "ports" of the nanny sockets (the kernel's channels use 1-5 under the same prefix).
 _IPC_CONTROL, _IPC_EVENTS = 6, 7
-_LINGER_MS = 1000
 
 
 class NannyState(enum.Enum):
@@ -88,30 +91,25 @@ class KernelNanny:
     def __init__(
         self,
         kernel_id: str,
-        type_id: str,
+        request: LaunchRequest,
+        resolved: ResolvedKernel,
         *,
-        finder: KernelFinder | None,
-        name: str | None = None,
-        cwd: str | None = None,
-        launch_params: Mapping[str, Any] | None = None,
-        restart_policy: RestartPolicy | None = None,
-        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         log_max_bytes: int = DEFAULT_LOG_MAX_BYTES,
-        command: KernelCommand | None = None,
         started: StartedKernel | None = None,
     ) -> None:
         self.kernel_id = kernel_id
-        self.type_id = type_id
-        self.name = name
-        self.cwd = cwd
-        self.finder = finder
-        #: An explicit command to run instead of asking the finder for ``type_id`` (see ``start_nanny``).
-        self.command = command
+        self._log = KernelLogAdapter(log, kernel_id, pid=self._kernel_pid)
+        #: What to run and how (validated by the starter; see :mod:`kernel_nanny.nanny.startup`).
+        self.request = request
+        #: The kernel's command or provider, resolved by the starter: the nanny never looks a type up.
+        self.resolved = resolved
         #: The command's launch, already begun before the nanny's heavy imports (``python -m kernel_nanny.nanny``).
         self._started = started
-        self.launch_params = dict(launch_params or {})
-        self.restart_policy = restart_policy or RestartPolicy()
-        self.heartbeat_interval = heartbeat_interval
+        self.type_id = request.kernel_type
+        self.name = request.name
+        self.cwd = request.cwd
+        self.restart_policy = request.restart_policy
+        self.heartbeat_interval = request.heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL
         self.log_max_bytes = log_max_bytes
         self.state = NannyState.STARTING
         self.restart_count = 0
@@ -126,7 +124,7 @@ class KernelNanny:
         self.manager: KernelManager | None = None
         self._state_dir = nanny_state_dir(kernel_id)
         self._budget = RestartBudget(self.restart_policy)
-        self._intent: str | None = None
+        self._intent: Intent | None = None
         self._lifecycle = asyncio.Lock()
         self._generation = 0
         self._generation_changed = asyncio.Condition()
@@ -140,7 +138,7 @@ class KernelNanny:
         self._decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")}
         self._oom: OomCounter | None = None
         self._iopub: KernelClient | None = None
-        self._handlers: dict[str, Callable[[Message], Awaitable[dict[str, Any]]]] = {
+        self._handlers: dict[str, Handler] = {
             "is_alive_request": self._on_is_alive,
             "interrupt_request": self._on_interrupt,
             "signal_request": self._on_signal,
@@ -184,17 +182,9 @@ class KernelNanny:
 
     async def _start(self) -> None:
         self._output_log = OutputLog(self.log_path, self.log_max_bytes)
-        params = kernel_launch_params(self.kernel_id, self.launch_params)
-        if self.command is not None:
-            started, self._started = self._started, None
-            launched = await launch_local(
-                self.command, kernel_name=self.type_id, cwd=self.cwd, launch_params=params, started=started
-            )
-        else:
-            if self.finder is None:
-                raise LaunchError(f"a nanny for {self.type_id} needs a kernel finder or a command")
-            launched = await self.finder.launch(self.type_id, cwd=self.cwd, launch_params=params)
-        self.connection_info, self.manager = launched
+        request = replace(self.request, params=kernel_params(self.kernel_id, self.request.params))
+        started, self._started = self._started, None
+        self.connection_info, self.manager = await self.resolved.launch(request, started=started)
         if self.manager is None:
             raise LaunchError(f"provider of {self.type_id} gave no manager: a nanny cannot supervise it")
         self._session = Session(self.connection_info["key"], self.connection_info["signature_scheme"])
@@ -225,13 +215,7 @@ class KernelNanny:
         self._tasks.spawn(server.serve(), name="nanny-control")
         self._tasks.spawn(self._watch_subscriptions(), name="nanny-subscriptions")
         self._tasks.spawn(self._beat(), name="nanny-heartbeat")
-        log.info(
-            "[kernel=%s pid=%s] %s ready: %s",
-            self.kernel_id[:8],
-            self._kernel_pid(),
-            self.type_id,
-            self.connection_file,
-        )
+        self._log.info("%s ready: %s", self.type_id, self.connection_file)
 
     def _bind_sockets(self) -> None:
         context = zmq.asyncio.Context.instance()
@@ -239,19 +223,19 @@ class KernelNanny:
         self._events = context.socket(zmq.XPUB)
         self._events.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscriber's subscription, not just the first
         info = self.connection_info
-        for sock, ipc_port in ((self._control, _IPC_CONTROL), (self._events, _IPC_EVENTS)):
-            sock.linger = _LINGER_MS
-            if info.get("curve_secretkey"):
-                sock.curve_secretkey = info["curve_secretkey"].encode()
-                sock.curve_publickey = info["curve_publickey"].encode()
-                sock.curve_server = True
-            key = "nanny_control_port" if sock is self._control else "nanny_events_port"
-            if info["transport"] == "ipc":
-                sock.bind(f"ipc://{info['ip']}-{ipc_port}")
-                info[key] = ipc_port
-            else:
-                host = f"[{info['ip']}]" if ":" in info["ip"] else info["ip"]
-                info[key] = sock.bind_to_random_port(f"tcp://{host}")
+        curve = (
+            (info["curve_publickey"].encode(), info["curve_secretkey"].encode())
+            if info.get("curve_secretkey")
+            else None
+        )
+        for sock, key, ipc_port in (
+            (self._control, "nanny_control_port", _IPC_CONTROL),
+            (self._events, "nanny_events_port", _IPC_EVENTS),
+        ):
+            sock.linger = SERVER_LINGER_MS
+            port = ipc_port if info["transport"] == "ipc" else "*"  # tcp: any free port
+            endpoint = bind(sock, endpoint_url(info["transport"], info["ip"], port), curve_keypair=curve)
+            info[key] = endpoint_port(endpoint)
 
     def _public_info(self) -> dict[str, Any]:
         return {
@@ -278,7 +262,7 @@ class KernelNanny:
                 async with self._lifecycle:
                     await self.manager.shutdown()
             except Exception:
-                log.exception("[kernel=%s] shutting the kernel down failed", self.kernel_id[:8])
+                self._log.exception("shutting the kernel down failed")
             if alive:
                 self.last_exit = await self.manager.wait()
                 self._publish_death(self.last_exit, restarting=False, requested=True)
@@ -288,13 +272,13 @@ class KernelNanny:
         self._publish("nanny_exiting", {"reason": self._stop_reason})
         for sock in (self._control, self._events):
             if sock is not None:
-                sock.close(linger=_LINGER_MS)
+                sock.close(linger=SERVER_LINGER_MS)
         for path in ipc_socket_paths(self.connection_info):  # ours; the kernel's went with it
             path.unlink(missing_ok=True)
         if self._output_log is not None:
             self._output_log.close()
         shutil.rmtree(self._state_dir, ignore_errors=True)
-        log.info("[kernel=%s] nanny exiting: %s", self.kernel_id[:8], self._stop_reason)
+        self._log.info("nanny exiting: %s", self._stop_reason)
 
     # -- supervision ------------------------------------------------------
 
@@ -317,29 +301,24 @@ class KernelNanny:
             self._generation_changed.notify_all()
 
     async def _supervise(self) -> None:
-        """The one place where kernel deaths are observed, reported and acted on."""
+        """The one place where kernel deaths are observed, reported and acted on (as :mod:`.supervision` decides)."""
         assert self.manager is not None
         while True:
             generation = self._generation
             status = self._classify(await self.manager.wait())
             self.last_exit = status
-            intent = self._intent
-            if intent == "shutdown":
-                return  # the teardown reports it
-            if intent == "kernel-shutdown":
-                self._publish_death(status, restarting=False, requested=True)
+            decision = after_death(
+                self._intent, budget_allows=self._budget.allows_another(), backoff=self._budget.next_delay()
+            )
+            if decision.kernel_died is not None:
+                died = decision.kernel_died
+                self._publish_death(status, restarting=died.restarting, requested=died.requested)
+            if decision.next is Next.LEAVE_TO_TEARDOWN:
+                return
+            if decision.next is Next.STOP_NANNY:
                 self.stop("the kernel was shut down by a client")
                 return
-            if intent in ("kill", "restart"):
-                self._publish_death(status, restarting=intent == "restart", requested=True)
-                if intent == "kill":
-                    self.state = NannyState.DEAD
-            else:
-                counted = intent is None
-                self._publish_death(
-                    status, restarting=not counted or self._budget.allows_another(), requested=not counted
-                )
-                await self._recover(counted=counted)
+            await self._recover(decision)
             async with self._generation_changed:
                 await self._generation_changed.wait_for(lambda g=generation: self._generation != g)  # type: ignore[misc]
 
@@ -348,52 +327,44 @@ class KernelNanny:
             return ExitStatus(exit_code=status.exit_code, signal=status.signal, reason="oom")
         return status
 
-    async def _recover(self, counted: bool) -> None:
-        """Restart after an unrequested death, within the restart policy."""
+    async def _recover(self, decision: Decision) -> None:
+        """Carry out what a death calls for: restart (retrying failed launches), stay dead, or give up."""
         assert self.manager is not None
         last_error = ""
-        while True:
-            if counted and not self._budget.allows_another():
-                self.state = NannyState.DEAD
-                policy = self.restart_policy
-                reason = (
-                    f"{self._budget.used} automatic restarts within {policy.window:g} s (max {policy.max_restarts})"
-                )
-                self._publish("restart_failed", {"reason": reason + last_error, "restart_count": self.restart_count})
-                log.warning("[kernel=%s] giving up: %s", self.kernel_id[:8], reason)
-                return
-            delay = self._budget.next_delay() if counted else 0.0
+        while decision.next is Next.RESTART:
             self.state = NannyState.RESTARTING
-            if delay:
-                await asyncio.sleep(delay)  # back-off between restarts: a deliberate pause, not a poll
+            if decision.delay:
+                await asyncio.sleep(decision.delay)  # back-off between restarts: a deliberate pause, not a poll
             async with self._lifecycle:
-                if self._intent not in (None, "kernel-restart") or self.state is not NannyState.RESTARTING:
+                if restart_superseded(self._intent) or self.state is not NannyState.RESTARTING:
                     return  # a request (restart, kill, shutdown) took over meanwhile
-                if counted:
+                if decision.counted:
                     self._budget.record()
                 try:
                     await self.manager.restart(now=True)
                 except LaunchError as exc:
-                    log.warning("[kernel=%s] restart failed: %s", self.kernel_id[:8], exc)
-                    last_error, counted = f"; last error: {exc}", True
+                    self._log.warning("restart failed: %s", exc)
+                    last_error = f"; last error: {exc}"
+                    decision = after_failed_restart(
+                        budget_allows=self._budget.allows_another(), backoff=self._budget.next_delay()
+                    )
                     continue
                 self.restart_count += 1
                 await self._new_generation()
                 self._publish("kernel_restarted", {"pid": self._kernel_pid(), "restart_count": self.restart_count})
                 return
+        if decision.next in (Next.STAY_DEAD, Next.GIVE_UP):
+            self.state = NannyState.DEAD
+        if decision.next is Next.GIVE_UP:
+            policy = self.restart_policy
+            reason = f"{self._budget.used} automatic restarts within {policy.window:g} s (max {policy.max_restarts})"
+            self._publish("restart_failed", {"reason": reason + last_error, "restart_count": self.restart_count})
+            self._log.warning("giving up: %s", reason)
 
     def _publish_death(self, status: ExitStatus, *, restarting: bool, requested: bool) -> None:
-        log.info("[kernel=%s pid=%s] died: %s", self.kernel_id[:8], self._kernel_pid(), status)
-        self._publish(
-            "kernel_died",
-            {
-                "exit_code": status.exit_code,
-                "signal": status.signal,
-                "reason": status.reason,
-                "restarting": restarting,
-                "requested": requested,
-            },
-        )
+        self._log.info("died: %s", status)
+        content: KernelDiedContent = {**status.to_dict(), "restarting": restarting, "requested": requested}
+        self._publish("kernel_died", content)
 
     # -- what the kernel says -------------------------------------------------
 
@@ -416,14 +387,14 @@ class KernelNanny:
 
     # -- events -----------------------------------------------------------------
 
-    def _publish(self, event: str, content: dict[str, Any]) -> None:
+    def _publish(self, event: str, content: Mapping[str, Any]) -> None:
         if self._events is None or self._session is None or self._events.closed:
             return
-        msg = self._session.msg(event, content)
+        msg = self._session.msg(event, dict(content))
         sent = self._events.send_multipart(self._session.serialize(msg, [event.encode()]), flags=zmq.NOBLOCK)
         cast("asyncio.Future[Any]", sent).add_done_callback(_report_send_failure)
 
-    def _heartbeat_content(self) -> dict[str, Any]:
+    def _heartbeat_content(self) -> HeartbeatContent:
         return {"state": self.state.value, "pid": self._kernel_pid(), "restart_count": self.restart_count}
 
     async def _beat(self) -> None:
@@ -447,7 +418,7 @@ class KernelNanny:
 
     def _require_kernel(self) -> KernelManager:
         if self.manager is None or self.state in (NannyState.DEAD, NannyState.STOPPING, NannyState.RESTARTING):
-            raise RequestRefused("KernelNotRunning", f"the kernel is not running (state: {self.state.value})")
+            raise KernelNotRunning(f"the kernel is not running (state: {self.state.value})")
         return self.manager
 
     async def _on_is_alive(self, msg: Message) -> dict[str, Any]:
@@ -460,8 +431,8 @@ class KernelNanny:
 
     async def _on_signal(self, msg: Message) -> dict[str, Any]:
         if "signum" not in msg.content:
-            raise RequestRefused("ValueError", "signal_request needs 'signum' (a number or a name like 'SIGTERM')")
-        signum = parse_signal(msg.content["signum"])
+            raise InvalidRequest("signal_request needs 'signum' (a number or a name like 'SIGTERM')")
+        signum = parse_signal(msg.content["signum"])  # its ValueError crosses as InvalidRequest
         await self._require_kernel().signal(signum)
         return {"signum": signum}
 
@@ -480,7 +451,7 @@ class KernelNanny:
         now = bool(msg.content.get("now", False))
         async with self._lifecycle:
             if self.state is NannyState.STOPPING:
-                raise RequestRefused("NannyStopping", "the nanny is shutting down")
+                raise NannyStopping("the nanny is shutting down")
             self._intent = "restart"
             self.state = NannyState.RESTARTING
             try:
@@ -507,9 +478,8 @@ class KernelNanny:
                 self._publish_death(self.last_exit, restarting=False, requested=True)
         return {}
 
-    async def _on_info(self, msg: Message) -> dict[str, Any]:
+    async def _on_info(self, msg: Message) -> NannyInfo:
         alive = self.manager is not None and await self.manager.is_alive()
-        last_exit = self.last_exit
         return {
             "nanny_protocol_version": NANNY_PROTOCOL_VERSION,
             "nanny_version": __version__,
@@ -527,9 +497,7 @@ class KernelNanny:
             "kernel_started": self.kernel_started_at,
             "restart_count": self.restart_count,
             "restart_policy": self.restart_policy.to_dict(),
-            "last_exit": None
-            if last_exit is None
-            else {"exit_code": last_exit.exit_code, "signal": last_exit.signal, "reason": last_exit.reason},
+            "last_exit": None if self.last_exit is None else self.last_exit.to_dict(),
             "log_file": str(self.log_path),
             "heartbeat_interval": self.heartbeat_interval,
         }

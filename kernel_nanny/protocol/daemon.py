@@ -7,7 +7,11 @@ ROUTER socket, signed with the daemon's API key; each is answered by
 
 from __future__ import annotations
 
-__all__ = ["DAEMON_PROTOCOL_VERSION", "DAEMON_REQUESTS"]
+from typing import Any, TypedDict
+
+from .nanny import NannyInfo
+
+__all__ = ["DAEMON_PROTOCOL_VERSION", "DAEMON_REQUESTS", "KernelEntry"]
 
 #: Version of the daemon API; the major part changes on incompatible changes.
 DAEMON_PROTOCOL_VERSION = "1.0"
@@ -20,3 +24,21 @@ DAEMON_REQUESTS = (
     "get_kernel",
     "shutdown_kernel",
 )
+
+
+class _KernelRecord(TypedDict):
+    kernel_id: str
+    name: str | None
+    kernel_type: str
+    connection_file: str
+    nanny_pid: int
+    #: When the daemon launched or adopted the kernel (epoch seconds).
+    created: float
+    connection_info: dict[str, Any]
+
+
+class KernelEntry(_KernelRecord, total=False):
+    """A kernel as ``list_kernels``, ``get_kernel`` and ``launch`` describe it."""
+
+    #: The nanny's ``info`` (None if it did not answer); only when asked for (``get_kernel`` always asks).
+    info: NannyInfo | None

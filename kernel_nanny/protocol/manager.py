@@ -8,10 +8,19 @@ manages a kernel does not care where it runs.
 from __future__ import annotations
 
 import signal as _signal
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypedDict, runtime_checkable
 
-__all__ = ["ExitStatus", "KernelManager", "LaunchResult"]
+__all__ = ["ExitStatus", "ExitStatusDict", "KernelManager", "LaunchResult"]
+
+
+class ExitStatusDict(TypedDict):
+    """An :class:`ExitStatus` on the wire (the nanny's ``kernel_died`` event, ``info``'s ``last_exit``)."""
+
+    exit_code: int | None
+    signal: int | None
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,15 @@ class ExitStatus:
             return cls(exit_code=returncode)
         signum = -returncode
         return cls(signal=signum, reason="killed" if signum == _signal.SIGKILL else "signaled")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExitStatus:
+        """The status a :meth:`to_dict` (or a ``kernel_died`` event's content) describes."""
+        return cls(exit_code=data.get("exit_code"), signal=data.get("signal"), reason=data.get("reason", "exited"))
+
+    def to_dict(self) -> ExitStatusDict:
+        """The status as JSON-ready data, as the nanny sends it."""
+        return {"exit_code": self.exit_code, "signal": self.signal, "reason": self.reason}
 
     @property
     def success(self) -> bool:

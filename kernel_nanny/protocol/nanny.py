@@ -10,8 +10,19 @@ event name as the message type and as the ZeroMQ topic.
 from __future__ import annotations
 
 import signal as _signal
+from typing import Any, TypedDict
 
-__all__ = ["NANNY_EVENTS", "NANNY_PROTOCOL_VERSION", "NANNY_REQUESTS", "parse_signal"]
+from .manager import ExitStatusDict
+
+__all__ = [
+    "NANNY_EVENTS",
+    "NANNY_PROTOCOL_VERSION",
+    "NANNY_REQUESTS",
+    "HeartbeatContent",
+    "KernelDiedContent",
+    "NannyInfo",
+    "parse_signal",
+]
 
 #: Version of the nanny protocol; the major part changes on incompatible changes.
 NANNY_PROTOCOL_VERSION = "1.0"
@@ -26,6 +37,50 @@ NANNY_EVENTS = (
     "heartbeat",
     "nanny_exiting",
 )
+
+
+class NannyInfo(TypedDict):
+    """The content of an ``info_reply`` (without ``status``): the nanny's view of its kernel."""
+
+    nanny_protocol_version: str
+    nanny_version: str
+    kernel_id: str
+    kernel_type: str
+    name: str | None
+    #: The kernel process's pid (None when the kernel runs elsewhere, e.g. in a container).
+    pid: int | None
+    nanny_pid: int
+    alive: bool
+    #: The nanny's state: ``starting``, ``running``, ``restarting``, ``dead`` or ``stopping``.
+    state: str
+    #: The kernel's last ``status`` on iopub (``starting``, ``idle``, ``busy``) and since when (epoch seconds).
+    execution_state: str
+    execution_state_since: float
+    last_activity: float
+    started: float
+    kernel_started: float | None
+    restart_count: int
+    restart_policy: dict[str, Any]
+    last_exit: ExitStatusDict | None
+    log_file: str
+    heartbeat_interval: float
+
+
+class HeartbeatContent(TypedDict):
+    """The content of a ``heartbeat`` event."""
+
+    state: str
+    pid: int | None
+    restart_count: int
+
+
+class KernelDiedContent(ExitStatusDict):
+    """The content of a ``kernel_died`` event: how the kernel ended, and what happens next."""
+
+    #: Whether the nanny restarts the kernel.
+    restarting: bool
+    #: Whether a request (kill, restart, shutdown) caused the death.
+    requested: bool
 
 
 def parse_signal(value: int | str) -> int:

@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._exceptions import ConfigError
+from ..config import ConfigTable
+from ..launch.command import ipykernel_command
 
 __all__ = ["DEFAULT_COMMAND", "DockerConfig", "DockerImage", "parse_docker_config"]
 
 #: ipykernel, as Debian's python3-ipykernel (and most Python images) install it.
-DEFAULT_COMMAND = ("python3", "-m", "ipykernel_launcher", "-f", "{connection_file}")
+DEFAULT_COMMAND = tuple(ipykernel_command("python3").argv)
 #: Docker's ``mem_limit`` syntax: bytes, or a number with a unit b, k, m or g.
 _MEMORY = re.compile(r"^\d+(\.\d+)?[bkmg]?$", re.IGNORECASE)
 #: Docker's ``-v`` syntax: ``source:target`` or ``source:target:options``.
@@ -70,94 +71,62 @@ _IMAGE_KEYS = {
 
 
 def parse_docker_config(table: Mapping[str, Any]) -> DockerConfig:
-    """Validate a ``[providers.docker]`` table; a :exc:`ConfigError` names the key that is wrong."""
-    _no_unknown_keys(table, {"host", "images"}, "")
-    host = table.get("host")
-    if host is not None and (not isinstance(host, str) or not host):
-        raise ConfigError(f"host: must be the engine's URL, e.g. 'unix:///var/run/docker.sock', got {host!r}")
-    images = table.get("images", {})
-    if not isinstance(images, Mapping):
-        raise ConfigError("images: must be a table of images ([providers.docker.images.<name>])")
+    """Validate a ``[providers.docker]`` table; a wrong setting raises :exc:`~kernel_nanny.ConfigError`
+    naming the file, the table and the key."""
+    settings = ConfigTable.of(table, "providers.docker")
+    settings.check_keys({"host", "images"})
+    host = settings.string("host", None)
+    images = settings.table("images")
     parsed = {}
-    for name, settings in images.items():
+    for name in images:
         if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-            raise ConfigError(f"images.{name}: a kernel type name may hold only letters, digits, '.', '_' and '-'")
-        if not isinstance(settings, Mapping):
-            raise ConfigError(f"images.{name}: must be a table")
-        parsed[name] = _parse_image(name, settings)
+            raise images.error(name, "a kernel type name may hold only letters, digits, '.', '_' and '-'")
+        parsed[name] = _parse_image(name, images.table(name))
     return DockerConfig(host=host, images=parsed)
 
 
-def _no_unknown_keys(table: Mapping[str, Any], known: set[str], prefix: str) -> None:
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(f"{prefix}{unknown[0]}: unknown setting; known: {', '.join(sorted(known))}")
-
-
-def _parse_image(name: str, table: Mapping[str, Any]) -> DockerImage:
-    prefix = f"images.{name}."
-    _no_unknown_keys(table, _IMAGE_KEYS, prefix)
-
-    def fail(key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{prefix}{key}: {problem}, got {table[key]!r}")
-
-    def string(key: str) -> str | None:
-        value = table.get(key)
-        if value is not None and (not isinstance(value, str) or not value):
-            raise fail(key, "must be a non-empty string")
-        return value
-
-    def strings(key: str) -> tuple[str, ...] | None:
-        value = table.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise fail(key, "must be a list of non-empty strings")
-        return tuple(value)
-
-    image = string("image")
+def _parse_image(name: str, table: ConfigTable) -> DockerImage:
+    table.check_keys(_IMAGE_KEYS)
+    image = table.string("image", None)
     if image is None:
-        raise ConfigError(f"{prefix}image: missing (the image to run, e.g. 'localhost/ipykernel:bookworm')")
-    command = strings("command") or DEFAULT_COMMAND
+        raise table.error("image", "missing (the image to run, e.g. 'localhost/ipykernel:bookworm')")
+    command = table.string_list("command", DEFAULT_COMMAND)
     if not any("{connection_file}" in arg for arg in command):
-        raise fail("command", "must pass the kernel its connection file: include '{connection_file}'")
-    mounts = strings("mounts") or ()
+        raise table.error("command", "must pass the kernel its connection file: include '{connection_file}'")
+    mounts = table.string_list("mounts", ())
     for mount in mounts:
         parts = mount.split(":")
         if len(parts) not in _MOUNT_PARTS or not all(parts) or not parts[1].startswith("/"):
-            raise ConfigError(f"{prefix}mounts: {mount!r} is not 'source:/target[:ro|rw]' (docker -v syntax)")
+            raise table.error("mounts", f"{mount!r} is not 'source:/target[:ro|rw]' (docker -v syntax)")
     environment = table.get("environment", {})
     if not isinstance(environment, Mapping) or not all(isinstance(v, str) for v in environment.values()):
-        raise fail("environment", 'must be a table of strings (environment = { NAME = "value" })')
+        raise table.invalid("environment", 'a table of strings (environment = { NAME = "value" })')
     memory = table.get("memory")
     if memory is not None and not (
         (isinstance(memory, int) and not isinstance(memory, bool) and memory > 0)
         or (isinstance(memory, str) and _MEMORY.match(memory))
     ):
-        raise fail("memory", "must be bytes or a size such as '512m' or '2g'")
-    cpus = table.get("cpus")
-    if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0):
-        raise fail("cpus", "must be a number of CPUs > 0, such as 1.5")
-    network = string("network") or "bridge"
+        raise table.invalid("memory", "bytes or a size such as '512m' or '2g'")
+    network = table.string("network", None)
     if network == "none":
-        raise fail("network", "cannot be 'none': the kernel's ports must be reachable")
-    workdir = string("workdir")
+        raise table.error("network", "cannot be 'none': the kernel's ports must be reachable")
+    workdir = table.string("workdir", None)
     if workdir is not None and not workdir.startswith("/"):
-        raise fail("workdir", "must be an absolute path in the container")
-    interrupt_mode = string("interrupt_mode") or "signal"
-    if interrupt_mode not in ("signal", "message"):
-        raise fail("interrupt_mode", "must be 'signal' or 'message'")
+        raise table.invalid("workdir", "an absolute path in the container")
+    given: dict[str, Any] = {  # the dataclass's defaults stand for what is not given
+        "display_name": table.string("display_name", None),
+        "language": table.string("language", None),
+        "interrupt_mode": table.string("interrupt_mode", None, choices=("signal", "message")),
+        "network": network,
+    }
     return DockerImage(
         name=name,
         image=image,
         command=command,
-        display_name=string("display_name") or "",
-        language=string("language") or "python",
-        interrupt_mode=interrupt_mode,
         mounts=mounts,
         environment=dict(environment),
         memory=memory,
-        cpus=float(cpus) if cpus is not None else None,
-        network=network,
+        cpus=table.number("cpus", None, what="a number of CPUs", above=True),
         workdir=workdir,
+        **{setting: value for setting, value in given.items() if value is not None},
     )

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import LaunchError
+from .._lifetime import Lifetime
+from ..defaults import DOCKER_ENGINE_TIMEOUT
 
 __all__ = [
     "LABEL_KERNEL",
@@ -41,8 +43,6 @@ LABEL_OWNER_HOST = "kernel-nanny.owner-host"
 LABEL_OWNER_PID = "kernel-nanny.owner-pid"
 #: The owner's start time (clock ticks since boot): a reused pid is not mistaken for the owner.
 LABEL_OWNER_START = "kernel-nanny.owner-start"
-#: Seconds an engine request may take (a stop adds its own grace period to this).
-ENGINE_TIMEOUT = 30
 _SDK_DEFAULT_HOST = "unix:///var/run/docker.sock"
 
 
@@ -70,8 +70,8 @@ def connect(host: str | None) -> Any:
     try:
         _check_unix_socket(describe_host(host))
         if host:
-            return docker.DockerClient(base_url=host, timeout=ENGINE_TIMEOUT)
-        return docker.from_env(timeout=ENGINE_TIMEOUT)
+            return docker.DockerClient(base_url=host, timeout=DOCKER_ENGINE_TIMEOUT)
+        return docker.from_env(timeout=DOCKER_ENGINE_TIMEOUT)
     except (OSError, docker.errors.DockerException) as exc:
         raise LaunchError(
             f"cannot reach the Docker Engine at {describe_host(host)} ({exc}): start the Docker Engine "
@@ -83,7 +83,7 @@ def _check_unix_socket(url: str) -> None:
     """Connect to a ``unix://`` engine socket once: the SDK would leak its socket if that failed."""
     if url.startswith(("unix://", "http+unix://")):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            probe.settimeout(ENGINE_TIMEOUT)
+            probe.settimeout(DOCKER_ENGINE_TIMEOUT)
             probe.connect(url.split("://", 1)[1])
 
 
@@ -135,18 +135,19 @@ def remove_strays(client: Any) -> list[str]:
     return removed
 
 
-class StreamThread:
+class StreamThread(Lifetime):
     """Reads one blocking SDK stream (a ``CancellableStream``) in a thread of its own.
 
     Each item is handed to ``on_item`` on the event loop; :attr:`finished`
     completes when the stream ends (the engine closed it, or :meth:`close`).
+    :meth:`close` shuts the stream's socket down, which wakes the thread;
+    :meth:`wait_closed` joins it.
     """
 
     def __init__(self, stream: Any, on_item: Callable[[Any], None], name: str) -> None:
         self._loop = asyncio.get_running_loop()
         self._stream = stream
         self._on_item = on_item
-        self.closing = False
         self.finished: asyncio.Future[None] = self._loop.create_future()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -171,14 +172,17 @@ class StreamThread:
         if not self.finished.done():
             self.finished.set_result(None)
 
-    async def close(self) -> None:
-        """End the stream (its socket is shut down, which wakes the thread) and join the thread."""
-        self.closing = True
+    def __repr__(self) -> str:
+        return f"<StreamThread {self._thread.name} state={self.state.value}>"
+
+    def _begin_closing(self) -> None:
         try:
             self._stream.close()
         except Exception as exc:  # already closed by the engine
             log.debug("closing %s: %r", self._thread.name, exc)
-        await asyncio.to_thread(self._thread.join, ENGINE_TIMEOUT)
+
+    async def _finish_closing(self) -> None:
+        await asyncio.to_thread(self._thread.join, DOCKER_ENGINE_TIMEOUT)
         # The stream only shuts its socket down; the HTTP response still refers to it
         # (an attach stream's socket would otherwise be reported unclosed).
         response = getattr(self._stream, "_response", None)

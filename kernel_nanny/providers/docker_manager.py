@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import KernelNannyError, LaunchError
+from .._exceptions import KernelNotRunning, LaunchError
+from .._logging import KernelLogAdapter
 from ..launch.base_manager import BaseKernelManager
 from ..launch.lifeline import Lifeline
 from ..launch.params import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT
@@ -74,7 +75,7 @@ class DockerKernelManager(BaseKernelManager):
             startup_timeout=startup_timeout,
             shutdown_timeout=shutdown_timeout,
             echo_output=echo_output,
-            logger=log,
+            logger=KernelLogAdapter(log, container=container_id[:12], pid=lambda: self.pid),
         )
         self.client = client
         self.container_id = container_id
@@ -96,10 +97,6 @@ class DockerKernelManager(BaseKernelManager):
     def interrupt_mode(self) -> str:
         """``signal`` (SIGINT to the container's init) or ``message`` (``interrupt_request``)."""
         return self._interrupt_mode
-
-    @property
-    def _log_context(self) -> str:
-        return f"kernel container={self.container_id[:12]}"
 
     async def _engine(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """One blocking low-level API call (``client.api.<method>``), in a thread."""
@@ -133,7 +130,7 @@ class DockerKernelManager(BaseKernelManager):
             raise LaunchError(f"the Docker Engine could not start the kernel's container: {_explain(exc)}") from exc
         state = (await self._engine("inspect_container"))["State"]
         self.pid = state.get("Pid") or None
-        log.info("[kernel container=%s pid=%s] started", self.container_id[:12], self.pid)
+        self._log.info("started")
 
     def _output_readers(self) -> list[asyncio.Future[None]]:
         return [self._attach.finished] if self._attach is not None else []
@@ -156,19 +153,20 @@ class DockerKernelManager(BaseKernelManager):
         try:
             status = exit_status((await self._engine("inspect_container"))["State"])
         except Exception as exc:  # removed meanwhile, or the engine went away
-            log.warning("[kernel container=%s] died; its state is unknown: %s", self.container_id[:12], exc)
+            self._log.warning("died; its state is unknown: %s", exc)
             status = ExitStatus(exit_code=None)
         if self._attach is not None:
-            await self._attach.close()
+            self._attach.close()
+            await self._attach.wait_closed()
         if self._exit is not None and not self._exit.done():
-            log.info("[kernel container=%s pid=%s] died: %s", self.container_id[:12], self.pid, status)
+            self._log.info("died: %s", status)
             self._exit.set_result(status)
 
     def _events_ended(self, _: asyncio.Future[None]) -> None:
         """The engine closed the event stream: unless we did, ask it directly how the container is."""
-        if self._events is None or self._events.closing or self._exit is None or self._exit.done():
+        if self._events is None or self._events.closed or self._exit is None or self._exit.done():
             return
-        log.warning("[kernel container=%s] lost the engine's event stream", self.container_id[:12])
+        self._log.warning("lost the engine's event stream")
         self._tasks.spawn(self._collect_exit(), name=f"docker-exit-{self.container_id[:12]}")
 
     async def is_alive(self) -> bool:
@@ -177,7 +175,7 @@ class DockerKernelManager(BaseKernelManager):
     async def wait(self) -> ExitStatus:
         """Wait for the kernel (the container's current run) to exit and say how it ended."""
         if self._exit is None:
-            raise KernelNannyError("the kernel has not been started")
+            raise KernelNotRunning("the kernel has not been started")
         return await asyncio.shield(self._exit)
 
     # -- signals ----------------------------------------------------------------
@@ -187,14 +185,14 @@ class DockerKernelManager(BaseKernelManager):
         try:
             await self._engine("kill", signal=int(signum))
         except docker_sdk().errors.APIError as exc:  # not running (any more)
-            log.debug("[kernel container=%s] signal %d: %s", self.container_id[:12], signum, exc)
+            self._log.debug("signal %d: %s", signum, exc)
 
     async def _terminate(self) -> None:
         """Stop the container: the engine sends SIGTERM, then SIGKILL after ``shutdown_timeout``."""
         try:
             await self._engine("stop", timeout=math.ceil(self.shutdown_timeout))
         except docker_sdk().errors.APIError as exc:
-            log.debug("[kernel container=%s] stop: %s", self.container_id[:12], exc)
+            self._log.debug("stop: %s", exc)
 
     # -- removing -------------------------------------------------------------------
 
@@ -207,12 +205,13 @@ class DockerKernelManager(BaseKernelManager):
             except docker_sdk().errors.NotFound:
                 pass
             except docker_sdk().errors.APIError as exc:
-                log.warning("[kernel container=%s] could not be removed: %s", self.container_id[:12], exc)
+                self._log.warning("could not be removed: %s", exc)
             else:
                 self._removed = True
         for stream in (self._attach, self._events):
             if stream is not None:
-                await stream.close()
+                stream.close()
+                await stream.wait_closed()
         await self._tasks.cancel_all()
         if self._exit is not None and not self._exit.done():
             self._exit.set_result(ExitStatus(signal=signal.SIGKILL, reason="killed"))

@@ -25,9 +25,11 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import ClientClosed, KernelNannyError, LaunchError, NannyUnavailable, NoSuchKernelType
+from .._exceptions import ClientClosed, ConfigError, KernelNannyError, LaunchError, NannyUnavailable, NoSuchKernelType
+from .._logging import KernelLogAdapter
 from .._tasks import wait_for
 from ..client.manager import ManagerClient
+from ..defaults import SSH_RECONNECT_WAIT
 from ..discovery import KernelProvider
 from ..launch.connection import write_connection_file
 from ..launch.output import OutputListener, OutputRelay
@@ -42,8 +44,6 @@ log = logging.getLogger("kernel_nanny.providers.ssh")
 
 _KERNEL_PORT_KEYS = tuple(f"{channel}_port" for channel in CHANNELS)
 _NANNY_PORT_KEYS = ("nanny_control_port", "nanny_events_port")
-#: Seconds a request waits for a dropped connection to come back before giving up.
-RECONNECT_WAIT = 30.0
 
 
 class SSHProvider(KernelProvider):
@@ -71,12 +71,12 @@ class SSHProvider(KernelProvider):
                 )
 
     def host(self, name: str) -> SSHHost:
-        """The configured host ``name``, or a :exc:`KernelNannyError` listing those there are."""
+        """The configured host ``name``, or a :exc:`~kernel_nanny.ConfigError` listing those there are."""
         try:
             return self.hosts[name]
         except KeyError:
             known = ", ".join(sorted(self.hosts)) or "none"
-            raise KernelNannyError(f"no ssh host {name!r} in [providers.ssh.hosts] (configured: {known})") from None
+            raise ConfigError(f"no ssh host {name!r} in [providers.ssh.hosts] (configured: {known})") from None
 
     async def launch(
         self, name: str, *, cwd: str | None = None, launch_params: Mapping[str, Any] | None = None
@@ -89,7 +89,8 @@ class SSHProvider(KernelProvider):
         try:
             manager = await SSHKernelManager.start(tunnel, remote_type)
         except BaseException:
-            await tunnel.close()
+            tunnel.close()
+            await tunnel.wait_closed()
             raise
         connection_file = dict(launch_params or {}).get("connection_file")
         if connection_file:
@@ -100,7 +101,7 @@ class SSHProvider(KernelProvider):
 class SSHKernelManager:
     """The kernel-manager interface for a kernel behind a nanny on a remote host, through an SSH tunnel.
 
-    Requests wait (up to :data:`RECONNECT_WAIT` seconds) for a dropped
+    Requests wait (up to :data:`~kernel_nanny.defaults.SSH_RECONNECT_WAIT` seconds) for a dropped
     connection to be restored. :meth:`wait` survives drops too: it returns
     only when the kernel died, or with ``reason="lost"`` when the remote
     nanny itself is gone.
@@ -109,6 +110,7 @@ class SSHKernelManager:
     def __init__(self, tunnel: SSHTunnel, remote_info: Mapping[str, Any], local_ports: Mapping[str, int]) -> None:
         self._tunnel = tunnel
         self.remote_info = dict(remote_info)
+        self._log = KernelLogAdapter(log, self.remote_kernel_id)
         nanny_info = {**self.remote_info, "ip": "127.0.0.1", **local_ports}
         self._nanny = ManagerClient(nanny_info)
         #: What clients on this machine connect to: the kernel's channels on local forwards.
@@ -143,8 +145,9 @@ class SSHKernelManager:
                 raise LaunchError(f"ssh host {host.name}: unreadable connection file {path}: {exc}") from None
             raise
         forwards = {key: f"{port}->{remote_info[key]}" for key, port in local_ports.items()}
-        log.info("[kernel=%s] %s on %s: forwards %s", kernel_id[:8], remote_type, host.name, forwards)
-        return cls(tunnel, remote_info, local_ports)
+        manager = cls(tunnel, remote_info, local_ports)
+        manager._log.info("%s on %s: forwards %s", remote_type, host.name, forwards)
+        return manager
 
     def __repr__(self) -> str:
         return f"<SSHKernelManager {self.remote_kernel_id[:8]} on {self._tunnel.host.name} {self._tunnel!r}>"
@@ -159,6 +162,15 @@ class SSHKernelManager:
         pid = self.remote_info.get("nanny_pid")
         return int(pid) if pid is not None else None
 
+    @property
+    def ssh_local_address(self) -> tuple[str, int] | None:
+        """This end of the SSH connection to the host, ``(address, port)``; ``None`` while it is being restored.
+
+        What to look for in the host's sshd log or ``ss`` output when tracing
+        this kernel's connection (a restored connection is a new one: look again).
+        """
+        return self._tunnel.local_address
+
     def add_output_listener(self, listener: OutputListener) -> None:
         """Call ``listener(name, data)`` with the remote kernel process's own stdout/stderr."""
         self._output.add_listener(listener)
@@ -168,9 +180,7 @@ class SSHKernelManager:
         if event.msg_type == "stream":
             self._output.feed(str(content.get("name", "stdout")), str(content.get("text", "")).encode())
         elif event.msg_type == "kernel_died":
-            self._last_exit = ExitStatus(
-                exit_code=content["exit_code"], signal=content["signal"], reason=content["reason"]
-            )
+            self._last_exit = ExitStatus.from_dict(content)
 
     # -- the manager interface ------------------------------------------------
 
@@ -200,14 +210,15 @@ class SSHKernelManager:
         try:
             await self._while_connected(lambda: self._nanny.shutdown(now=now))
         except NannyUnavailable as exc:
-            log.warning("[kernel=%s] the remote nanny did not answer: %s", self.remote_kernel_id[:8], exc)
+            self._log.warning("the remote nanny did not answer: %s", exc)
         finally:
             await self.cleanup()
 
     async def cleanup(self) -> None:
         self._nanny.close()
         await self._nanny.wait_closed()
-        await self._tunnel.close()
+        self._tunnel.close()
+        await self._tunnel.wait_closed()
 
     async def wait(self) -> ExitStatus:
         """Wait for the remote kernel's death, across connection drops.
@@ -223,7 +234,7 @@ class SSHKernelManager:
             except NannyUnavailable:
                 alive = await self._tunnel.process_alive(self.remote_pid)
                 if alive is False:
-                    log.warning("[kernel=%s] the remote nanny is gone", self.remote_kernel_id[:8])
+                    self._log.warning("the remote nanny is gone")
                     return ExitStatus(reason="lost")
                 # None: the link is down (a reconnection is under way); True: it just came back.
 
@@ -231,11 +242,11 @@ class SSHKernelManager:
         """Run ``request``, waiting for the connection if it is down; retried once after a reconnection."""
         for attempt in (1, 2):
             try:
-                await wait_for(self._tunnel.wait_connected(), RECONNECT_WAIT)
+                await wait_for(self._tunnel.wait_connected(), SSH_RECONNECT_WAIT)
             except asyncio.TimeoutError:
                 raise NannyUnavailable(
                     f"the ssh connection to {self._tunnel.host.name} is down and was not restored "
-                    f"within {RECONNECT_WAIT:g} s"
+                    f"within {SSH_RECONNECT_WAIT:g} s"
                 ) from None
             try:
                 return await request()
@@ -263,7 +274,7 @@ async def _stop_remote(tunnel: SSHTunnel, kernel_id: str) -> None:
     try:
         await tunnel.run("stop", kernel_id, "--now")
     except (KernelNannyError, OSError) as exc:
-        log.warning("ssh host %s: could not stop kernel %s: %s", tunnel.host.name, kernel_id[:12], exc)
+        KernelLogAdapter(log, kernel_id).warning("ssh host %s: could not stop the kernel: %s", tunnel.host.name, exc)
 
 
 async def fetch_host_key(host: SSHHost) -> Any:
@@ -272,9 +283,9 @@ async def fetch_host_key(host: SSHHost) -> Any:
     try:
         key = await wait_for(asyncssh.get_server_host_key(host.host, host.port), host.connect_timeout)
     except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
-        raise KernelNannyError(f"ssh host {host.name} ({host.address}) is unreachable: {exc}") from None
+        raise LaunchError(f"ssh host {host.name} ({host.address}) is unreachable: {exc}") from None
     if key is None:
-        raise KernelNannyError(f"ssh host {host.name} ({host.address}) presented no host key")
+        raise LaunchError(f"ssh host {host.name} ({host.address}) presented no host key")
     return key
 
 

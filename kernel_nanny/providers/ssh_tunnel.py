@@ -21,7 +21,14 @@ import logging
 from typing import TYPE_CHECKING, Any, cast
 
 from .._exceptions import ClientClosed, LaunchError
+from .._lifetime import Lifetime
 from .._tasks import TaskGroup, wait_for
+from ..defaults import (
+    SSH_KEEPALIVE_COUNT_MAX,
+    SSH_KEEPALIVE_INTERVAL,
+    SSH_RECONNECT_FIRST_DELAY,
+    SSH_RECONNECT_MAX_DELAY,
+)
 from .ssh_config import SSHHost
 
 if TYPE_CHECKING:
@@ -30,13 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["SSHTunnel", "connect", "import_asyncssh"]
 
 log = logging.getLogger("kernel_nanny.providers.ssh")
-
-#: Back-off between reconnection attempts: first, then doubling up to the maximum (seconds).
-RECONNECT_FIRST_DELAY = 0.2
-RECONNECT_MAX_DELAY = 5.0
-#: Keep-alives notice a silently dead connection (no RST) within about interval x count seconds.
-KEEPALIVE_INTERVAL = 5.0
-KEEPALIVE_COUNT_MAX = 3
 
 
 def import_asyncssh() -> Any:
@@ -60,8 +60,8 @@ async def connect(host: SSHHost) -> asyncssh.SSHClientConnection:
         "port": host.port,
         "known_hosts": str(host.known_hosts),
         "connect_timeout": host.connect_timeout,
-        "keepalive_interval": KEEPALIVE_INTERVAL,
-        "keepalive_count_max": KEEPALIVE_COUNT_MAX,
+        "keepalive_interval": SSH_KEEPALIVE_INTERVAL,
+        "keepalive_count_max": SSH_KEEPALIVE_COUNT_MAX,
     }
     if host.user:
         options["username"] = host.user
@@ -93,8 +93,12 @@ async def connect(host: SSHHost) -> asyncssh.SSHClientConnection:
         ) from None
 
 
-class SSHTunnel:
-    """An SSH connection to one host, with local forwards that stay bound across reconnections."""
+class SSHTunnel(Lifetime):
+    """An SSH connection to one host, with local forwards that stay bound across reconnections.
+
+    :meth:`close` closes the forwards and the connection; what runs on the
+    host keeps running.
+    """
 
     def __init__(self, host: SSHHost, connection: asyncssh.SSHClientConnection) -> None:
         self.host = host
@@ -102,7 +106,6 @@ class SSHTunnel:
         self._servers: list[asyncio.Server] = []
         self._connected = asyncio.Event()
         self._connected.set()
-        self._closed = False
         self._closed_event = asyncio.Event()
         self._tasks = TaskGroup(log)
         self._tasks.spawn(self._stay_connected(), name=f"ssh-{host.name}")
@@ -113,12 +116,23 @@ class SSHTunnel:
         return cls(host, await connect(host))
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "up" if self._connected.is_set() else "reconnecting"
-        return f"<SSHTunnel {self.host.name} {state} forwards={len(self._servers)}>"
+        link = "down" if self.closed else "up" if self._connected.is_set() else "reconnecting"
+        return f"<SSHTunnel {self.host.name} state={self.state.value} link={link} forwards={len(self._servers)}>"
 
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        """This end of the SSH connection, ``(address, port)``; ``None`` while it is down.
+
+        The host knows this client by it: sshd's log lines and ``ss`` there show it.
+        """
+        if self._connection is None or not self.connected:
+            return None
+        address, port = self._connection.get_extra_info("sockname")[:2]
+        return str(address), int(port)
 
     async def wait_connected(self) -> None:
         """Return once the connection is up; :exc:`ClientClosed` once the tunnel is closed."""
@@ -130,8 +144,7 @@ class SSHTunnel:
                 connected.cancel()
             finally:
                 closed.cancel()
-        if self._closed:
-            raise ClientClosed(f"the ssh tunnel to {self.host.name} is closed")
+        self._check_open()
 
     async def run(self, *args: str) -> str:
         """Run kernel-nanny with ``args`` on the host; its stdout, or a :exc:`LaunchError` with its stderr."""
@@ -139,6 +152,7 @@ class SSHTunnel:
 
     async def run_shell(self, command: str, *, program: str = "") -> str:
         """Run a shell command line on the host; its stdout, or a :exc:`LaunchError` with its stderr."""
+        self._check_open()
         assert self._connection is not None
         result = await self._connection.run(command, check=False)
         if result.exit_status == 127 and program:
@@ -171,6 +185,7 @@ class SSHTunnel:
 
     async def forward(self, remote_port: int) -> int:
         """Forward a fresh local loopback port to ``remote_port`` on the host's loopback; returns the local port."""
+        self._check_open()
 
         def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             self._tasks.spawn(self._relay(reader, writer, remote_port), name=f"ssh-relay-{remote_port}")
@@ -179,17 +194,19 @@ class SSHTunnel:
         self._servers.append(server)
         return int(server.sockets[0].getsockname()[1])
 
-    async def close(self) -> None:
-        """Close the forwards and the connection (what runs on the host keeps running). Idempotent."""
-        self._closed = True
+    def _begin_closing(self) -> None:
         self._closed_event.set()
         self._connected.clear()
         for server in self._servers:
             server.close()
         self._servers.clear()
-        await self._tasks.cancel_all()
+        self._tasks.cancel()
         if self._connection is not None:
             self._connection.close()
+
+    async def _finish_closing(self) -> None:
+        await self._tasks.cancel_all()
+        if self._connection is not None:
             await self._connection.wait_closed()
             self._connection = None
 
@@ -225,7 +242,7 @@ class SSHTunnel:
             await self._connection.wait_closed()
             self._connected.clear()
             log.warning("ssh connection to %s dropped; reconnecting", self.host.name)
-            delay = RECONNECT_FIRST_DELAY
+            delay = SSH_RECONNECT_FIRST_DELAY
             while True:
                 try:
                     self._connection = await connect(self.host)
@@ -233,7 +250,7 @@ class SSHTunnel:
                 except LaunchError as exc:
                     log.warning("ssh host %s: reconnecting failed (%s); next try in %.1f s", self.host.name, exc, delay)
                     await asyncio.sleep(delay)  # back-off between attempts: a deliberate pause, not a poll
-                    delay = min(RECONNECT_MAX_DELAY, delay * 2)
+                    delay = min(SSH_RECONNECT_MAX_DELAY, delay * 2)
             log.info("ssh connection to %s restored", self.host.name)
             self._connected.set()
 

@@ -17,13 +17,21 @@ from kernel_nanny import (
     AuthenticationFailed,
     DaemonClient,
     DaemonNotRunning,
+    InvalidRequest,
     KernelClient,
     KernelError,
+    KernelTypeNotAllowed,
+    LaunchError,
     ManagerClient,
+    MaxKernels,
     NannyUnavailable,
+    NoSuchKernel,
+    NoSuchKernelType,
+    UnknownRequest,
 )
 from kernel_nanny.discovery import DaemonProvider, KernelFinder
 from kernel_nanny.protocol import Session
+from kernel_nanny.protocol.daemon import KernelEntry
 
 QUIET = {"echo_output": False}
 
@@ -112,10 +120,13 @@ async def test_api_lists_types_gets_and_shuts_down_kernels(make_daemon):
         assert await _run(info, "print('via daemon')") == "via daemon\n"
         entry = await client.get_kernel("named")
         assert entry["kernel_id"] == info["kernel_id"] and entry["info"]["state"] == "running"
+        assert set(entry) == KernelEntry.__required_keys__ | KernelEntry.__optional_keys__
+        assert [set(e) for e in await client.list_kernels()] == [KernelEntry.__required_keys__]
         assert (await client.get_kernel(info["kernel_id"][:6]))["name"] == "named"
         with pytest.raises(KernelError, match="no running kernel 'ghost'") as missing:
             await client.get_kernel("ghost")
         assert missing.value.ename == "NoSuchKernel"
+        assert isinstance(missing.value, NoSuchKernel) and isinstance(missing.value, LookupError)
         await client.shutdown_kernel("named")
         assert await client.list_kernels() == []
         with pytest.raises(NannyUnavailable):
@@ -139,14 +150,17 @@ async def test_unknown_and_disallowed_types_and_max_kernels(make_daemon):
         with pytest.raises(KernelError, match="not allowed") as refused:
             await client.launch("spec/python3")
         assert refused.value.ename == "KernelTypeNotAllowed"
+        assert isinstance(refused.value, KernelTypeNotAllowed) and isinstance(refused.value, LaunchError)
         with pytest.raises(KernelError) as unknown:
             await client.launch("pyimport/nope")
         assert unknown.value.ename == "NoSuchKernelType"
+        assert isinstance(unknown.value, NoSuchKernelType)
         _, manager = await client.launch("pyimport/kernel", launch_params=QUIET)
         await manager.cleanup()
         with pytest.raises(KernelError, match=r"1 kernels are running or starting \(max_kernels = 1\)") as full:
             await client.launch("pyimport/kernel", launch_params=QUIET)
         assert full.value.ename == "MaxKernels"
+        assert isinstance(full.value, MaxKernels)
 
 
 async def test_bad_requests_are_dropped_or_refused_and_the_daemon_carries_on(make_daemon):
@@ -170,8 +184,10 @@ async def test_bad_requests_are_dropped_or_refused_and_the_daemon_carries_on(mak
             with pytest.raises(KernelError) as unknown:
                 await client.request("frobnicate")
             assert unknown.value.ename == "UnknownRequest"
-            with pytest.raises(KernelError, match="type_id"):
+            assert isinstance(unknown.value, UnknownRequest)
+            with pytest.raises(KernelError, match="type_id") as invalid:
                 await client.request("launch", {"type_id": 42})
+            assert isinstance(invalid.value, InvalidRequest)
             assert (await client.info())["kernels"] == 0  # the forged launches did nothing
     finally:
         attacker.close(linger=0)
@@ -360,6 +376,7 @@ async def test_simultaneous_launches_respect_max_kernels_and_names(make_daemon):
         refused = [r for r in results if isinstance(r, KernelError)]
         assert len(launched) == 1 and len(refused) == 1
         assert refused[0].ename in ("MaxKernels", "LaunchError")
+        assert isinstance(refused[0], LaunchError)  # MaxKernels is one too
         assert len(await first.list_kernels()) == 1
         await launched[0].manager.cleanup()
 

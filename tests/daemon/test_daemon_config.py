@@ -86,22 +86,26 @@ def test_user_file_overrides_system_file(tmp_path, monkeypatch, isolated):
             "[kernels]\nmax_kernel = 1",
             r"\[kernels\] max_kernel: unknown setting \(known: allowed_types, ip, max_kernels, transport\)",
         ),
-        ("[kernels]\nmax_kernels = -1", r"\[kernels\] max_kernels: expected a whole number >= 0, got -1"),
-        ("[kernels]\nmax_kernels = true", r"\[kernels\] max_kernels: expected a whole number >= 0"),
-        ("[kernels]\ntransport = 'udp'", r"\[kernels\] transport: expected 'ipc' or 'tcp'"),
-        ("[kernels]\nallowed_types = 'spec/*'", r"\[kernels\] allowed_types: expected a list of strings"),
-        ("[daemon]\ntcp_endpoint = '0.0.0.0:7100'", r"\[daemon\] tcp_endpoint: expected 'tcp://ADDRESS:PORT'"),
-        ("[daemon]\ntcp_endpoint = 'tcp://0.0.0.0:port'", r"\[daemon\] tcp_endpoint: expected 'tcp://ADDRESS:PORT'"),
-        ("[kernels]\nip = 'not an address'", r"\[kernels\] ip: expected an IP address"),
-        ("[restart]\nmax_restarts = true", r"\[restart\]: max_restarts must be"),
-        ("[daemon]\nlog_level = 'loud'", r"\[daemon\] log_level: expected one of debug, info, warning, error"),
+        ("[kernels]\nmax_kernels = -1", r"\[kernels\] max_kernels: must be a whole number >= 0, got -1"),
+        ("[kernels]\nmax_kernels = true", r"\[kernels\] max_kernels: must be a whole number >= 0"),
+        ("[kernels]\ntransport = 'udp'", r"\[kernels\] transport: must be one of ipc, tcp, got 'udp'"),
+        ("[kernels]\nallowed_types = 'spec/*'", r"\[kernels\] allowed_types: must be a list of non-empty strings"),
+        ("[daemon]\ntcp_endpoint = '0.0.0.0:7100'", r"\[daemon\] tcp_endpoint: must be 'tcp://ADDRESS:PORT'"),
+        ("[daemon]\ntcp_endpoint = 'tcp://0.0.0.0:port'", r"\[daemon\] tcp_endpoint: must be 'tcp://ADDRESS:PORT'"),
+        ("[daemon]\ntcp_endpoint = 'tcp://0.0.0.0:70000'", r"\[daemon\] tcp_endpoint: must be 'tcp://ADDRESS:PORT'"),
+        ("[kernels]\nip = 'not an address'", r"\[kernels\] ip: must be an IP address"),
+        ("[restart]\nmax_restarts = true", r"\[restart\] max_restarts: must be a whole number >= 0, got True"),
+        ("[daemon]\nlog_level = 'loud'", r"\[daemon\] log_level: must be one of debug, info, warning, error"),
         ("[daemon]\nallowed_client_keys = ['short']", r"'short' is not a Z85 CurveZMQ public key"),
-        ("[culling]\nidle_timeout = '1h'", r"\[culling\] idle_timeout: expected a number of seconds"),
-        ("[restart]\nmax_restarts = -2", r"\[restart\]: max_restarts must be"),
-        ("[restart]\nretries = 2", r"\[restart\]: unknown restart policy setting"),
+        ("[culling]\nidle_timeout = '1h'", r"\[culling\] idle_timeout: must be a number of seconds >= 0, got '1h'"),
+        ("[culling]\nbusy_timeout = nan", r"\[culling\] busy_timeout: must be a number of seconds >= 0, got nan"),
+        ("[culling]\nidle_timeout = inf", r"\[culling\] idle_timeout: must be a number of seconds >= 0, got inf"),
+        ("[restart]\nmax_restarts = -2", r"\[restart\] max_restarts: must be"),
+        ("[restart]\nwindow = -inf", r"\[restart\] window: must be a number of seconds >= 0, got -inf"),
+        ("[restart]\nretries = 2", r"\[restart\] retries: unknown setting \(known: backoff, max_backoff"),
         ("[remote_daemons]\n'a/b' = 'x.json'", r"\[remote_daemons\] a/b: a remote daemon's name may not contain '/'"),
-        ("[remote_daemons]\ngpu = 3", r"\[remote_daemons\] gpu: expected the path of a client connection file"),
-        ("kernels = 3", r"kernels must be a table"),
+        ("[remote_daemons]\ngpu = 3", r"\[remote_daemons\] gpu: must be the path of a client connection file"),
+        ("kernels = 3", r"\[kernels\]: must be a table, got 3"),
     ],
 )
 def test_bad_settings_name_the_file_the_key_and_the_problem(tmp_path, text, expected):
@@ -109,6 +113,21 @@ def test_bad_settings_name_the_file_the_key_and_the_problem(tmp_path, text, expe
     with pytest.raises(ConfigError, match=expected) as caught:
         load_config(path)
     assert str(caught.value).startswith(str(path))
+
+
+def test_a_wrong_setting_names_the_file_that_set_it(tmp_path, monkeypatch, isolated):
+    system = write(tmp_path, "[culling]\nidle_timeout = -1\n", "system.toml")
+    monkeypatch.setattr(kernel_nanny.config, "SYSTEM_CONFIG", system)
+    user = tmp_path / "config" / "kernel-nanny"
+    user.mkdir(parents=True)
+    user_file = write(user, "[culling]\nbusy_timeout = 60\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert str(caught.value) == f"{system}: [culling] idle_timeout: must be a number of seconds >= 0, got -1"
+    write(user, "[culling]\nidle_timeout = 5\n[kernels]\nmax_kernels = 99.5\n")  # overridden: no longer at fault
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert str(caught.value) == f"{user_file}: [kernels] max_kernels: must be a whole number >= 0, got 99.5"
 
 
 def test_missing_config_file_is_an_error(tmp_path):
@@ -125,5 +144,5 @@ def test_serve_refuses_a_bad_config_before_binding_anything(tmp_path, isolated):
         timeout=60,
     )
     assert result.returncode != 0
-    assert f"{path}: [kernels] max_kernels: expected a whole number >= 0, got 'many'" in result.stderr
+    assert f"{path}: [kernels] max_kernels: must be a whole number >= 0, got 'many'" in result.stderr
     assert not (isolated / "runtime" / "kernel-nanny-daemon.json").exists()

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from kernel_nanny import KernelFinder, KernelNannyError, KernelProvider, LaunchResult, NoSuchKernelType
+from kernel_nanny import KernelFinder, KernelNannyError, KernelProvider, LaunchParams, LaunchResult, NoSuchKernelType
 from kernel_nanny.discovery.pyimport import PyImportProvider
 
 
@@ -76,7 +76,9 @@ async def test_launch_dispatches_to_the_provider_with_name_and_params():
     result = await finder.launch("beta/one", cwd="/somewhere", launch_params={"transport": "tcp"})
 
     assert result.connection_info == {"kernel_name": "beta/one"}
-    assert beta.launched == [("one", "/somewhere", {"transport": "tcp"})]
+    # Providers get the parameters validated into LaunchParams (which still reads like the dict).
+    assert beta.launched == [("one", "/somewhere", LaunchParams(transport="tcp"))]
+    assert beta.launched[0][2]["transport"] == "tcp"
     assert alpha.launched == []
 
 

@@ -60,11 +60,12 @@ async def test_oom_killed_kernel_is_reported_as_oom(cgroup):
         import asyncio, json, os
         with open({str(cgroup / "cgroup.procs")!r}, "w") as f:
             f.write(str(os.getpid()))
-        from kernel_nanny import RestartPolicy
-        from kernel_nanny.launch.nanny_process import start_nanny
-        info, manager = asyncio.run(start_nanny(
-            "pyimport/kernel", launch_params={{"echo_output": False}},
-            restart_policy=RestartPolicy(max_restarts=0), heartbeat_interval=0.2))
+        from kernel_nanny import LaunchRequest, RestartPolicy, start_kernel
+        async def start():
+            return await start_kernel(LaunchRequest(
+                kernel_type="pyimport/kernel", params={{"echo_output": False}}, supervised=True,
+                restart_policy=RestartPolicy(max_restarts=0), heartbeat_interval=0.2))
+        info, manager = asyncio.run(start())
         print(json.dumps(info))
         """
     )
@@ -87,3 +88,30 @@ async def test_oom_killed_kernel_is_reported_as_oom(cgroup):
             assert details["last_exit"]["reason"] == "oom" and details["state"] == "dead"
         finally:
             await manager.shutdown(now=True)
+
+
+def test_an_oom_kill_during_an_execution_says_oom(cgroup):
+    # The whole execution (its nanny and kernel included) runs in a helper that joined the cgroup.
+    # A group kernel, because the nanny is what tells an OOM kill from another SIGKILL.
+    runner = textwrap.dedent(
+        f"""
+        import json, os
+        with open({str(cgroup / "cgroup.procs")!r}, "w") as f:
+            f.write(str(os.getpid()))
+        from kernel_nanny import BlockingManagerClient, KernelDied
+        from kernel_nanny.execution import BlockingKernelExecution
+        with BlockingKernelExecution("pyimport/kernel", group={cgroup.name!r}) as execution:
+            try:
+                code = execution.run(["hog = bytearray(2 * 1024**3)", "print('never')"], timeout=60)
+            except KernelDied as died:
+                print(json.dumps({{"reason": died.reason, "signal": died.signal, "message": str(died)}}))
+            else:
+                print(json.dumps({{"returned": code}}))
+            with BlockingManagerClient(execution.connection_info) as manager:  # a group kernel outlives us
+                manager.shutdown(now=True)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", runner], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    died = json.loads(out.stdout)
+    assert died == {"reason": "oom", "signal": 9, "message": "the kernel died while running the code (SIGKILL, oom)"}

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq
@@ -17,16 +19,22 @@ import zmq.asyncio
 
 from kernel_nanny import (
     AuthenticationFailed,
+    BlockingManagerClient,
     ClientClosed,
+    InvalidRequest,
     KernelClient,
     KernelError,
+    KernelNotRunning,
+    LaunchRequest,
     ManagerClient,
     NannyUnavailable,
     RestartPolicy,
+    UnknownRequest,
+    start_kernel,
 )
 from kernel_nanny.client.running import list_running_kernels
-from kernel_nanny.launch.nanny_process import start_nanny
-from kernel_nanny.protocol import Session
+from kernel_nanny.protocol import ExitStatus, Session
+from kernel_nanny.protocol.nanny import HeartbeatContent, KernelDiedContent, NannyInfo
 from tests.helpers import BUSY_LOOP, ManagerEvents, interrupted, jupyter_client_on
 
 QUIET = {"echo_output": False}
@@ -56,9 +64,9 @@ async def _gone_within(pids, seconds: float) -> bool:
 
 
 async def _start(**kwargs):
-    kwargs.setdefault("launch_params", QUIET)
+    kwargs.setdefault("params", QUIET)
     kwargs.setdefault("heartbeat_interval", FAST_HEARTBEAT)
-    return await start_nanny("pyimport/kernel", **kwargs)
+    return await start_kernel(LaunchRequest(kernel_type="pyimport/kernel", supervised=True, **kwargs))
 
 
 @pytest.fixture
@@ -128,6 +136,20 @@ async def test_sigkill_is_reported_and_the_kernel_restarted_in_place(nanny):
     assert result.stream_text() == "back\n"
 
 
+async def test_the_payloads_have_the_fields_their_types_declare(nanny):
+    info, manager = nanny
+    beats: list[dict[str, Any]] = []
+    manager.add_event_handler(lambda event: beats.append(event.content) if event.msg_type == "heartbeat" else None)
+    events = await ManagerEvents.subscribed(manager)  # the nanny greets the subscription with a heartbeat
+    assert set(beats[0]) == HeartbeatContent.__required_keys__
+    assert set(await manager.info()) - {"status"} == NannyInfo.__required_keys__
+    await manager.kill()
+    died = await events.until("kernel_died")
+    assert set(died) == KernelDiedContent.__required_keys__
+    details = await manager.info()
+    assert details["last_exit"] == ExitStatus(signal=9, reason="killed").to_dict()
+
+
 async def test_repeated_crashes_exhaust_the_restart_policy():
     policy = RestartPolicy(max_restarts=2, window=60, backoff=0.05)
     info, manager = await _start(restart_policy=policy)
@@ -153,8 +175,9 @@ async def test_repeated_crashes_exhaust_the_restart_policy():
         details = await manager.info()
         assert details["state"] == "dead" and not details["alive"]
         assert details["last_exit"]["reason"] == "killed"
-        with pytest.raises(KernelError, match="not running"):
+        with pytest.raises(KernelError, match="not running") as not_running:
             await manager.interrupt()
+        assert isinstance(not_running.value, KernelNotRunning)
         await manager.restart()  # a manual restart revives it
         assert await manager.is_alive()
     finally:
@@ -267,10 +290,13 @@ async def test_unknown_and_malformed_requests_get_error_replies(nanny):
     with pytest.raises(KernelError) as unknown:
         await manager.request("frobnicate")
     assert unknown.value.ename == "UnknownRequest"
-    with pytest.raises(KernelError, match="unknown signal name"):
+    assert isinstance(unknown.value, UnknownRequest)
+    with pytest.raises(KernelError, match="unknown signal name") as bad_name:
         await manager.signal("SIGFROB")
-    with pytest.raises(KernelError, match="needs 'signum'"):
+    assert isinstance(bad_name.value, InvalidRequest)
+    with pytest.raises(KernelError, match="needs 'signum'") as missing:
         await manager.request("signal", {})
+    assert isinstance(missing.value, InvalidRequest) and isinstance(missing.value, ValueError)
     assert await manager.is_alive()
 
 
@@ -350,7 +376,7 @@ async def test_a_client_shutting_the_kernel_down_directly_ends_the_nanny(nanny):
 
 
 async def test_manager_client_in_another_process_over_tcp():
-    info, manager = await _start(launch_params={**QUIET, "transport": "tcp"})
+    info, manager = await _start(params={**QUIET, "transport": "tcp"})
     try:
         assert info["transport"] == "tcp" and isinstance(info["nanny_control_port"], int)
         assert info["curve_publickey"]  # the nanny's sockets are encrypted like the kernel's
@@ -432,6 +458,33 @@ async def test_event_handlers_subscribe_by_themselves(nanny):
     while "kernel_died" not in seen:
         greeted.clear()
         await asyncio.wait_for(greeted.wait(), 10)
+
+
+async def test_subscribe_returns_once_the_subscription_is_live_on_both_clients(nanny):
+    info, manager = nanny
+    seen: list[str] = []
+    manager.add_event_handler(lambda event: seen.append(event.msg_type))
+    await manager.subscribe()
+    assert seen[:1] == ["heartbeat"]  # the nanny's greeting came before subscribe() returned
+    await manager.subscribe()  # live already: returns at once
+
+    def blocking_client() -> bool:
+        blocking_seen: list[str] = []
+        died = threading.Event()
+
+        def on_event(event) -> None:
+            blocking_seen.append(event.msg_type)
+            if event.msg_type == "kernel_died":
+                died.set()
+
+        with BlockingManagerClient(info) as twin:
+            twin.add_event_handler(on_event)
+            twin.subscribe()
+            assert "heartbeat" in blocking_seen
+            twin.kill()
+            return died.wait(10)  # the kill's kernel_died, which a live subscription cannot miss
+
+    assert await asyncio.to_thread(blocking_client)
 
 
 def test_manager_client_refuses_a_newer_nanny_protocol():

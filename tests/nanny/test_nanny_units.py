@@ -29,7 +29,13 @@ def test_restart_policy_first_restart_is_immediate_then_backs_off():
 
 @pytest.mark.parametrize(
     "settings, problem",
-    [({"max_restarts": -1}, "max_restarts"), ({"window": -5}, "window"), ({"backoff": "soon"}, "backoff")],
+    [
+        ({"max_restarts": -1}, "max_restarts"),
+        ({"window": -5}, "window"),
+        ({"backoff": "soon"}, "backoff"),
+        ({"window": float("nan")}, "window must be a number of seconds >= 0, got nan"),
+        ({"max_backoff": float("inf")}, "max_backoff must be a number of seconds >= 0, got inf"),
+    ],
 )
 def test_restart_policy_rejects_bad_settings(settings, problem):
     with pytest.raises(ValueError, match=problem):

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from kernel_nanny import KernelNannyError
-from kernel_nanny.protocol import CHANNELS, channel_url, load_connection_info, normalize_connection_info
+from kernel_nanny.protocol import (
+    CHANNELS,
+    channel_url,
+    endpoint_port,
+    endpoint_url,
+    is_ipv6_endpoint,
+    load_connection_info,
+    normalize_connection_info,
+)
 
 
 def ports(start: int = 50000) -> dict[str, int]:
@@ -76,6 +84,21 @@ def test_channel_url_tcp():
 @pytest.mark.parametrize("ip", ["::1", "fe80::1%eth0", "2001:db8::7"])
 def test_channel_url_brackets_ipv6(ip):
     assert channel_url({**ports(7000), "ip": ip}, "iopub") == f"tcp://[{ip}]:7001"
+
+
+@pytest.mark.parametrize(
+    ("transport", "ip", "port", "url"),
+    [
+        ("tcp", "10.0.0.1", "*", "tcp://10.0.0.1:*"),
+        ("tcp", "::1", 5555, "tcp://[::1]:5555"),
+        ("ipc", "/run/kn-1/kn-abc", 6, "ipc:///run/kn-1/kn-abc-6"),
+    ],
+)
+def test_endpoint_url_and_its_port(transport, ip, port, url):
+    assert endpoint_url(transport, ip, port) == url
+    assert is_ipv6_endpoint(url) == (ip == "::1")
+    if port != "*":
+        assert endpoint_port(url) == port
 
 
 def test_channel_url_ipc_uses_path_dash_number():

@@ -21,6 +21,7 @@ from kernel_nanny import (
     KernelError,
     KernelFinder,
     LaunchError,
+    LaunchRequest,
     ManagerClient,
     NannyUnavailable,
     RestartPolicy,
@@ -28,6 +29,7 @@ from kernel_nanny import (
 from kernel_nanny.protocol import ExitStatus
 from kernel_nanny.providers.docker_engine import LABEL_KERNEL, LABEL_OWNER_HOST, LABEL_OWNER_PID
 from kernel_nanny.providers.docker_manager import exit_status
+from kernel_nanny.start import start_kernel
 
 from ..helpers import ManagerEvents, interrupted
 from .docker_engines import IMAGE, Engine, EngineEvents, write_config
@@ -79,9 +81,10 @@ def finder(configure, engine) -> KernelFinder:
 
 async def _behind_a_nanny(finder: KernelFinder, kernel: str = "python") -> tuple[dict, ManagerClient]:
     """A kernel behind a real nanny process, without automatic restarts (the tests look at each death)."""
-    return await finder.launch(
-        f"docker/{kernel}", nanny=True, launch_params=QUIET, restart_policy=RestartPolicy(max_restarts=0)
+    request = LaunchRequest(
+        kernel_type=f"docker/{kernel}", params=QUIET, restart_policy=RestartPolicy(max_restarts=0), supervised=True
     )
+    return await start_kernel(request, finder=finder)
 
 
 @pytest.fixture
@@ -153,23 +156,25 @@ def test_kernel_types_are_listed_from_the_settings_without_an_engine(configure, 
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"image": IMAGE, "memory": "lots"}, "images.python.memory: must be bytes or a size"),
-        ({"image": IMAGE, "cpus": -1}, "images.python.cpus: must be a number of CPUs > 0"),
-        ({"image": IMAGE, "mounts": ["/srv"]}, "images.python.mounts: '/srv' is not 'source:/target"),
+        ({"image": IMAGE, "memory": "lots"}, "memory: must be bytes or a size such as '512m' or '2g', got 'lots'"),
+        ({"image": IMAGE, "cpus": -1}, "cpus: must be a number of CPUs > 0, got -1"),
+        ({"image": IMAGE, "cpus": float("nan")}, "cpus: must be a number of CPUs > 0, got nan"),
+        ({"image": IMAGE, "mounts": ["/srv"]}, "mounts: '/srv' is not 'source:/target"),
         (
             {"image": IMAGE, "command": ["python3", "-m", "ipykernel_launcher"]},
-            "must pass the kernel its connection file",
+            "command: must pass the kernel its connection file",
         ),
-        ({"image": IMAGE, "environment": {"A": 1}}, "images.python.environment: must be a table of strings"),
-        ({"image": IMAGE, "network": "none"}, "images.python.network: cannot be 'none'"),
-        ({"image": IMAGE, "ports": [1]}, "images.python.ports: unknown setting"),
-        ({"memory": "1g"}, "images.python.image: missing"),
+        ({"image": IMAGE, "environment": {"A": 1}}, "environment: must be a table of strings"),
+        ({"image": IMAGE, "network": "none"}, "network: cannot be 'none'"),
+        ({"image": IMAGE, "interrupt_mode": "poke"}, "interrupt_mode: must be one of signal, message, got 'poke'"),
+        ({"image": IMAGE, "ports": [1]}, "ports: unknown setting"),
+        ({"memory": "1g"}, "image: missing"),
     ],
 )
-def test_a_wrong_setting_names_the_key(configure, settings, message):
+def test_a_wrong_setting_names_the_file_the_table_and_the_key(configure, tmp_path, settings, message):
     with pytest.raises(ConfigError) as caught:
         configure("unix:///run/kn-test-no-engine-here.sock", {"python": settings})
-    assert "[providers.docker]" in str(caught.value) and message in str(caught.value)
+    assert str(caught.value).startswith(f"{tmp_path / 'config.toml'}: [providers.docker.images.python] {message}")
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from kernel_nanny import ConfigError, KernelClient, KernelFinder, LaunchError, ManagerClient
+from kernel_nanny import (
+    ConfigError,
+    KernelClient,
+    KernelFinder,
+    LaunchError,
+    LaunchRequest,
+    ManagerClient,
+    start_kernel,
+)
 from kernel_nanny.cli import main as cli_main
 from kernel_nanny.providers.ssh import SSHKernelManager
 
@@ -107,19 +115,36 @@ def test_hosts_and_their_kernel_types_are_listed_from_the_settings(configure, ss
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ('[providers.ssh.hosts.gpu]\nport = 22\nkernels = ["spec/python3"]\n', "hosts.gpu.host: expected a non-empty"),
-        ('[providers.ssh.hosts.gpu]\nhost = "h"\nport = 70000\n', "hosts.gpu.port: expected a port number"),
-        ('[providers.ssh.hosts.gpu]\nhost = "h"\nkernels = ["python3"]\n', "hosts.gpu.kernels: expected remote kernel"),
-        ('[providers.ssh.hosts.gpu]\nhost = "h"\npasword = "x"\n', "hosts.gpu.pasword: unknown setting"),
-        ('[providers.ssh]\nhost = "h"\n', "host: unknown setting"),
+        (
+            '[providers.ssh.hosts.gpu]\nport = 22\nkernels = ["spec/python3"]\n',
+            "[providers.ssh.hosts.gpu] host: missing",
+        ),
+        (
+            '[providers.ssh.hosts.gpu]\nhost = "h"\nport = 99999\n',
+            "[providers.ssh.hosts.gpu] port: must be a whole number from 1 to 65535, got 99999",
+        ),
+        (
+            '[providers.ssh.hosts.gpu]\nhost = "h"\nconnect_timeout = inf\n',
+            "[providers.ssh.hosts.gpu] connect_timeout: must be a number of seconds > 0, got inf",
+        ),
+        (
+            '[providers.ssh.hosts.gpu]\nhost = "h"\nkernels = ["python3"]\n',
+            "[providers.ssh.hosts.gpu] kernels: must be remote kernel type ids",
+        ),
+        (
+            '[providers.ssh.hosts.gpu]\nhost = "h"\npasword = "x"\n',
+            "[providers.ssh.hosts.gpu] pasword: unknown setting",
+        ),
+        ('[providers.ssh]\nhost = "h"\n', "[providers.ssh] host: unknown setting (known: hosts)"),
+        ("[providers.ssh]\nhosts = 3\n", "[providers.ssh] hosts: must be a table, got 3"),
     ],
 )
-def test_a_wrong_setting_names_the_file_and_the_key(tmp_path, monkeypatch, table, message):
+def test_a_wrong_setting_names_the_file_the_table_and_the_key(tmp_path, monkeypatch, table, message):
     path = tmp_path / "config.toml"
     path.write_text(table)
     with pytest.raises(ConfigError) as info:
         KernelFinder.from_entrypoints(config=path)
-    assert str(path) in str(info.value) and "[providers.ssh]" in str(info.value) and message in str(info.value)
+    assert str(info.value).startswith(f"{path}: {message}")
 
 
 # -- launching: the provider's own manager --------------------------------------
@@ -160,7 +185,9 @@ async def test_launch_forwards_every_port_and_drives_the_remote_nanny(configure,
 async def test_a_remote_kernel_behind_a_local_nanny_is_managed_like_a_local_one(configure, user_host, remote_host):
     table, runtime = user_host
     finder = configure(table)
-    info, manager = await finder.launch(f"ssh/remote/{TYPE}", nanny=True, name="far")
+    info, manager = await start_kernel(
+        LaunchRequest(kernel_type=f"ssh/remote/{TYPE}", name="far", supervised=True), finder=finder
+    )
     assert isinstance(manager, ManagerClient)
     try:
         remote_files = _nanny_files(runtime)
@@ -206,14 +233,17 @@ async def test_the_kernel_survives_a_dropped_connection_and_the_forwards_come_ba
     assert isinstance(manager, SSHKernelManager)
     try:
         await _run(info, "state = 41")
-        client_port = manager._tunnel._connection.get_extra_info("sockname")[1]
-        pids = sshd.session_pids(client_port)
+        before = manager.ssh_local_address
+        assert before is not None
+        pids = sshd.session_pids(before[1])
         assert pids
         for pid in pids:  # the connection dies for real: its sshd processes are killed
             os.kill(pid, signal.SIGKILL)
         # the kernel keeps running on the host, and the same local ports lead to it again
         assert "42" in await _run(info, "print(state + 1)")
-        assert sshd.session_pids(manager._tunnel._connection.get_extra_info("sockname")[1]) != pids
+        after = manager.ssh_local_address
+        assert after is not None
+        assert sshd.session_pids(after[1]) != pids
         assert await manager.is_alive()
     finally:
         await manager.shutdown()
@@ -223,7 +253,7 @@ async def test_the_kernel_survives_a_dropped_connection_and_the_forwards_come_ba
 async def test_a_local_nanny_rides_out_a_dropped_connection(configure, user_host):
     table, runtime = user_host
     finder = configure(table)
-    info, manager = await finder.launch(f"ssh/remote/{TYPE}", nanny=True)
+    info, manager = await start_kernel(LaunchRequest(kernel_type=f"ssh/remote/{TYPE}", supervised=True), finder=finder)
     try:
         await _run(info, "state = 41")
         events: asyncio.Queue = asyncio.Queue()

@@ -1,0 +1,125 @@
+"""Every default timeout, interval and back-off of kernel-nanny, in one place, each with its reason.
+
+Modules import their defaults from here, so a value is changed (and its
+reason read) once. Times are in seconds unless the name says otherwise.
+
+This module imports nothing: a nanny reads it before it starts its kernel,
+and the nanny keeps its start-up lean.
+"""
+
+from __future__ import annotations
+
+# -- kernels: start-up and shutdown --------------------------------------------
+
+#: Seconds a kernel gets to become ready (``LaunchParams.startup_timeout``, ``wait_for_ready()``).
+#: jupyter_client's value; a cold environment or container image can take tens of seconds.
+DEFAULT_STARTUP_TIMEOUT = 60.0
+#: Seconds a kernel gets to exit after a shutdown request, then again after SIGTERM
+#: (``LaunchParams.shutdown_timeout``). jupyter_client's ``shutdown_wait_time``: ipykernel
+#: exits well within it unless user code ignores the request.
+DEFAULT_SHUTDOWN_TIMEOUT = 5.0
+#: Seconds to wait for the rest of a dead kernel's output before reporting its death at start-up.
+#: Bounded: a grandchild may hold a pipe open, an engine may be slow to close a stream.
+OUTPUT_DRAIN_TIMEOUT = 1.0
+#: Seconds a kernel's heartbeat echo may take (``KernelClient.heartbeat()``). The echo is answered
+#: by a thread of its own, so a second is ample even while the kernel is busy.
+HEARTBEAT_TIMEOUT = 1.0
+#: After a kernel_info reply, how long to wait for proof that iopub is subscribed before asking
+#: again (the kernel publishes status for every request); short, as ZeroMQ's subscription
+#: usually lands within milliseconds.
+IOPUB_CONFIRM_INTERVAL = 0.25
+#: Seconds ``python -c "import ipykernel"`` may take when checking an environment: a first
+#: import on a network file system or a fresh environment compiles bytecode.
+IPYKERNEL_CHECK_TIMEOUT = 60.0
+#: Seconds ``KernelExecution.stop()`` waits for an interrupted command before it kills the
+#: kernel: the grace a shutdown request gets.
+DEFAULT_STOP_TIMEOUT = DEFAULT_SHUTDOWN_TIMEOUT
+
+# -- restarts (RestartPolicy) ----------------------------------------------------
+
+#: Automatic restarts allowed within the window: enough to ride out a few crashes (an OOM kill
+#: under a burst of load), few enough that a kernel that cannot start stops being retried.
+DEFAULT_MAX_RESTARTS = 5
+#: Seconds over which restarts are counted: a kernel that has been up this long has a fresh budget.
+DEFAULT_RESTART_WINDOW = 60.0
+#: Seconds before the first restart, doubling for each further one: quick for a one-off crash,
+#: without spinning on a kernel that dies at once.
+DEFAULT_RESTART_BACKOFF = 0.5
+#: The back-off stops doubling here, so a restart is never further away than this.
+DEFAULT_RESTART_MAX_BACKOFF = 10.0
+
+# -- nannies ------------------------------------------------------------------------
+
+#: Seconds between a nanny's ``heartbeat`` events. Clients take a nanny for dead after
+#: ``MISSED_HEARTBEATS`` missed, so a death is noticed within seconds at negligible cost.
+DEFAULT_HEARTBEAT_INTERVAL = 1.0
+#: Heartbeats a nanny may miss before clients give up on it: tolerates a moment's stall
+#: (a swap-in, a burst of output) without false alarms.
+MISSED_HEARTBEATS = 3
+#: Seconds a nanny gets to answer a quick request (``info``, ``interrupt``, ``signal``...).
+#: A live nanny answers in milliseconds; this only bounds waiting on a hung one.
+NANNY_REQUEST_TIMEOUT = 10.0
+#: Seconds for requests that wait on the kernel: a restart waits for the new kernel to be ready
+#: (``DEFAULT_STARTUP_TIMEOUT``) after the shutdown ladder, so twice the start-up timeout.
+NANNY_SLOW_REQUEST_TIMEOUT = 120.0
+#: Seconds a nanny gets to answer when we only check that it is there (daemon adoption,
+#: ``kernel-nanny ps``): a hung nanny must not stall a daemon's start or a listing.
+NANNY_PROBE_TIMEOUT = 2.0
+#: Seconds a nanny gets to greet the provisioner's subscription, and to exit once told to.
+PROVISIONER_NANNY_TIMEOUT = 10.0
+#: Without a pidfd (not Linux), how often a nanny's exit is checked once it said it is exiting:
+#: the exit is imminent, so checking often costs little.
+NANNY_EXIT_CHECK_INTERVAL = 0.05
+
+# -- sockets --------------------------------------------------------------------------
+
+#: Milliseconds a client's closed socket may keep trying to deliver what was sent: enough for a
+#: last request on a local link, short enough that closing never hangs on a dead peer.
+CLIENT_LINGER_MS = 500
+#: Milliseconds a nanny's or daemon's closed socket keeps delivering: their last replies and
+#: events (``nanny_exiting``) matter more, and they close once per process lifetime.
+SERVER_LINGER_MS = 1000
+#: Milliseconds before a client socket reconnects to a peer that is (re)starting, doubling up to
+#: ``CLIENT_RECONNECT_IVL_MAX_MS``: zmq's fixed 100 ms would add up to 100 ms to every start.
+CLIENT_RECONNECT_IVL_MS = 10
+#: The reconnection back-off stops here: a restarted kernel must not wait out a long back-off.
+CLIENT_RECONNECT_IVL_MAX_MS = 100
+
+# -- the daemon -------------------------------------------------------------------------
+
+#: Seconds a daemon client waits for a reply to quick requests.
+DEFAULT_DAEMON_TIMEOUT = 10.0
+#: Seconds a daemon client waits for a launch or a shutdown: the kernel must become ready
+#: (``DEFAULT_STARTUP_TIMEOUT``) or climb the shutdown ladder, so twice the start-up timeout.
+DAEMON_LAUNCH_TIMEOUT = 120.0
+#: Seconds a kernel listing waits for a configured daemon: ``find_kernels`` is synchronous and
+#: runs inside ``kernel-nanny list`` and Jupyter's kernel listing, which must not stall.
+DAEMON_LIST_TIMEOUT = 3.0
+#: Culling checks at a tenth of the shortest cull timeout, but no more often than this...
+CULL_CHECK_MIN_INTERVAL = 1.0
+#: ... and no less often than this, so a changed activity is seen within a minute.
+CULL_CHECK_MAX_INTERVAL = 60.0
+#: Seconds over which a request server logs at most a burst of bad-input warnings: a client
+#: sending garbage must not flood the journal.
+BAD_INPUT_LOG_INTERVAL = 10.0
+
+# -- providers ------------------------------------------------------------------------------
+
+#: Seconds an SSH connection may take to be established (per host: ``connect_timeout``).
+SSH_CONNECT_TIMEOUT = 10.0
+#: Seconds before the first SSH reconnection attempt, doubling up to ``SSH_RECONNECT_MAX_DELAY``:
+#: a blip is bridged at once...
+SSH_RECONNECT_FIRST_DELAY = 0.2
+#: ... and a longer outage is not hammered.
+SSH_RECONNECT_MAX_DELAY = 5.0
+#: Seconds between SSH keep-alives: with ``SSH_KEEPALIVE_COUNT_MAX`` unanswered ones, a silently
+#: dead connection (no RST) is noticed within about 15 s.
+SSH_KEEPALIVE_INTERVAL = 5.0
+#: Unanswered keep-alives before the connection is taken for dead (one lost packet is not enough).
+SSH_KEEPALIVE_COUNT_MAX = 3
+#: Seconds a request to a remote kernel waits for a dropped SSH connection to come back:
+#: several reconnection attempts, about two keep-alive detection periods.
+SSH_RECONNECT_WAIT = 30.0
+#: Seconds a Docker Engine request may take (a stop adds its own grace period): pulls are
+#: not made through it, but a busy engine can take seconds to create or inspect a container.
+DOCKER_ENGINE_TIMEOUT = 30

@@ -1,0 +1,132 @@
+"""The one way a kernel is started: :func:`start_kernel` with a :class:`~kernel_nanny.LaunchRequest`.
+
+The CLI, the daemon, the jupyter_client provisioner, the compat managers,
+:class:`~kernel_nanny.KernelExecution` and Python callers all build a request
+and call this. It resolves the request to what runs the kernel (a command or
+a provider, :meth:`KernelFinder.resolve() <kernel_nanny.KernelFinder.resolve>`),
+then either starts it here (unsupervised: the kernel is this process's) or
+hands it to a new nanny process (supervised: the kernel outlives us), through
+the contract in :mod:`kernel_nanny.nanny.startup`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine, Generator
+from typing import Any
+
+from ._exceptions import LaunchError
+from ._tasks import wait_for
+from .client.manager import ManagerClient
+from .client.running import list_running_kernels
+from .discovery import KernelFinder
+from .discovery.resolved import ResolvedKernel
+from .launch.request import LaunchRequest
+from .nanny.startup import Handover, nanny_argv, read_report
+from .paths import nanny_state_dir
+from .protocol import LaunchResult, load_connection_info, new_id
+
+__all__ = ["KernelLaunch", "start_kernel"]
+
+#: Seconds a nanny may take to report beyond its kernel's start-up timeout (its own start, imports).
+NANNY_REPORT_MARGIN = 10.0
+
+
+def start_kernel(request: LaunchRequest, *, finder: KernelFinder | None = None) -> KernelLaunch:
+    """Start the kernel ``request`` describes; ready when the result is awaited.
+
+    ``finder`` resolves kernel types (default: every installed provider;
+    a request with an explicit command needs none). The result is awaitable
+    (``connection_info, manager = await start_kernel(request)``) and an async
+    context manager that shuts the kernel down when the block ends, even when it
+    raises::
+
+        async with start_kernel(LaunchRequest(kernel_type="spec/python3")) as (info, manager):
+            ...
+    """
+    return KernelLaunch(_launch(request, finder))
+
+
+class KernelLaunch:
+    """A kernel being started: await it for ``(connection_info, manager)``, or use it with ``async with``."""
+
+    def __init__(self, launching: Coroutine[Any, Any, LaunchResult]) -> None:
+        self._launching: Coroutine[Any, Any, LaunchResult] | None = launching
+        self._result: LaunchResult | None = None
+
+    def __repr__(self) -> str:
+        state = "started" if self._result is not None else "pending" if self._launching else "used"
+        return f"<KernelLaunch {state}>"
+
+    def __del__(self) -> None:
+        if self._launching is not None:
+            self._launching.close()  # never awaited: no "coroutine was never awaited" warning
+
+    def _take(self) -> Coroutine[Any, Any, LaunchResult]:
+        if self._launching is None:
+            raise RuntimeError("this kernel launch was already awaited: call start_kernel() again for another kernel")
+        launching, self._launching = self._launching, None
+        return launching
+
+    def __await__(self) -> Generator[Any, None, LaunchResult]:
+        return self._take().__await__()
+
+    async def __aenter__(self) -> LaunchResult:
+        self._result = await self._take()
+        return self._result
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._result is not None
+        manager = self._result.manager
+        if manager is not None:
+            try:
+                await manager.shutdown()
+            finally:
+                await manager.cleanup()
+
+
+async def _launch(request: LaunchRequest, finder: KernelFinder | None) -> LaunchResult:
+    if finder is None:
+        finder = KernelFinder(()) if request.command is not None else KernelFinder.from_entrypoints()
+    resolved = finder.resolve(request)
+    with finder.explain_unknown_type(request.kernel_type):
+        if request.supervised and not resolved.supervised_elsewhere:
+            return await _start_nanny(request, resolved)
+        return await resolved.launch(request)
+
+
+async def _start_nanny(request: LaunchRequest, resolved: ResolvedKernel) -> LaunchResult:
+    """Hand the kernel to a new nanny process; ``(connection_info, ManagerClient)`` once it is ready."""
+    if request.name is not None:
+        taken = [k.kernel_id for k in list_running_kernels() if k.name == request.name]
+        if taken:
+            raise LaunchError(f"the name {request.name!r} is taken by kernel {taken[0][:12]}")
+    kernel_id = new_id()
+    handover = Handover(kernel_id, request, resolved).encode()
+    nanny_log = nanny_state_dir(kernel_id) / "nanny.log"
+    with open(nanny_log, "ab") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            *nanny_argv(sys.executable),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_file,
+            start_new_session=True,
+        )
+    assert process.stdin is not None and process.stdout is not None
+    limit = request.params.startup_timeout + NANNY_REPORT_MARGIN
+    try:
+        process.stdin.write(handover)
+        await process.stdin.drain()
+        process.stdin.close()
+        # One line, then the nanny closes its stdout: read to the end, so the pipe is done with.
+        output = await wait_for(process.stdout.read(), limit)
+    except (BrokenPipeError, ConnectionResetError):
+        output = b""  # the nanny died before reading its handover: its log says why
+    except asyncio.TimeoutError:
+        raise LaunchError(f"the nanny for {request.kernel_type} did not report within {limit:g} s") from None
+    finally:
+        await process.wait()  # the nanny forked away; this reaps the short-lived parent
+    connection_file = read_report(output, kernel_type=request.kernel_type, nanny_log=nanny_log)
+    info = load_connection_info(connection_file)
+    return LaunchResult(info, ManagerClient(info))
