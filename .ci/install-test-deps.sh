@@ -10,6 +10,7 @@
 #   README command    python3-pip (Debian's python3 has no pip; .ci/run lets it install, PEP 668)
 #
 # Idempotent and quick when everything is already there: safe to run on every CI run.
+# With --check it installs nothing: it lists what is missing (exit 1) or says all is there (exit 0).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -20,6 +21,13 @@ installed() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^instal
 missing_plain=() missing_rec=()
 for pkg in "${plain[@]}"; do installed "$pkg" || missing_plain+=("$pkg"); done
 for pkg in "${with_recommends[@]}"; do installed "$pkg" || missing_rec+=("$pkg"); done
+if [[ ${1:-} == --check ]]; then
+    if ((${#missing_plain[@]} + ${#missing_rec[@]})); then
+        echo "missing Debian packages: ${missing_plain[*]} ${missing_rec[*]}" >&2
+        exit 1
+    fi
+    exit 0
+fi
 if ((${#missing_plain[@]} + ${#missing_rec[@]})); then
     echo "installing: ${missing_plain[*]} ${missing_rec[*]}"
     apt-get update -q >/dev/null

@@ -625,7 +625,7 @@ def _cmd_keys_new(args: argparse.Namespace) -> int:
 def _cmd_ssh_trust(args: argparse.Namespace) -> int:
     provider = KernelFinder.from_entrypoints(config=args.config).providers.get("ssh")
     if not isinstance(provider, SSHProvider):
-        raise ConfigError("the ssh provider is not installed: pip install 'kernel-nanny[ssh]'")
+        raise ConfigError("the ssh provider needs asyncssh: pip install asyncssh (the 'ssh' extra of kernel-nanny)")
     host = provider.host(args.host)
     key = asyncio.run(fetch_host_key(host))
     print(f"{host.name} ({host.address}) presents this {key.get_algorithm()} key:")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -25,6 +26,21 @@ from kernel_nanny.launch import LaunchResult, launch_local  # noqa: E402
 from kernel_nanny.launch.command import ipykernel_command  # noqa: E402
 
 IPYKERNEL = ipykernel_command(sys.executable)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say up front when the real servers some tests start are missing (scripts/test installs them as root)."""
+    check = subprocess.run(
+        ["bash", os.path.join(os.path.dirname(__file__), os.pardir, ".ci", "install-test-deps.sh"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    if check.returncode == 0:
+        return "real servers: installed (sshd, dockerd, podman, systemd, mmdebstrap)"
+    return (
+        f"real servers: {check.stderr.strip()}; the tests that start them will fail. "
+        "Install them once, as root: bash .ci/install-test-deps.sh"
+    )
 
 
 @pytest.fixture

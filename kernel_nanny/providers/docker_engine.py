@@ -51,7 +51,9 @@ def docker_sdk() -> Any:
     try:
         import docker
     except ImportError:
-        raise LaunchError("the Docker provider needs the docker SDK: pip install 'kernel-nanny[docker]'") from None
+        raise LaunchError(
+            "the Docker provider needs the docker SDK: pip install docker (the 'docker' extra of kernel-nanny)"
+        ) from None
     return docker
 
 

@@ -44,7 +44,7 @@ def import_asyncssh() -> Any:
     try:
         import asyncssh
     except ImportError:
-        raise LaunchError("SSH kernels need asyncssh: pip install 'kernel-nanny[ssh]'") from None
+        raise LaunchError("SSH kernels need asyncssh: pip install asyncssh (the 'ssh' extra of kernel-nanny)") from None
     return asyncssh
 
 
@@ -157,8 +157,9 @@ class SSHTunnel(Lifetime):
         result = await self._connection.run(command, check=False)
         if result.exit_status == 127 and program:
             raise LaunchError(
-                f"ssh host {self.host.name}: '{program}' was not found there: install kernel-nanny on "
-                f"the host (pip install kernel-nanny ipykernel), or set command to its path in the host's settings"
+                f"ssh host {self.host.name}: '{program}' was not found there: install kernel-nanny and ipykernel on "
+                "the host (python3 -m pip install --user ./kernel-nanny ipykernel, from a checkout), "
+                "or set command to its path in the host's settings"
             )
         if result.exit_status != 0:
             stderr = str(result.stderr or "").strip() or f"exit status {result.exit_status}"
