@@ -162,6 +162,21 @@ class MaxKernels(LaunchError):
 class KernelNotRunning(KernelNannyError):
     """The kernel is not running (dead, restarting, stopping, or never started), so it cannot do that."""
 
+    #: What to do about it, by the nanny's state (``{ref}``: how the user names the kernel).
+    _FIXES = {
+        "dead": "'kernel-nanny restart {ref}' revives it",
+        "restarting": "it is being restarted: try again once 'kernel-nanny ps' shows it running",
+        "stopping": "it is shutting down: start a new one",
+        "starting": "it is starting: try again in a moment",
+    }
+
+    @classmethod
+    def named(cls, ref: str, state: str) -> KernelNotRunning:
+        """The error for kernel ``ref`` (its name, or id) in nanny state ``state``, with the fix: one message
+        style for every request and every client."""
+        fix = cls._FIXES.get(state, "see 'kernel-nanny ps'").format(ref=ref)
+        return cls(f"kernel {ref} is not running (state: {state}); {fix}")
+
 
 class NannyStopping(KernelNannyError):
     """The nanny is shutting down, so it refuses to restart the kernel."""

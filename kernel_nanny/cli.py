@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._exceptions import ConfigError, KernelDied, KernelNannyError, NannyUnavailable
+from ._exceptions import ConfigError, KernelDied, KernelError, KernelNannyError, NannyUnavailable, NoSuchKernel
 from .client import DaemonClient, ManagerClient
 from .client.running import find_running_kernel, list_running_kernels
 from .config import CONFIG_ENV, RestartPolicy
@@ -33,6 +34,7 @@ from .launch.request import LaunchRequest
 from .nanny.output_log import read_log
 from .paths import public_connection_file, systemd_user_unit_dir, write_private_file
 from .protocol import Message
+from .protocol.errors import is_known_error
 from .protocol.nanny import NannyInfo
 from .providers.ssh import SSHProvider, add_known_host, fetch_host_key
 from .start import start_kernel
@@ -59,10 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except KernelNannyError as exc:
-        print(f"kernel-nanny: error: {exc}", file=sys.stderr)
+        # An error a nanny or daemon replied with reads like one raised here (its evalue names kernel and fix).
+        message = exc.evalue if isinstance(exc, KernelError) and is_known_error(exc) else str(exc)
+        print(f"kernel-nanny: error: {_printable(message)}", file=sys.stderr)
         return EXIT_FAILED
     except UsageError as exc:
-        print(f"kernel-nanny: error: {exc}", file=sys.stderr)
+        args.subparser.print_usage(sys.stderr)
+        print(f"{args.subparser.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # e.g. piped into head: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -133,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     exec_cmd.add_argument("--cwd", metavar="DIR", help="the kernel's working directory (default: the current one)")
     exec_cmd.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=None,
         metavar="SECONDS",
         help="give up after this long (a kernel started for the run is stopped; "
@@ -192,7 +197,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     start.add_argument(
         "--restart-window",
-        type=float,
+        type=_seconds,
         metavar="SECONDS",
         help=f"the restart window (default: {DEFAULT_RESTART_WINDOW:g} s)",
     )
@@ -307,7 +312,44 @@ def _parser() -> argparse.ArgumentParser:
     trust.add_argument("--yes", action="store_true", help="trust the key without asking (only on a trusted network)")
     trust.add_argument("--config", metavar="PATH", help="the configuration file to read the host from")
     trust.set_defaults(handler=_cmd_ssh_trust)
+    for subparser in commands.choices.values():
+        subparser.set_defaults(subparser=subparser)  # a usage error shows the command's own usage
     return parser
+
+
+def _kernel_type_named(ref: str) -> str | None:
+    """The kernel type a bare name means when no running kernel has it (``python3``: ``spec/python3``, as Jupyter
+    names kernels), if exactly one type has that name; None when ``ref`` is a running kernel."""
+    try:
+        find_running_kernel(ref)
+        return None
+    except NoSuchKernel:
+        types = [type_id for type_id, _ in _finder().find_kernels() if type_id.rsplit("/", 1)[-1] == ref]
+        if len(types) == 1:
+            return types[0]
+        if types:
+            raise UsageError(
+                f"no running kernel is named {ref!r}, and several kernel types are: {', '.join(types)}"
+            ) from None
+        raise NoSuchKernel(
+            f"no running kernel {ref!r} and no kernel type of that name (see 'kernel-nanny ps' and 'kernel-nanny list')"
+        ) from None
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
+
+
+def _printable(text: object) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences included) shown escaped."""
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in str(text))
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -347,6 +389,8 @@ def _cmd_exec(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"kernel-nanny: error: cannot read {file}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
+    if target is not None and "/" not in target:
+        target = _kernel_type_named(target) or target
     if target is not None and "/" not in target:
         if args.group or args.switches:
             raise UsageError("--group and --switch choose how a new kernel starts: give a kernel TYPE, not a KERNEL")

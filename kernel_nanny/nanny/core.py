@@ -418,7 +418,7 @@ class KernelNanny:
 
     def _require_kernel(self) -> KernelManager:
         if self.manager is None or self.state in (NannyState.DEAD, NannyState.STOPPING, NannyState.RESTARTING):
-            raise KernelNotRunning(f"the kernel is not running (state: {self.state.value})")
+            raise KernelNotRunning.named(self.name or self.kernel_id[:12], self.state.value)
         return self.manager
 
     async def _on_is_alive(self, msg: Message) -> dict[str, Any]:
