@@ -362,9 +362,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     rows = [("TYPE", "LANGUAGE", "DISPLAY NAME")]
     rows += [(type_id, a.get("language", ""), a.get("display_name", "")) for type_id, a in kernels]
-    widths = [max(len(row[i]) for row in rows) for i in range(2)]
-    for row in rows:
-        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}".rstrip())
+    _print_table(rows)
     return EXIT_OK
 
 
@@ -568,10 +566,16 @@ def _cmd_ps(args: argparse.Namespace) -> int:
         pid = str(info["pid"]) if info["alive"] else "-"
         uptime = _duration(now - info["started"])
         table.append((short, name, info["kernel_type"], pid, info["state"], uptime, str(info["restart_count"])))
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    _print_table(table)
     return EXIT_OK
+
+
+def _print_table(rows: Sequence[Sequence[object]]) -> None:
+    """Aligned columns; what users and kernelspecs named (escape sequences included) is shown escaped."""
+    cells = [[_printable(cell).replace("\n", "\\n") for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def _cmd_control(args: argparse.Namespace) -> int:
@@ -640,6 +644,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_keys_show(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     keys = DaemonKeys(config.state_dir, config.allowed_client_keys)
+    if not keys.server_key_file.exists():
+        print(f"created the daemon's key pair in {keys.server_key_file} (its tcp endpoint's identity)", file=sys.stderr)
     print(f"daemon public key: {keys.server_keypair()[0].decode()}")
     allowed = sorted(keys.allowed_keys())
     print(f"allowed client keys ({len(allowed)}; {keys.authorized_keys_file}):")

@@ -55,3 +55,41 @@ def test_a_request_to_a_dead_kernel_names_it_and_the_fix():
         )
     finally:
         run("stop", "msg-dead")
+
+
+def test_listings_show_user_supplied_names_escaped():
+    name = "evil\x1b[31mred"
+    started = run("start", "pyimport/kernel", "--name", name)
+    assert started.returncode == 0, started.stderr
+    try:
+        listing = run("ps").stdout
+        assert "\x1b" not in listing and "evil\\x1b[31mred" in listing
+    finally:
+        run("stop", name)
+
+
+def test_keys_says_when_it_creates_the_daemons_key_pair(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    first = run("keys", "--config", str(config))
+    assert first.returncode == 0, first.stderr
+    assert f"created the daemon's key pair in {tmp_path / 'state' / 'server.key'}" in first.stderr
+    second = run("keys", "--config", str(config))
+    assert "created" not in second.stderr and second.stdout == first.stdout
+
+
+def test_logs_point_at_the_published_connection_file_not_the_nannys_private_one():
+    started = run("start", "spec/python3", "--name", "where")
+    assert started.returncode == 0, started.stderr
+    kernel_id, published = started.stdout.split()
+    try:
+        # ipykernel prints "--existing <its connection file>" before it answers kernel_info, so the nanny has
+        # relayed it by now; the log file has no change event to wait on, hence the bounded re-reads.
+        for _ in range(50):
+            logs = run("logs", "where").stdout
+            if "--existing" in logs:
+                break
+        assert f"--existing {published}" in logs
+        assert f"nanny-{kernel_id}" not in logs
+    finally:
+        run("stop", "where")

@@ -29,3 +29,16 @@ def test_no_page_installs_kernel_nanny_from_an_index():
     assert offenders == []
     messages = [p for p in (DOCS.parent / "kernel_nanny").rglob("*.py") if from_index.search(p.read_text())]
     assert messages == []
+
+
+def test_the_readmes_first_python_example_runs_quietly(tmp_path):
+    """The README's first example prints what it says, and nothing on stderr (no kernel banner)."""
+    readme = (DOCS.parent / "README.md").read_text()
+    example = re.search(r"```python\n(.*?)```", readme, re.S)
+    assert example is not None
+    script = tmp_path / "example.py"
+    script.write_text(example.group(1))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hi\n 42\n"
+    assert result.stderr == ""

@@ -31,6 +31,8 @@ class DaemonKeys:
         self.state_dir = secure_directory(state_dir)
         self.extra_allowed = extra_allowed
         self.authorized_keys_file = state_dir / "authorized_keys"
+        #: The daemon's CurveZMQ key pair, made on first use.
+        self.server_key_file = state_dir / "server.key"
 
     def api_key(self) -> str:
         path = self.state_dir / "api.key"
@@ -39,7 +41,7 @@ class DaemonKeys:
         return path.read_text().strip()
 
     def server_keypair(self) -> tuple[bytes, bytes]:
-        path = self.state_dir / "server.key"
+        path = self.server_key_file
         if not path.exists():
             public, secret = zmq.curve_keypair()
             write_private_file(path, json.dumps({"public": public.decode(), "secret": secret.decode()}).encode())

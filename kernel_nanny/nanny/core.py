@@ -45,7 +45,7 @@ from ..discovery.resolved import ResolvedKernel
 from ..launch.connection import write_connection_file
 from ..launch.request import LaunchRequest
 from ..launch.spawn import StartedKernel
-from ..paths import nanny_state_dir
+from ..paths import nanny_state_dir, public_connection_file
 from ..protocol import (
     NANNY_PROTOCOL_VERSION,
     ConnectionInfo,
@@ -123,6 +123,7 @@ class KernelNanny:
         self.connection_file: Path | None = None
         self.manager: KernelManager | None = None
         self._state_dir = nanny_state_dir(kernel_id)
+        self._file_names = (b"", b"")  # (private, public) connection file, set at start (see _start)
         self._budget = RestartBudget(self.restart_policy)
         self._intent: Intent | None = None
         self._lifecycle = asyncio.Lock()
@@ -183,6 +184,10 @@ class KernelNanny:
     async def _start(self) -> None:
         self._output_log = OutputLog(self.log_path, self.log_max_bytes)
         request = replace(self.request, params=kernel_params(self.kernel_id, self.request.params))
+        # The kernel only knows its private connection file; what it prints about it (ipykernel's
+        # "--existing .../kernel.json") is shown with the file clients use.
+        assert request.params.connection_file is not None
+        self._file_names = (request.params.connection_file.encode(), bytes(public_connection_file(self.kernel_id)))
         started, self._started = self._started, None
         self.connection_info, self.manager = await self.resolved.launch(request, started=started)
         if self.manager is None:
@@ -369,6 +374,7 @@ class KernelNanny:
     # -- what the kernel says -------------------------------------------------
 
     def _on_output(self, name: str, data: bytes) -> None:
+        data = data.replace(*self._file_names)
         if self._output_log is not None:
             self._output_log.write(data)
         text = self._decoders[name].decode(data)
