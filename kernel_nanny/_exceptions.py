@@ -15,6 +15,7 @@
     ├── NoSuchKernel (also LookupError)       no running kernel has this id, id prefix or name
     ├── AmbiguousKernel (also LookupError)    an id prefix that matches several running kernels
     ├── LaunchError                   the kernel could not be started
+    │   ├── KernelExecutableNotFound (also FileNotFoundError)   the kernelspec's program is missing
     │   ├── KernelTypeNotAllowed      the daemon does not offer this kernel type
     │   └── MaxKernels                the daemon runs as many kernels as it may
     ├── KernelNotRunning              the kernel is not running (dead, restarting, not started)
@@ -62,6 +63,7 @@ __all__ = [
     "InvalidSignature",
     "KernelDied",
     "KernelError",
+    "KernelExecutableNotFound",
     "KernelNannyError",
     "KernelNotRunning",
     "KernelTimeout",
@@ -149,6 +151,14 @@ class AmbiguousKernel(KernelNannyError, LookupError):
 
 class LaunchError(KernelNannyError):
     """A kernel could not be started; the message says why and what to try."""
+
+
+class KernelExecutableNotFound(LaunchError, FileNotFoundError):
+    """The program a kernel's command starts (its ``argv[0]``) does not exist.
+
+    Also a :exc:`FileNotFoundError`, which jupyter_client raises in this case
+    and its callers (jupyter_server, nbclient) catch.
+    """
 
 
 class KernelTypeNotAllowed(LaunchError):

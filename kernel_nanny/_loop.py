@@ -10,13 +10,13 @@ import asyncio
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, overload
 
 from ._exceptions import ClientClosed
 from ._lifetime import LifetimeState, closed_error
 
-__all__ = ["BlockingTwin", "LoopThread", "blocking"]
+__all__ = ["BlockingTwin", "LoopThread", "blocking", "shared_loop"]
 
 T = TypeVar("T")
 TwinT = TypeVar("TwinT", bound="BlockingTwin")
@@ -40,6 +40,16 @@ class LoopThread:
             raise RuntimeError("a blocking method was called from its own event loop thread (e.g. in a hook)")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
+    async def run_async(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable`` on this loop, from any loop (cancelling the wait cancels it there)."""
+        if asyncio.get_running_loop() is self.loop:
+            return await awaitable
+
+        async def there() -> T:
+            return await awaitable
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(there(), self.loop))
+
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Call a plain function on the loop thread (for code that needs the running loop)."""
 
@@ -55,6 +65,28 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
         self.loop.close()
+
+
+_shared: LoopThread | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_loop() -> LoopThread:
+    """The process's loop thread for connections that outlive their caller's event loop.
+
+    jupyter_client's synchronous managers run each call on whichever loop is
+    at hand (the thread's own, or a runner thread's when a loop is running
+    already), but sockets with reader tasks, futures and pidfd readers belong
+    to one loop. The provisioner and :mod:`kernel_nanny.compat`'s async
+    classes keep their nanny and kernel connections here, so every caller
+    reaches them with :meth:`LoopThread.run_async`. Started at first use; a
+    daemon thread, never stopped (one for all kernels, however many).
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = LoopThread("kernel-nanny-shared")
+        return _shared
 
 
 @overload

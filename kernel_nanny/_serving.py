@@ -13,7 +13,8 @@ request by raising the error that says why (``NoSuchKernel``...), which
 crosses under its name from ``protocol.errors``. Bad input (unsigned,
 forged, replayed or malformed messages) is dropped with a rate-limited log
 line; a failing handler becomes an error reply. Nothing a client sends can
-stop the server.
+stop the server. A :class:`PeerCheck` can vet the sender of each request
+too: a handshake is passed once, but a key may be revoked after it.
 """
 
 from __future__ import annotations
@@ -21,18 +22,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import zmq
 import zmq.asyncio
 
-from ._exceptions import ProtocolError, UnknownRequest
+from ._exceptions import AuthenticationFailed, ProtocolError, UnknownRequest
 from ._ratelimit import RateLimitedLog
 from ._tasks import TaskGroup
+from .defaults import MAX_REQUEST_BYTES
 from .protocol import Message, Session, is_ipv6_endpoint
 from .protocol.errors import error_reply, is_known_error
 
-__all__ = ["Handler", "RequestServer", "bind"]
+__all__ = ["Handler", "PeerCheck", "RequestServer", "bind"]
 
 #: Answers one request: the reply's content, or raises the error the reply reports.
 Handler = Callable[[Message], Awaitable[Mapping[str, Any]]]
@@ -44,15 +46,17 @@ def bind(
     *,
     curve_keypair: tuple[bytes, bytes] | None = None,
     zap_domain: str | None = None,
-    private: bool = False,
 ) -> str:
     """Bind ``sock`` to ``endpoint`` and return the endpoint it listens on (a ``*`` port filled in).
 
     With ``curve_keypair`` (public, secret; Z85) the socket is a CurveZMQ
     server; ``zap_domain`` then hands each handshake to the ZAP handler
     registered for that domain (the daemon's allow-list of client keys).
-    ``private`` makes an ipc socket file 0600: only its owner may connect.
+    A peer sending a frame over :data:`~kernel_nanny.defaults.MAX_REQUEST_BYTES`
+    is disconnected before the frame is buffered. An ipc socket file is made
+    0600 whatever the umask: only its owner may connect.
     """
+    sock.maxmsgsize = MAX_REQUEST_BYTES
     if is_ipv6_endpoint(endpoint):
         sock.ipv6 = True
     if curve_keypair is not None:
@@ -62,13 +66,27 @@ def bind(
         sock.zap_domain = zap_domain.encode()
     sock.bind(endpoint)
     bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-    if private and bound.startswith("ipc://"):
+    if bound.startswith("ipc://"):
         os.chmod(bound.removeprefix("ipc://"), 0o600)
     return bound
 
 
+class PeerCheck(Protocol):
+    """Vets the sender of each request, beyond the handshake that let it connect (the daemon's tcp endpoint)."""
+
+    def refusal(self, frame: zmq.Frame) -> str | None:
+        """Why the peer that sent ``frame`` may not be served any more (None: serve it)."""
+
+    def disconnect(self, frame: zmq.Frame) -> None:
+        """Drop the connection ``frame`` arrived on."""
+
+
 class RequestServer:
-    """Answers requests arriving on ``sock`` with ``handlers`` (``{"info_request": handler}``)."""
+    """Answers requests arriving on ``sock`` with ``handlers`` (``{"info_request": handler}``).
+
+    With ``peers``, a request whose sender it refuses is answered with
+    :exc:`~kernel_nanny.AuthenticationFailed`, and the sender disconnected.
+    """
 
     def __init__(
         self,
@@ -80,6 +98,7 @@ class RequestServer:
         label: str,
         tasks: TaskGroup,
         after_reply: Callable[[Message, dict[str, Any]], None] | None = None,
+        peers: PeerCheck | None = None,
     ) -> None:
         self.sock = sock
         self.session = session
@@ -88,23 +107,41 @@ class RequestServer:
         self._label = label
         self._tasks = tasks
         self._after_reply = after_reply
+        self._peers = peers
         self._bad_input = RateLimitedLog(log)
 
     async def serve(self) -> None:
         """Receive for ever; each request is answered in its own task, so a slow one blocks nothing."""
+        peers = self._peers
         while True:
-            frames = await self.sock.recv_multipart()
+            if peers is None:
+                frames = await self.sock.recv_multipart()
+            else:  # as zmq.Frame objects: they carry the sender's properties (User-Id)
+                received = await self.sock.recv_multipart(copy=False)
+                frames = [frame.bytes for frame in received]
             try:
                 msg = self.session.deserialize(frames)
             except ProtocolError as exc:
                 self._bad_input.warning("dropped a message on %s: %s", self._label, exc)
                 continue
-            self._tasks.spawn(self._answer(msg), name=f"{self._label}-{msg.msg_type}")
+            name = f"{self._label}-{msg.msg_type}"
+            refusal = None if peers is None else peers.refusal(received[-1])
+            if peers is not None and refusal is not None:
+                self._tasks.spawn(self._refuse(msg, refusal, peers, received[-1]), name=name)
+            else:
+                self._tasks.spawn(self._answer(msg), name=name)
 
-    async def _answer(self, msg: Message) -> None:
+    async def _refuse(self, msg: Message, refusal: str, peers: PeerCheck, sender: zmq.Frame) -> None:
+        """Answer :exc:`~kernel_nanny.AuthenticationFailed`, then drop the sender's connection."""
+        await self._answer(msg, AuthenticationFailed(refusal))
+        peers.disconnect(sender)
+
+    async def _answer(self, msg: Message, refused: AuthenticationFailed | None = None) -> None:
         reply_type = msg.msg_type.removesuffix("_request") + "_reply"
         handler = self.handlers.get(msg.msg_type)
         try:
+            if refused is not None:
+                raise refused
             if handler is None:
                 raise UnknownRequest(f"unknown request {msg.msg_type!r}")
             content = {"status": "ok", **await handler(msg)}

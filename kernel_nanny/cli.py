@@ -20,19 +20,21 @@ from typing import Any
 
 from . import __version__
 from ._exceptions import ConfigError, KernelDied, KernelError, KernelNannyError, NannyUnavailable, NoSuchKernel
+from ._progress import Progress
 from .client import DaemonClient, ManagerClient
 from .client.running import find_running_kernel, list_running_kernels
 from .config import CONFIG_ENV, RestartPolicy
 from .daemon.config import DaemonConfig, load_config
-from .daemon.keys import DaemonKeys
+from .daemon.keys import DaemonKeys, check_client_name
 from .daemon.service import NannyDaemon
-from .defaults import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, NANNY_PROBE_TIMEOUT
+from .defaults import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, DEFAULT_STARTUP_TIMEOUT, NANNY_PROBE_TIMEOUT
 from .discovery import DaemonProvider, KernelFinder
 from .execution import KernelExecution, OutputPrinter
 from .launch import LaunchParams
+from .launch.params import TRANSPORTS
 from .launch.request import LaunchRequest
 from .nanny.output_log import read_log
-from .paths import public_connection_file, systemd_user_unit_dir, write_private_file
+from .paths import public_connection_file, secure_directory, systemd_user_unit_dir, write_private_file
 from .protocol import Message
 from .protocol.errors import is_known_error
 from .protocol.nanny import NannyInfo
@@ -61,9 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except KernelNannyError as exc:
-        # An error a nanny or daemon replied with reads like one raised here (its evalue names kernel and fix).
-        message = exc.evalue if isinstance(exc, KernelError) and is_known_error(exc) else str(exc)
-        print(f"kernel-nanny: error: {_printable(message)}", file=sys.stderr)
+        print(f"kernel-nanny: error: {_error_text(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except UsageError as exc:
         args.subparser.print_usage(sys.stderr)
@@ -136,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("-c", dest="code", metavar="CODE", help="the code to run")
     source.add_argument("file", nargs="?", metavar="FILE", help="a file of code to run ('-' reads standard input)")
     exec_cmd.add_argument("--cwd", metavar="DIR", help="the kernel's working directory (default: the current one)")
+    _add_transport(exec_cmd)
+    _add_startup_timeout(exec_cmd)
     exec_cmd.add_argument(
         "--timeout",
         type=_seconds,
@@ -182,13 +184,8 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("type_id", metavar="TYPE", help="kernel type id, as 'kernel-nanny list' shows it")
     start.add_argument("--name", help="a name to refer to the kernel by, instead of its id")
     start.add_argument("--cwd", metavar="DIR", help="the kernel's working directory (default: the current one)")
-    start.add_argument(
-        "--transport",
-        choices=["ipc", "tcp"],
-        help="ipc (default): unix sockets, for this machine; "
-        "tcp: on --ip, CurveZMQ-encrypted where the kernel supports it",
-    )
-    start.add_argument("--ip", help="address to bind with --transport tcp (default: 127.0.0.1)")
+    _add_transport(start)
+    _add_startup_timeout(start)
     start.add_argument(
         "--max-restarts",
         type=int,
@@ -216,12 +213,21 @@ def _parser() -> argparse.ArgumentParser:
         ("interrupt", "interrupt the code running in a kernel (signal or message, per its interrupt mode)", None),
         ("restart", "restart a kernel in place (same connection file and ports)", "now"),
         ("stop", "shut a kernel down (shutdown request, then SIGTERM, then SIGKILL); its nanny exits", "now"),
-        ("kill", "SIGKILL a kernel; its nanny stays (see 'ps'), does not restart it, and 'restart' revives it", None),
+        (
+            "kill",
+            "SIGKILL a kernel; its nanny stays (see 'ps'), does not restart it, and 'restart' revives it. "
+            "A nanny that does not answer (stopped, hung) is SIGKILLed itself, and its kernel goes with it",
+            None,
+        ),
     ):
         sub = commands.add_parser(command, help=text, description=text[0].upper() + text[1:] + ".")
         if command == "stop":
             sub.add_argument("kernel", metavar="KERNEL", nargs="?", help="kernel id, id prefix or name (see 'ps')")
-            sub.add_argument("--all", action="store_true", help="stop every kernel running behind a nanny")
+            sub.add_argument(
+                "--all",
+                action="store_true",
+                help="stop every kernel running behind a nanny (one that cannot be stopped is reported, not fatal)",
+            )
         else:
             sub.add_argument("kernel", metavar="KERNEL", help="kernel id, id prefix or name (see 'kernel-nanny ps')")
         if extra == "now":
@@ -277,9 +283,13 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("--config", metavar="PATH", help="the daemon's configuration file (for its state directory)")
     keys_commands = keys.add_subparsers(metavar="SUBCOMMAND")
     keys_new = keys_commands.add_parser("new", help="make, allow and export a key pair for a remote client")
-    keys_new.add_argument("name", metavar="NAME", help="a label for the client (kept next to its key)")
+    keys_new.add_argument(
+        "name", metavar="NAME", help="a label for the client, kept next to its key (printable characters, one line)"
+    )
     keys_new.add_argument("--endpoint", required=True, help="the daemon's tcp endpoint as the client reaches it")
-    keys_new.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: ./NAME.json)")
+    keys_new.add_argument(
+        "-o", "--output", metavar="FILE", help="where to write it, 0600 (default: ./NAME.json; not a symbolic link)"
+    )
     keys_new.add_argument("--force", action="store_true", help="replace FILE if it exists")
     keys_new.set_defaults(handler=_cmd_keys_new)
     keys.set_defaults(handler=_cmd_keys_show)
@@ -336,6 +346,26 @@ def _kernel_type_named(ref: str) -> str | None:
         ) from None
 
 
+def _add_transport(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        help="auto (default): ipc for ipykernel and kernelspecs that declare it, else tcp on loopback; "
+        "ipc: unix sockets, for this machine (some kernels cannot use it); "
+        "tcp: on --ip, CurveZMQ-encrypted where the kernel supports it",
+    )
+    command.add_argument("--ip", help="address to bind with --transport tcp (default: 127.0.0.1)")
+
+
+def _add_startup_timeout(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--startup-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help=f"how long a new kernel may take to become ready (default: {DEFAULT_STARTUP_TIMEOUT:g} s)",
+    )
+
+
 def _seconds(text: str) -> float:
     """argparse type: a finite number of seconds > 0."""
     try:
@@ -345,6 +375,12 @@ def _seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
     return value
+
+
+def _error_text(exc: KernelNannyError) -> str:
+    """An error for the terminal. One a nanny or daemon replied with reads like one raised here (its evalue
+    names the kernel and the fix)."""
+    return _printable(exc.evalue if isinstance(exc, KernelError) and is_known_error(exc) else str(exc))
 
 
 def _printable(text: object) -> str:
@@ -387,7 +423,7 @@ def _cmd_exec(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"kernel-nanny: error: cannot read {file}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
-    if target is not None and "/" not in target:
+    if target is not None and "/" not in target and not (args.group or args.switches):
         target = _kernel_type_named(target) or target
     if target is not None and "/" not in target:
         if args.group or args.switches:
@@ -396,7 +432,12 @@ def _cmd_exec(args: argparse.Namespace) -> int:
     else:
         try:
             execution = KernelExecution(
-                target, python=args.python, group=args.group, switches=args.switches, cwd=args.cwd or os.getcwd()
+                target,
+                python=args.python,
+                group=args.group,
+                switches=args.switches,
+                cwd=args.cwd or os.getcwd(),
+                launch_params=_launch_params(args) or None,
             )
         except ValueError as exc:
             raise UsageError(str(exc)) from None
@@ -406,7 +447,10 @@ def _cmd_exec(args: argparse.Namespace) -> int:
 async def _exec(execution: KernelExecution, code: str, *, timeout: float | None, attached: bool) -> int:
     """Run ``code``, print its output, and turn the outcome into an exit status."""
     async with execution:
-        await execution.start()
+        async with Progress(f"kernel {execution.label}" if attached else f"{execution.label} to become ready"):
+            await execution.start()
+        if attached:
+            await _say_if_busy(execution)
         if execution.group is not None and execution.started_new:
             print(
                 f"kernel-nanny: started kernel {execution.name} for group {execution.group!r}; it keeps running "
@@ -435,6 +479,20 @@ async def _exec(execution: KernelExecution, code: str, *, timeout: float | None,
             return EXIT_INTERRUPTED
         finally:
             interrupts.remove()
+
+
+async def _say_if_busy(execution: KernelExecution) -> None:
+    """Code sent to a busy kernel waits for what runs there: say so, rather than wait without a word."""
+    manager = execution.manager
+    if isinstance(manager, ManagerClient) and sys.stderr.isatty():
+        info = await manager.info()
+        if info["execution_state"] == "busy":
+            since = _duration(time.time() - info["execution_state_since"])
+            print(
+                f"kernel-nanny: kernel {execution.name or execution.label} is busy (for {since}): this code runs "
+                "when it is done. Ctrl-C interrupts the kernel; 'kernel-nanny ps' shows its state",
+                file=sys.stderr,
+            )
 
 
 async def _read_terminal_input(request: Message) -> str:
@@ -476,13 +534,18 @@ def _finder(config: DaemonConfig | None = None) -> KernelFinder:
     return finder
 
 
+def _launch_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The launch parameters given by the options of :func:`_add_transport` and :func:`_add_startup_timeout`."""
+    return {key: value for key in ("transport", "ip", "startup_timeout") if (value := getattr(args, key)) is not None}
+
+
 def _cmd_start(args: argparse.Namespace) -> int:
     policy = {}
     if args.max_restarts is not None:
         policy["max_restarts"] = args.max_restarts
     if args.restart_window is not None:
         policy["window"] = args.restart_window
-    launch_params = {key: value for key in ("transport", "ip") if (value := getattr(args, key)) is not None}
+    launch_params = _launch_params(args)
     try:
         restart_policy = RestartPolicy(**policy)
     except ValueError as exc:
@@ -499,7 +562,8 @@ def _cmd_start(args: argparse.Namespace) -> int:
     async def start() -> dict[str, Any]:
         daemon = DaemonClient.running()
         if daemon is not None:
-            async with daemon:  # the daemon's own defaults apply to what the command line left unset
+            # The daemon's own defaults apply to what the command line left unset.
+            async with daemon, Progress(f"{request.kernel_type} to become ready (through the daemon)"):
                 info, manager = await daemon.launch(
                     request.kernel_type,
                     name=request.name,
@@ -508,7 +572,8 @@ def _cmd_start(args: argparse.Namespace) -> int:
                     restart_policy=restart_policy if policy else None,
                 )
         else:
-            info, manager = await start_kernel(request, finder=_finder())
+            async with Progress(f"{request.kernel_type} to become ready"):
+                info, manager = await start_kernel(request, finder=_finder())
         assert manager is not None
         await manager.cleanup()
         return info
@@ -556,16 +621,21 @@ def _cmd_ps(args: argparse.Namespace) -> int:
         listing = [{"connection_file": e["connection_file"], **(i or {**e, "state": "unresponsive"})} for e, i in rows]
         print(json.dumps(listing, indent=2))
         return EXIT_OK
-    table = [("ID", "NAME", "TYPE", "PID", "STATE", "UPTIME", "RESTARTS")]
+    table = [("ID", "NAME", "TYPE", "PID", "STATE", "ACTIVITY", "UPTIME", "RESTARTS")]
     now = time.time()
     for entry, info in rows:
         short, name = entry["kernel_id"][:12], entry.get("name") or "-"
         if info is None:
-            table.append((short, name, entry["kernel_type"], "-", "unresponsive", "-", "-"))
+            table.append((short, name, entry["kernel_type"], "-", "unresponsive", "-", "-", "-"))
             continue
         pid = str(info["pid"]) if info["alive"] else "-"
         uptime = _duration(now - info["started"])
-        table.append((short, name, info["kernel_type"], pid, info["state"], uptime, str(info["restart_count"])))
+        # What the kernel is doing (idle, busy since when), as its iopub status says; only while it runs.
+        activity = info["execution_state"] if info["state"] == "running" else "-"
+        if activity == "busy":
+            activity = f"busy {_duration(now - info['execution_state_since'])}"
+        row = (short, name, info["kernel_type"], pid, info["state"], activity, uptime, str(info["restart_count"]))
+        table.append(row)
     _print_table(table)
     return EXIT_OK
 
@@ -585,37 +655,62 @@ def _cmd_control(args: argparse.Namespace) -> int:
 
     async def control() -> None:
         async with ManagerClient(kernel.info) as manager:
-            if args.command == "interrupt":
-                await manager.interrupt()
-            elif args.command == "restart":
-                await manager.restart(now=args.now)
-            else:
-                await manager.kill()
+            try:
+                if args.command == "interrupt":
+                    await manager.interrupt()
+                elif args.command == "restart":
+                    await manager.restart(now=args.now)
+                else:
+                    await manager.kill()
+            except NannyUnavailable as exc:
+                if not kernel.nanny_alive():
+                    raise
+                if args.command == "kill" and kernel.nanny.signal_nanny(signal.SIGKILL):
+                    # The last resort for a nanny that cannot answer: its kernel goes with it (the lifeline).
+                    note = f"kernel-nanny: the nanny (pid {kernel.nanny_pid}) did not answer: killed it and its kernel"
+                    print(note, file=sys.stderr)
+                    list_running_kernels()  # removes the files the killed nanny left
+                    return
+                raise kernel.unresponsive() from exc
 
     asyncio.run(control())
     return EXIT_OK
 
 
 def _stop(args: argparse.Namespace) -> int:
-    """Stop one kernel, or all (through the daemon when one runs, so its index follows)."""
+    """Stop one kernel, or all (through the daemon when one runs, so its index follows).
+
+    With --all, a kernel that cannot be stopped (its nanny hangs) is reported and the others are still stopped.
+    """
     if bool(args.kernel) == bool(args.all):
         raise UsageError("give a KERNEL to stop, or --all")
 
-    async def stop() -> None:
+    async def stop() -> list[str]:
+        failures = []
         daemon = DaemonClient.running()
         if daemon is not None:
             async with daemon:
                 targets = [e["kernel_id"] for e in await daemon.list_kernels()] if args.all else [args.kernel]
                 for ref in targets:
-                    await daemon.shutdown_kernel(ref, now=args.now)
-            return
-        kernels = list_running_kernels() if args.all else [find_running_kernel(args.kernel)]
-        for kernel in kernels:
-            async with ManagerClient(kernel.info) as manager:
-                await manager.shutdown(now=args.now)
+                    try:
+                        await daemon.shutdown_kernel(ref, now=args.now)
+                    except KernelNannyError as exc:
+                        failures.append(_error_text(exc))
+            return failures
+        for kernel in list_running_kernels() if args.all else [find_running_kernel(args.kernel)]:
+            try:
+                async with ManagerClient(kernel.info) as manager:
+                    await manager.shutdown(now=args.now)
+            except NannyUnavailable as exc:
+                failures.append(_error_text(kernel.unresponsive() if kernel.nanny_alive() else exc))
+            except KernelNannyError as exc:
+                failures.append(_error_text(exc))
+        return failures
 
-    asyncio.run(stop())
-    return EXIT_OK
+    failures = asyncio.run(stop())
+    for failure in failures:
+        print(f"kernel-nanny: error: {failure}", file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -647,19 +742,28 @@ def _cmd_keys_show(args: argparse.Namespace) -> int:
     if not keys.server_key_file.exists():
         print(f"created the daemon's key pair in {keys.server_key_file} (its tcp endpoint's identity)", file=sys.stderr)
     print(f"daemon public key: {keys.server_keypair()[0].decode()}")
-    allowed = sorted(keys.allowed_keys())
+    allowed = sorted(keys.allowed_keys().items())
     print(f"allowed client keys ({len(allowed)}; {keys.authorized_keys_file}):")
-    for key in allowed:
-        print(f"  {key}")
+    for key, label in allowed:
+        print(f"  {key}  {_printable(label)}".rstrip())
     return EXIT_OK
 
 
 def _cmd_keys_new(args: argparse.Namespace) -> int:
     if not args.endpoint.startswith("tcp://"):
         raise UsageError("--endpoint must look like tcp://HOST:PORT (the daemon's tcp_endpoint as clients reach it)")
+    try:
+        check_client_name(args.name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     config = load_config(args.config)
     keys = DaemonKeys(config.state_dir, config.allowed_client_keys)
-    output = Path(args.output or f"{args.name}.json").resolve()
+    output = Path(args.output or f"{args.name}.json").absolute()  # not resolve(): a symlink is refused, not followed
+    if output.is_symlink():
+        raise UsageError(
+            f"{output} is a symbolic link (to {os.readlink(output)}); a secret key is never written "
+            "through one: remove it, or choose another --output"
+        )
     if output.exists() and not args.force:
         raise UsageError(f"{output} exists; choose another --output, or --force to replace it")
     write_private_file(output, json.dumps(keys.new_client(args.name, args.endpoint), indent=2).encode())
@@ -697,8 +801,8 @@ def _cmd_install_service(args: argparse.Namespace) -> int:
         print(unit, end="")
         return EXIT_OK
     path = systemd_user_unit_dir() / "kernel-nanny.service"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(unit)
+    secure_directory(path.parent)
+    write_private_file(path, unit.encode())
     print(path)
     if args.no_enable:
         return EXIT_OK

@@ -30,15 +30,17 @@ import functools
 import inspect
 import os
 import queue
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, TypeVar
 
 from ._exceptions import KernelNannyError, KernelTimeout
 from ._lifetime import Lifetime
-from ._loop import BlockingTwin, blocking
+from ._loop import BlockingTwin, blocking, shared_loop
 from ._tasks import wait_for
 from .client import KernelClient as _NannyKernelClient
+from .client import ManagerClient
 from .client.kernel import _execute_content
 from .config import RestartPolicy
 from .defaults import DEFAULT_STARTUP_TIMEOUT
@@ -71,6 +73,8 @@ NATIVE_KERNEL_NAME = "python3"
 _IGNORED_START_OPTIONS = frozenset({"stdout", "stderr"})
 _START_OPTIONS = frozenset({"extra_arguments", "env", "cwd", "launch_params", "name"}) | _IGNORED_START_OPTIONS
 
+T = TypeVar("T")
+
 
 class DuplicateKernelError(KernelNannyError):
     """``MultiKernelManager.start_kernel(kernel_id=...)`` with an id that is already in use."""
@@ -86,6 +90,17 @@ def kernel_type_for(kernel_name: str) -> str:
     if "/" in kernel_name:
         return kernel_name
     return f"spec/{NATIVE_KERNEL_NAME if kernel_name == 'python' else kernel_name}"
+
+
+async def _nanny_side(operation: Awaitable[T]) -> T:
+    """Await ``operation`` on the shared loop thread, where the managers' nanny connections live.
+
+    A manager's :class:`~kernel_nanny.ManagerClient` (sockets, reader tasks,
+    futures) belongs to one event loop, but jupyter_client code calls one
+    manager from several (``asyncio.run`` twice, or jupyter_client's own
+    synchronous wrappers): so every manager keeps it on that one thread.
+    """
+    return await shared_loop().run_async(operation)
 
 
 def _new_future() -> asyncio.Future[None] | concurrent.futures.Future[None]:
@@ -136,11 +151,14 @@ class AsyncKernelClient(Lifetime):
     def start_channels(
         self, shell: bool = True, iopub: bool = True, stdin: bool = True, hb: bool = True, control: bool = True
     ) -> None:
-        """Connect to the kernel (call it on a running event loop). The flags are accepted for
-        compatibility: channels connect when first used, and iopub at once."""
+        """Connect to the kernel. The flags are accepted for compatibility: channels connect when
+        first used, and iopub at once."""
         self._check_open()
         if self._client is not None and not self._client.closed:
             return
+        shared_loop().call(self._connect)
+
+    def _connect(self) -> None:
         self._client = _NannyKernelClient(self.connection_info)
         self._client.add_iopub_handler(self._on_iopub)
         self._client.add_reply_handler(self._shell.put_nowait)
@@ -160,7 +178,7 @@ class AsyncKernelClient(Lifetime):
     def stop_channels(self) -> None:
         """Disconnect (the kernel keeps running); :meth:`start_channels` may connect again, unlike after close()."""
         if self._client is not None:
-            self._client.close()
+            shared_loop().call(self._client.close)
 
     @property
     def channels_running(self) -> bool:
@@ -171,7 +189,7 @@ class AsyncKernelClient(Lifetime):
 
     async def _finish_closing(self) -> None:
         if self._client is not None:
-            await self._client.wait_closed()
+            await _nanny_side(self._client.wait_closed())
 
     # -- requests -------------------------------------------------------------
 
@@ -179,9 +197,12 @@ class AsyncKernelClient(Lifetime):
         """Wait until the kernel answers and iopub is connected; RuntimeError after ``timeout`` s, as in
         jupyter_client."""
         try:
-            await self.kernel_client.wait_for_ready(timeout=timeout)
+            await _nanny_side(self.kernel_client.wait_for_ready(timeout=timeout))
         except KernelTimeout as exc:
             raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds") from exc
+        await _nanny_side(self._discard_iopub())
+
+    async def _discard_iopub(self) -> None:
         while not self._iopub.empty():  # e.g. ipykernel's iopub_welcome
             self._iopub.get_nowait()
 
@@ -206,7 +227,10 @@ class AsyncKernelClient(Lifetime):
 
     def _request(self, msg_type: str, content: dict[str, Any], reply: bool, timeout: float | None) -> Any:
         if reply:
-            return self._reply_dict(self.kernel_client.request(msg_type, content, timeout=timeout))
+            return _nanny_side(self._reply_dict(self.kernel_client.request(msg_type, content, timeout=timeout)))
+        return shared_loop().call(self._send, msg_type, content)
+
+    def _send(self, msg_type: str, content: dict[str, Any]) -> str:
         msg_id = self.kernel_client.send_nowait(msg_type, content)
         if msg_type == "kernel_info_request":  # only these are told apart in _on_iopub: keep no other id
             self._own_kernel_info.add(msg_id)
@@ -227,7 +251,7 @@ class AsyncKernelClient(Lifetime):
     async def _next(self, messages: asyncio.Queue[Message], timeout: float | None) -> dict[str, Any]:
         self.kernel_client  # noqa: B018 (raises if the channels are not started)
         try:
-            msg = await wait_for(messages.get(), timeout)
+            msg = await _nanny_side(wait_for(messages.get(), timeout))
         except asyncio.TimeoutError:
             raise queue.Empty from None
         return msg.to_dict()
@@ -251,37 +275,44 @@ class AsyncKernelClient(Lifetime):
         *returns* the answer to an ``input()`` and may be async; without one
         the kernel is told that stdin is not available (``allow_stdin`` is
         accepted for compatibility). :exc:`TimeoutError` after ``timeout`` s.
+        The hooks run on the caller's event loop, as in jupyter_client.
         """
+        caller = asyncio.get_running_loop()
         hook: Callable[[Message], None]
         if output_hook is None:
             hook = OutputPrinter()
         else:
 
             def hook(msg: Message) -> None:
-                output_hook(msg.to_dict())
+                caller.call_soon_threadsafe(output_hook, msg.to_dict())
 
         answer = None
         if stdin_hook is not None:
 
-            async def answer(msg: Message) -> str:
+            async def ask(msg: Message) -> str:
                 value = stdin_hook(msg.to_dict())
                 return str(await value if inspect.isawaitable(value) else value)
 
-        result = await self.kernel_client.execute_interactive(
-            code,
-            silent=silent,
-            store_history=store_history,
-            user_expressions=user_expressions,
-            stop_on_error=stop_on_error,
-            output_hook=hook,
-            stdin_hook=answer,
-            timeout=timeout,
+            async def answer(msg: Message) -> str:
+                return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(ask(msg), caller))
+
+        result = await _nanny_side(
+            self.kernel_client.execute_interactive(
+                code,
+                silent=silent,
+                store_history=store_history,
+                user_expressions=user_expressions,
+                stop_on_error=stop_on_error,
+                output_hook=hook,
+                stdin_hook=answer,
+                timeout=timeout,
+            )
         )
         return result.reply.to_dict()
 
     async def is_alive(self) -> bool:
         """Whether the kernel answers its heartbeat."""
-        return self.channels_running and await self.kernel_client.heartbeat()
+        return self.channels_running and await _nanny_side(self.kernel_client.heartbeat())
 
 
 # -- managers --------------------------------------------------------------------
@@ -292,10 +323,12 @@ class AsyncKernelManager(Lifetime):
 
     ``kernel_name`` is a kernelspec name, or any kernel type id
     (``pyimport/kernel``). ``transport``/``ip`` choose ``ipc`` (the default:
-    unix sockets) or loopback ``tcp``. The kernel outlives this object and
-    its process, like every nanny's: shut it down, or ``kernel-nanny stop`` it.
-    ``close()`` (and the end of ``async with``) lets go of it, ``abort()``
-    shuts it down at once.
+    unix sockets) or loopback ``tcp``. The kernel outlives this object but
+    not this process, as with jupyter_client: when the process ends without
+    shutting it down (an exit, SIGTERM, SIGKILL), its nanny shuts it down.
+    ``persistent=True`` lets it outlive the process too (shut it down, or
+    ``kernel-nanny stop`` it). ``close()`` (and the end of ``async with``)
+    lets go of it, ``abort()`` shuts it down at once.
     """
 
     def __init__(
@@ -306,6 +339,7 @@ class AsyncKernelManager(Lifetime):
         ip: str | None = None,
         restart_policy: RestartPolicy | None = None,
         finder: KernelFinder | None = None,
+        persistent: bool = False,
         **unsupported: Any,
     ) -> None:
         if unsupported:
@@ -317,7 +351,13 @@ class AsyncKernelManager(Lifetime):
         self._launch_params = {key: value for key, value in (("transport", transport), ("ip", ip)) if value}
         self._restart_policy = restart_policy
         self._finder = finder
+        #: Whether the kernel outlives this process (else the process owns it: see the class docstring).
+        self.persistent = persistent
         self._manager: _ManagerInterface | None = None
+        #: The clients :attr:`manager` handed to callers on their own loops (``_manager`` is the shared loop's).
+        self._loop_managers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ManagerClient] = (
+            weakref.WeakKeyDictionary()
+        )
         self._ready: asyncio.Future[None] | concurrent.futures.Future[None] | None = None
         self.connection_info: dict[str, Any] = {}
         self.kernel_id: str | None = None
@@ -336,8 +376,32 @@ class AsyncKernelManager(Lifetime):
 
     @property
     def manager(self) -> _ManagerInterface | None:
-        """kernel-nanny's manager of the kernel (a :class:`~kernel_nanny.ManagerClient`), None before a start."""
-        return self._manager
+        """kernel-nanny's manager of the kernel (a :class:`~kernel_nanny.ManagerClient`), None before a start.
+
+        Called on an event loop, a client of that loop's own (made at the first call, closed when
+        the kernel is shut down or this manager closed): a client's sockets belong to one loop.
+        """
+        if self._manager is None:
+            return None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._manager
+        if loop is shared_loop().loop:
+            return self._manager
+        manager = self._loop_managers.get(loop)
+        if manager is None:
+            manager = self._loop_managers[loop] = ManagerClient(self.connection_info)
+        return manager
+
+    async def _close_loop_managers(self) -> None:
+        """Close the clients :attr:`manager` made for callers' loops (this loop's is waited for)."""
+        here = asyncio.get_running_loop()
+        managers, self._loop_managers = self._loop_managers, weakref.WeakKeyDictionary()
+        for loop, manager in managers.items():
+            manager.close()
+            if loop is here:
+                await manager.wait_closed()
 
     @property
     def has_kernel(self) -> bool:
@@ -408,8 +472,9 @@ class AsyncKernelManager(Lifetime):
             name=name,
             restart_policy=self._restart_policy or RestartPolicy(),
             supervised=True,
+            owner=None if self.persistent else os.getpid(),
         )
-        info, manager = await start_kernel(request, finder=self._finder)
+        info, manager = await _nanny_side(start_kernel(request, finder=self._finder))
         assert manager is not None
         self._manager, self.connection_info = manager, info
         self.kernel_id = str(info.get("kernel_id") or "") or None
@@ -439,7 +504,8 @@ class AsyncKernelManager(Lifetime):
                 await manager.cleanup()
                 self._manager = None
 
-        await self._pending(shutdown())
+        await self._close_loop_managers()
+        await self._pending(_nanny_side(shutdown()))
 
     async def restart_kernel(self, now: bool = False, newports: bool = False, **kw: Any) -> None:
         """Restart the kernel in place (same connection info and ports; ``newports`` is ignored).
@@ -454,15 +520,15 @@ class AsyncKernelManager(Lifetime):
         self._check_open()
         if self._manager is None:
             raise RuntimeError("Cannot restart the kernel. No previous call to 'start_kernel'.")
-        await self._pending(self._manager.restart(now=now))
+        await self._pending(_nanny_side(self._manager.restart(now=now)))
 
     async def interrupt_kernel(self) -> None:
         """Interrupt the running code (by signal or message, per the kernelspec's interrupt_mode)."""
-        await self._require_kernel("interrupt").interrupt()
+        await _nanny_side(self._require_kernel("interrupt").interrupt())
 
     async def signal_kernel(self, signum: int) -> None:
         """Send a signal to the kernel's process group."""
-        await self._require_kernel("signal").signal(int(signum))
+        await _nanny_side(self._require_kernel("signal").signal(int(signum)))
 
     async def is_alive(self) -> bool:
         """Whether the kernel process runs (the nanny's answer; False if the nanny is gone)."""
@@ -470,7 +536,7 @@ class AsyncKernelManager(Lifetime):
         if self._manager is None:
             return False
         try:
-            return await self._manager.is_alive()
+            return await _nanny_side(self._manager.is_alive())
         except KernelNannyError:
             return False
 
@@ -490,14 +556,17 @@ class AsyncKernelManager(Lifetime):
         self.close()
 
     async def _finish_closing(self) -> None:
-        if self._manager is None:
-            return
+        await self._close_loop_managers()
+        if self._manager is not None:
+            await _nanny_side(self._let_go(self._manager))
+
+    async def _let_go(self, manager: _ManagerInterface) -> None:
         try:
             if self._aborting:
                 with suppress(KernelNannyError):
-                    await self._manager.shutdown(now=True)
+                    await manager.shutdown(now=True)
         finally:
-            await self._manager.cleanup()
+            await manager.cleanup()
 
 
 class AsyncMultiKernelManager(Lifetime):
@@ -506,7 +575,8 @@ class AsyncMultiKernelManager(Lifetime):
     A kernel's id is its nanny's (``kernel-nanny ps``), unless ``start_kernel``
     is given ``kernel_id=``, which then names it in this manager only.
     ``close()`` (and the end of ``async with``) lets go of the kernels,
-    ``abort()`` shuts them all down at once.
+    ``abort()`` shuts them all down at once. The kernels end with this
+    process unless ``persistent=True`` (see :class:`AsyncKernelManager`).
     """
 
     def __init__(
@@ -515,10 +585,12 @@ class AsyncMultiKernelManager(Lifetime):
         default_kernel_name: str = NATIVE_KERNEL_NAME,
         restart_policy: RestartPolicy | None = None,
         finder: KernelFinder | None = None,
+        persistent: bool = False,
     ) -> None:
         self.default_kernel_name = default_kernel_name
         self._restart_policy = restart_policy
         self._finder = finder
+        self.persistent = persistent
         self._kernels: dict[str, AsyncKernelManager] = {}
 
     def __repr__(self) -> str:
@@ -554,7 +626,10 @@ class AsyncMultiKernelManager(Lifetime):
         if wanted is not None and wanted in self._kernels:
             raise DuplicateKernelError(f"Kernel already exists: {wanted}")
         km = AsyncKernelManager(
-            kernel_name or self.default_kernel_name, restart_policy=self._restart_policy, finder=self._finder
+            kernel_name or self.default_kernel_name,
+            restart_policy=self._restart_policy,
+            finder=self._finder,
+            persistent=self.persistent,
         )
         await km.start_kernel(**kwargs)
         kernel_id = wanted or km.kernel_id

@@ -203,26 +203,35 @@ class ConfigTable(Mapping[str, Any]):
 
 
 def config_files(path: str | os.PathLike[str] | None = None) -> list[Path]:
-    """The files to read: ``path`` alone, else ``$KERNEL_NANNY_CONFIG`` alone, else the default files that exist."""
+    """The files to read: ``path`` alone, else ``$KERNEL_NANNY_CONFIG`` alone, else the default files that exist
+    (a directory in a default file's place is read, and so reported, not skipped)."""
     if path is not None:
         return [Path(path)]
     if os.environ.get(CONFIG_ENV):
         return [Path(os.environ[CONFIG_ENV])]
-    return [p for p in (SYSTEM_CONFIG, user_config_dir() / "config.toml") if p.is_file()]
+    return [p for p in (SYSTEM_CONFIG, user_config_dir() / "config.toml") if p.exists()]
 
 
 def read_config_file(file: Path) -> dict[str, Any]:
     """One file's TOML; every failure is a :exc:`ConfigError` naming the file."""
     try:
-        with open(file, "rb") as handle:
-            data: dict[str, Any] = tomllib.load(handle)
-            return data
+        raw = file.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{file}: configuration file not found") from None
     except PermissionError:
         raise ConfigError(f"{file}: no permission to read the configuration file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{file}: is a directory, not a configuration file") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the configuration file: {exc.strerror}") from None
+    try:
+        data: dict[str, Any] = tomllib.loads(raw.decode())
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 (a latin-1 comment is the usual culprit)
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{file}: not valid TOML: not UTF-8 text (line {line})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    return data
 
 
 def provider_settings(files: list[Path]) -> dict[str, ConfigTable]:

@@ -84,6 +84,21 @@ SERVER_LINGER_MS = 1000
 CLIENT_RECONNECT_IVL_MS = 10
 #: The reconnection back-off stops here: a restarted kernel must not wait out a long back-off.
 CLIENT_RECONNECT_IVL_MAX_MS = 100
+#: Bytes a message frame sent to a socket we bind (a nanny's control and events sockets, the
+#: daemon's) may have (``ZMQ_MAXMSGSIZE``); a peer sending a bigger one is disconnected before it
+#: is buffered. Kernel output and code never pass through these sockets: they carry requests and
+#: subscriptions of a few hundred bytes. The biggest legitimate one is a daemon launch with its
+#: ``env``, which must fit a process's argv and environment (Linux's ``ARG_MAX``, 2 MiB by
+#: default); 4 MiB holds that with room for JSON escaping.
+MAX_REQUEST_BYTES = 4 << 20
+#: Messages a client's subscription (a kernel's iopub, a nanny's events) holds that the client has
+#: not read yet (``ZMQ_RCVHWM``). Past it ZeroMQ stops reading, the kernel's own send queue fills
+#: and the kernel drops output, so it must outlast a burst the client falls behind on: with both
+#: CPUs busy, a client read 100,000 flushed prints about a quarter slower than ipykernel sent them
+#: and lost up to a quarter of them at zmq's default of 1,000. Memory: a queued message takes at
+#: most its size or 8 KiB (libzmq's receive buffer, which a small message read on its own pins),
+#: so a client 100,000 printed lines behind holds at most about 800 MiB, and only while it is.
+SUB_RCVHWM = 100_000
 
 # -- the daemon -------------------------------------------------------------------------
 
@@ -99,6 +114,18 @@ DAEMON_LIST_TIMEOUT = 3.0
 CULL_CHECK_MIN_INTERVAL = 1.0
 #: ... and no less often than this, so a changed activity is seen within a minute.
 CULL_CHECK_MAX_INTERVAL = 60.0
+#: Seconds between the daemon's checks that its runtime directory, discovery file and socket are
+#: still there (a tmp cleaner or logind may delete the directory; the stdlib has no file-system
+#: event for it). A check is three stat() calls; clients cannot find the daemon for at most this long.
+RUNTIME_DIR_CHECK_INTERVAL = 1.0
+#: Milliseconds a peer of the daemon's tcp endpoint gets to complete the CurveZMQ handshake
+#: (``ZMQ_HANDSHAKE_IVL``; zmq's default is 30 s). A client's handshake takes one round trip and a
+#: key check; an idle stranger holding a connection (a file descriptor) is dropped after this.
+TCP_HANDSHAKE_TIMEOUT_MS = 10_000
+#: Connections the daemon's tcp endpoint keeps open at once (and never more than half its
+#: open-file limit, so local clients and kernels always have file descriptors left): far more
+#: than the remote clients a daemon serves, few enough to bound the memory strangers can hold.
+MAX_TCP_CONNECTIONS = 1000
 #: Seconds over which a request server logs at most a burst of bad-input warnings: a client
 #: sending garbage must not flood the journal.
 BAD_INPUT_LOG_INTERVAL = 10.0

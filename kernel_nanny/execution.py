@@ -15,9 +15,11 @@ Where the kernel comes from:
   dies with us) and shut down by :meth:`KernelExecution.close`;
 * with a group, the kernel runs behind a nanny under a name derived from
   (kernel, switches, group). Later executions, in this process or any other,
-  find it again by that name's connection file and reuse it; a dead or
-  unresponsive one is replaced. It keeps running afterwards
-  (``kernel-nanny stop NAME`` ends it);
+  find it again by that name's connection file and reuse it; a dead one is
+  replaced (one whose nanny runs but does not answer is refused: it may hold
+  state). It keeps running afterwards, also after
+  this process ends (``kernel-nanny stop NAME`` ends it), unless
+  ``persistent=False`` ties it to the process that launched it;
 * :meth:`KernelExecution.attach` runs in a kernel already behind a nanny.
 """
 
@@ -36,20 +38,20 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._exceptions import ExecutionBusy, KernelDied, KernelNannyError, KernelNotRunning, LaunchError
+from ._exceptions import ExecutionBusy, KernelDied, KernelNannyError, KernelNotRunning, LaunchError, NannyUnavailable
 from ._lifetime import Lifetime
 from ._loop import BlockingTwin, blocking
 from ._tasks import wait_for
 from .client import KernelClient, ManagerClient
 from .client.kernel import OutputHook, StdinHook
-from .client.running import RunningKernel, find_running_kernel, list_running_kernels, match_kernels, pid_alive
+from .client.running import RunningKernel, find_running_kernel, list_running_kernels, match_kernels
 from .config import RestartPolicy
 from .defaults import DEFAULT_STOP_TIMEOUT, IPYKERNEL_CHECK_TIMEOUT
 from .discovery import KernelFinder
 from .launch import KernelCommand, LaunchParams
 from .launch.command import ipykernel_command
 from .launch.request import LaunchRequest
-from .paths import runtime_dir, secure_directory
+from .paths import open_private_file, runtime_dir, secure_directory
 from .protocol import KernelManager, Message
 from .start import start_kernel
 
@@ -147,7 +149,11 @@ class KernelExecution(Lifetime):
     Give a kernel type id or ``python=`` a Python environment's directory;
     ``group`` keeps the kernel behind a nanny for reuse (see the module
     docstring); ``switches`` are added to the kernel's command line; ``env``
-    and ``cwd`` apply when the kernel is started::
+    and ``cwd`` apply when the kernel is started. A group's kernel persists
+    after this process ends (that is what a group is for), unless
+    ``persistent=False`` ties the kernel this execution launches to this
+    process; a kernel without a group always ends with the execution and
+    with the process::
 
         async with KernelExecution("spec/python3", group="etl") as execution:
             code = await execution.run(["import pandas", "print(len(df))"], output_hook=OutputPrinter())
@@ -168,11 +174,17 @@ class KernelExecution(Lifetime):
         launch_params: Mapping[str, Any] | None = None,
         restart_policy: RestartPolicy | None = None,
         finder: KernelFinder | None = None,
+        persistent: bool | None = None,
     ) -> None:
         if (kernel_type is None) == (python is None):
             raise ValueError("give a kernel type or python=, the directory of a Python environment (not both)")
         if group is not None and (not group or "/" in group):
             raise ValueError(f"a group key must be non-empty and contain no '/': {group!r}")
+        if persistent and group is None:
+            raise ValueError(
+                "persistent=True needs a group: a kernel without one is this execution's and ends with it "
+                "(give group= to keep a kernel for later executions)"
+            )
         self.kernel_type = kernel_type
         self.python = Path(python).expanduser().absolute() if python is not None else None
         self.group = group
@@ -192,6 +204,8 @@ class KernelExecution(Lifetime):
             name=self.name,
             restart_policy=restart_policy or RestartPolicy(),
             supervised=group is not None,
+            # A group's kernel is for later executions, in other processes too: it persists unless told not to.
+            owner=os.getpid() if group is not None and persistent is False else None,
         )
         self.cwd = self.request.cwd
         self._info: dict[str, Any] | None = None
@@ -251,6 +265,11 @@ class KernelExecution(Lifetime):
         return self._info
 
     @property
+    def manager(self) -> KernelManager | None:
+        """The kernel's manager once :meth:`start` found or launched it (a ManagerClient behind a nanny)."""
+        return self._manager
+
+    @property
     def kernel_id(self) -> str | None:
         return None if self._info is None else str(self._info.get("kernel_id") or "") or None
 
@@ -300,7 +319,7 @@ class KernelExecution(Lifetime):
         kernel = self._attached
         await self._dispose(shutdown=False)
         manager = ManagerClient(kernel.info)
-        if not await _alive(manager):
+        if not await _kernel_alive(kernel, manager):
             await manager.cleanup()
             ref = kernel.name or kernel.kernel_id[:12]
             raise KernelNotRunning(f"kernel {ref} is not running; 'kernel-nanny restart {ref}' revives it")
@@ -313,11 +332,11 @@ class KernelExecution(Lifetime):
             found = _find_named(name)
             if found is not None:
                 manager = ManagerClient(found.info)
-                if await _alive(manager):
+                if await _kernel_alive(found, manager):
                     log.debug("reusing kernel %s (%s)", name, found.kernel_id)
                     self._info, self._manager = found.info, manager
                     return
-                log.info("replacing kernel %s (%s): it is dead or does not answer", name, found.kernel_id)
+                log.info("replacing kernel %s (%s): it is dead", name, found.kernel_id)
                 await _retire(found, manager)
             await self._launch()
             self.started_new = True
@@ -462,20 +481,36 @@ async def _alive(manager: KernelManager) -> bool:
         return False
 
 
+async def _kernel_alive(kernel: RunningKernel, manager: ManagerClient) -> bool:
+    """Whether the kernel behind a running nanny is alive; False if it died, or its nanny is gone.
+
+    A nanny that runs but does not answer (stopped, hung) raises
+    :exc:`~kernel_nanny.NannyUnavailable`: its kernel may well be alive and
+    hold state, so it is neither "not running" nor to be replaced.
+    """
+    try:
+        return await manager.is_alive()
+    except NannyUnavailable as exc:
+        if kernel.nanny_alive():
+            await manager.cleanup()
+            raise kernel.unresponsive() from exc
+        return False
+    except KernelNannyError:
+        return False
+
+
 def _find_named(name: str) -> RunningKernel | None:
     """The group's kernel: named exactly so (an id that merely begins with ``name`` is another kernel)."""
     return next(iter(match_kernels(name, list_running_kernels(), prefix=False)), None)
 
 
 async def _retire(kernel: RunningKernel, manager: ManagerClient) -> None:
-    """Get rid of a group kernel that cannot serve: ask its nanny to exit, else SIGKILL the nanny."""
+    """Get rid of a group kernel that died: ask its nanny to exit, else SIGKILL the nanny (if it still is one)."""
     try:
         await manager.shutdown(now=True)
     except KernelNannyError:
-        if pid_alive(kernel.nanny_pid):
-            # The nanny does not answer: killing it takes its kernel along (the lifeline).
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(kernel.nanny_pid, signal.SIGKILL)
+        # Killing the nanny takes its kernel along (the lifeline); a pid that is no nanny of ours is left alone.
+        kernel.nanny.signal_nanny(signal.SIGKILL)
     finally:
         await manager.cleanup()
     list_running_kernels()  # removes the files a killed nanny left
@@ -489,7 +524,7 @@ async def _name_lock(name: str) -> AsyncIterator[None]:
     under the same name. ``flock`` blocks, so it is taken in a thread.
     """
     path = secure_directory(runtime_dir() / "exec-locks") / f"{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_private_file(path, os.O_RDWR)
     try:
         await asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
         yield

@@ -1,17 +1,23 @@
 """Where kernel-nanny keeps its files: the user's XDG directories, and a 0700 runtime directory
 with 0600 files written atomically for secrets.
 
-Every directory the package uses is computed here and nowhere else. This
+Every directory the package uses is computed here and nowhere else, and
+every file it writes is opened here (:func:`write_private_file`,
+:func:`open_private_file`): 0700 directories and 0600 files whatever the
+umask, and never a write through a symbolic link. This
 module is a leaf (it reads no configuration), so that the configuration
 itself can find its files through it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from jupyter_core.paths import jupyter_runtime_dir
@@ -21,9 +27,11 @@ from ._exceptions import LaunchError
 __all__ = [
     "daemon_discovery_file",
     "nanny_state_dir",
+    "open_private_file",
     "public_connection_file",
     "runtime_dir",
     "secure_directory",
+    "space_checked",
     "systemd_user_unit_dir",
     "user_config_dir",
     "user_state_dir",
@@ -79,10 +87,12 @@ def secure_directory(path: Path) -> Path:
     """Create ``path`` if needed and make sure only its owner can enter it.
 
     A directory we own but others can read is tightened to 0700, since it holds
-    kernel keys; one owned by somebody else is refused.
+    kernel keys; one owned by somebody else is refused. Missing parents are
+    created 0700 too, whatever the umask.
     """
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with space_checked(path):
+            _make_private_directories(path)
         info = path.stat()
     except OSError as exc:
         raise LaunchError(f"cannot create the private directory {path}: {exc.strerror}") from exc
@@ -94,16 +104,80 @@ def secure_directory(path: Path) -> Path:
     return path
 
 
-def write_private_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600, atomically (a reader never sees half a file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _make_private_directories(path: Path) -> None:
+    """Create ``path`` and its missing parents, each 0700: ``mkdir(mode=)`` is masked by the umask and
+    ``parents=True`` gives parents the umask's mode, so each one we create is chmodded."""
+    missing = []
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # made meanwhile by another process: secure_directory checks the last one
+        directory.chmod(0o700)
+
+
+def _symlink_refused(path: Path) -> LaunchError:
+    return LaunchError(
+        f"refusing to write {path}: {path} is a symbolic link (to {os.readlink(path)}), and a file of ours "
+        "is never written through one; remove the link, or choose another path"
+    )
+
+
+def open_private_file(path: Path, flags: int = os.O_WRONLY | os.O_APPEND) -> int:
+    """Open ``path`` (created if missing) with ``flags``, never through a symbolic link, and make it 0600
+    whatever the umask or its old mode. Returns the file descriptor (close-on-exec)."""
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with space_checked(path):
+            fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and os.path.islink(path):
+            raise _symlink_refused(path) from None
         raise
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600, atomically (a reader never sees half a file).
+
+    A symbolic link at ``path`` is refused with an error naming it: the rename
+    would replace the link rather than write through it, but a link where a
+    secret goes is a mistake or an attack, and either deserves to be told.
+    """
+    if os.path.islink(path):
+        raise _symlink_refused(path)
+    with space_checked(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+#: What a write that found no room met, by errno.
+_NO_ROOM = {errno.ENOSPC: "no space left", errno.EDQUOT: "disk quota exceeded"}
+
+
+@contextlib.contextmanager
+def space_checked(path: Path) -> Iterator[None]:
+    """Turn a full file system or an exhausted disk quota met while writing ``path`` into a
+    :exc:`~kernel_nanny.LaunchError` that says so and names the place: the bare ``OSError``
+    (``[Errno 28]``) names neither, and reached users as a mystery. Other errors pass through."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _NO_ROOM:
+            raise
+        raise LaunchError(
+            f"{_NO_ROOM[exc.errno]} on {path.parent} (writing {path.name}): free some space on that file system "
+            "and try again"
+        ) from exc

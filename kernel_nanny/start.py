@@ -12,11 +12,13 @@ the contract in :mod:`kernel_nanny.nanny.startup`.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sys
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-from ._exceptions import LaunchError
+from ._exceptions import KernelNannyError, LaunchError
 from ._tasks import wait_for
 from .client.manager import ManagerClient
 from .client.running import list_running_kernels
@@ -24,7 +26,7 @@ from .discovery import KernelFinder
 from .discovery.resolved import ResolvedKernel
 from .launch.request import LaunchRequest
 from .nanny.startup import Handover, nanny_argv, read_report
-from .paths import nanny_state_dir
+from .paths import nanny_state_dir, open_private_file
 from .protocol import LaunchResult, load_connection_info, new_id
 
 __all__ = ["KernelLaunch", "start_kernel"]
@@ -87,6 +89,11 @@ class KernelLaunch:
 
 
 async def _launch(request: LaunchRequest, finder: KernelFinder | None) -> LaunchResult:
+    if request.supervised and request.params.connection_file is not None:
+        raise LaunchError(
+            "launch parameter 'connection_file' applies to unsupervised launches: a nanny publishes its kernel's "
+            "connection file as kernel-<id>.json in the runtime directory (where 'kernel-nanny ps' finds it)"
+        )
     if finder is None:
         finder = KernelFinder(()) if request.command is not None else KernelFinder.from_entrypoints()
     resolved = finder.resolve(request)
@@ -105,7 +112,7 @@ async def _start_nanny(request: LaunchRequest, resolved: ResolvedKernel) -> Laun
     kernel_id = new_id()
     handover = Handover(kernel_id, request, resolved).encode()
     nanny_log = nanny_state_dir(kernel_id) / "nanny.log"
-    with open(nanny_log, "ab") as log_file:
+    with os.fdopen(open_private_file(nanny_log), "ab") as log_file:
         process = await asyncio.create_subprocess_exec(
             *nanny_argv(sys.executable),
             stdin=asyncio.subprocess.PIPE,
@@ -127,6 +134,12 @@ async def _start_nanny(request: LaunchRequest, resolved: ResolvedKernel) -> Laun
         raise LaunchError(f"the nanny for {request.kernel_type} did not report within {limit:g} s") from None
     finally:
         await process.wait()  # the nanny forked away; this reaps the short-lived parent
-    connection_file = read_report(output, kernel_type=request.kernel_type, nanny_log=nanny_log)
+    try:
+        connection_file = read_report(output, kernel_type=request.kernel_type, nanny_log=nanny_log)
+    except KernelNannyError:
+        # The nanny failed and exits (its kernel with it): its directory must not outlive it. The error carries
+        # what its log said.
+        shutil.rmtree(nanny_log.parent, ignore_errors=True)
+        raise
     info = load_connection_info(connection_file)
     return LaunchResult(info, ManagerClient(info))

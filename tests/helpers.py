@@ -130,3 +130,31 @@ class ManagerEvents:
             return result
 
         return await asyncio.wait_for(wait(), timeout)
+
+
+class ProcessExit:
+    """The exit of a process that need not be our child, watched from now on by pidfd (not fooled by a reused pid).
+
+    An already-exited process counts as exited.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        try:
+            self._pidfd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._pidfd = None
+
+    async def wait(self, timeout: float = 60) -> None:
+        """Return once the process has exited (its pidfd becomes readable); TimeoutError after ``timeout`` s."""
+        if self._pidfd is None:
+            return
+        loop = asyncio.get_running_loop()
+        exited = loop.create_future()
+        loop.add_reader(self._pidfd, lambda: exited.done() or exited.set_result(None))
+        try:
+            await asyncio.wait_for(exited, timeout)
+        finally:
+            loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None

@@ -37,6 +37,7 @@ LEAVES = {
     "defaults",
     "_version",
     "_ratelimit",
+    "_progress",
 }
 
 

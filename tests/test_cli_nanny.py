@@ -57,9 +57,9 @@ def test_jupyter_console_runs_code_in_a_started_kernel(started):
 def test_ps_lists_running_kernels_and_removes_stale_files(started, runtime_dir):
     name, kernel_id, _ = started
     table = run("ps").stdout.splitlines()
-    assert table[0].split() == ["ID", "NAME", "TYPE", "PID", "STATE", "UPTIME", "RESTARTS"]
+    assert table[0].split() == ["ID", "NAME", "TYPE", "PID", "STATE", "ACTIVITY", "UPTIME", "RESTARTS"]
     row = next(line for line in table if line.startswith(kernel_id[:12]))
-    assert name in row and "pyimport/kernel" in row and "running" in row
+    assert name in row and "pyimport/kernel" in row and "running" in row and " idle " in row
     stale = Path(runtime_dir) / "kernel-0123456789abcdef0123456789abcdef.json"
     stale.write_text(json.dumps({"kernel_id": "0123456789abcdef0123456789abcdef", "nanny_pid": 2**22 + 17}))
     assert all(entry["kernel_id"] != "0123456789abcdef0123456789abcdef" for entry in ps())

@@ -8,11 +8,13 @@ behind real nannies, and that nothing is left running afterwards.
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 from subprocess import PIPE
 
 import pytest
 
+from kernel_nanny import KernelExecutableNotFound
 from kernel_nanny.client.running import list_running_kernels
 from kernel_nanny.compat import (
     AsyncKernelManager,
@@ -220,3 +222,47 @@ def test_errors_are_jupyter_clients():
         KernelManager(kernel_spec_manager=None)
     km.close()
     assert kernel_type_for("python") == "spec/python3" and kernel_type_for("docker/py") == "docker/py"
+
+
+def test_a_missing_kernel_program_is_a_file_not_found_error_as_in_jupyter_client(tmp_path, monkeypatch):
+    spec = tmp_path / "kernels" / "kn-missing-program"
+    spec.mkdir(parents=True)
+    argv = ["/nonexistent/kn-kernel", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "x", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    km = KernelManager("kn-missing-program")
+    with pytest.raises(FileNotFoundError) as info:  # what jupyter_client's callers catch
+        km.start_kernel()
+    assert isinstance(info.value, KernelExecutableNotFound)
+    assert "'/nonexistent/kn-kernel' not found" in str(info.value) and "'kn-missing-program'" in str(info.value)
+    assert not km.has_kernel
+    assert isinstance(km.ready.exception(), FileNotFoundError)  # as jupyter_client's ready future
+    km.close()
+
+
+def test_the_async_classes_work_from_one_event_loop_to_the_next():
+    # jupyter_client code drives one manager from several event loops: an asyncio.run() per step (so
+    # here), or jupyter_client's synchronous wrappers, which switch loops themselves.
+    km = AsyncKernelManager()
+    asyncio.run(km.start_kernel())
+    kc = km.client()
+
+    async def connect() -> None:
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=60)
+
+    try:
+        asyncio.run(connect())
+        outputs: list[dict] = []
+        reply = asyncio.run(kc.execute_interactive("print(6 * 7)", timeout=60, output_hook=outputs.append))
+        assert reply["content"]["status"] == "ok"
+        assert [m["content"]["text"] for m in outputs if m["msg_type"] == "stream"] == ["42\n"]
+        msg_id = kc.execute("1 + 1")
+        assert asyncio.run(kc.get_shell_msg(timeout=60))["parent_header"]["msg_id"] == msg_id
+        asyncio.run(km.interrupt_kernel())
+        asyncio.run(km.restart_kernel())
+        assert asyncio.run(km.is_alive())
+    finally:
+        kc.stop_channels()
+        asyncio.run(km.shutdown_kernel())
+    assert not km.has_kernel

@@ -32,6 +32,7 @@ EXPECTED = [
     "KernelCommand",
     "KernelDied",
     "KernelError",
+    "KernelExecutableNotFound",
     "KernelExecution",
     "KernelFinder",
     "KernelLaunch",

@@ -77,9 +77,13 @@ async def test_a_star_port_is_filled_in_and_the_client_reaches_it(sockets, ip):
     assert await round_trip(server, client) == [b"ping pong"]
 
 
-async def test_an_ipc_socket_is_private_when_asked(sockets, tmp_path):
+async def test_an_ipc_socket_is_private_whatever_the_umask(sockets, tmp_path):
     private = sockets.server()
-    bound = bind(private, endpoint_url("ipc", str(tmp_path / "kn"), 7), private=True)
+    umask = os.umask(0)
+    try:
+        bound = bind(private, endpoint_url("ipc", str(tmp_path / "kn"), 7))
+    finally:
+        os.umask(umask)
     assert bound == f"ipc://{tmp_path}/kn-7" and endpoint_port(bound) == 7
     assert stat.S_IMODE(os.stat(tmp_path / "kn-7").st_mode) == 0o600
     client = sockets.client(bound, {})

@@ -14,6 +14,7 @@ from kernel_nanny import (
     KernelExecution,
     KernelFinder,
     KernelProvider,
+    LaunchError,
     LaunchRequest,
     LaunchResult,
     ManagerClient,
@@ -115,6 +116,15 @@ async def test_the_launch_is_a_context_manager_that_shuts_down_even_when_the_bod
         assert await _run(info, "print(6 * 7)") == "42"
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_a_supervised_launch_refuses_a_connection_file_of_its_own(tmp_path):
+    request = LaunchRequest(
+        kernel_type="pyimport/kernel", supervised=True, params={"connection_file": str(tmp_path / "k.json")}
+    )
+    with pytest.raises(LaunchError, match="connection_file.*unsupervised"):
+        await start_kernel(request)
+    assert not (tmp_path / "k.json").exists()
 
 
 async def test_a_launch_is_awaited_once():

@@ -19,7 +19,7 @@ import zmq.asyncio
 
 from .._exceptions import KernelTimeout, ProtocolError
 from .._tasks import wait_for
-from ..defaults import CLIENT_LINGER_MS, CLIENT_RECONNECT_IVL_MAX_MS, CLIENT_RECONNECT_IVL_MS
+from ..defaults import CLIENT_LINGER_MS, CLIENT_RECONNECT_IVL_MAX_MS, CLIENT_RECONNECT_IVL_MS, SUB_RCVHWM
 from ..protocol import Message, Session, is_ipv6_endpoint
 
 __all__ = ["Replies", "connect", "read_messages", "within"]
@@ -55,6 +55,9 @@ def connect(
         sock.curve_publickey, sock.curve_secretkey = public, secret
         sock.curve_serverkey = server_key.encode() if isinstance(server_key, str) else server_key
     if kind == zmq.SUB:
+        # Set before connecting, so the pipe to the publisher is made with it: output the client has
+        # not read yet waits in memory instead of being dropped by the publisher (see SUB_RCVHWM).
+        sock.rcvhwm = SUB_RCVHWM
         for topic in topics:
             sock.setsockopt(zmq.SUBSCRIBE, topic)
     if is_ipv6_endpoint(url):

@@ -1,8 +1,11 @@
 """Kernels running behind nannies on this machine, found through their connection files.
 
 Every nanny publishes ``kernel-<id>.json`` in the runtime directory with its
-pid and ports. A file whose nanny process is gone is stale (the nanny was
-SIGKILLed, the machine rebooted) and is removed when found.
+pid, its start time and ports. A file whose nanny process is gone is stale (the
+nanny was SIGKILLed, the machine rebooted) and is removed when found. So is a
+file whose pid now belongs to another process: a pid names whichever process
+has it now, so nothing is signalled or adopted on a file's word until
+:class:`ProcessIdentity` proves that the process is the nanny that wrote it.
 """
 
 from __future__ import annotations
@@ -11,26 +14,101 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from .._exceptions import AmbiguousKernel, NoSuchKernel
+from .._exceptions import AmbiguousKernel, NannyUnavailable, NoSuchKernel
 from ..paths import nanny_state_dir, runtime_dir
 from ..protocol import ipc_socket_paths
 
 __all__ = [
+    "NANNY_MODULE",
     "KernelRef",
+    "ProcessIdentity",
     "RunningKernel",
     "find_running_kernel",
     "list_running_kernels",
     "match_kernels",
     "pid_alive",
+    "unresponsive_nanny",
 ]
 
 log = logging.getLogger("kernel_nanny.launch")
+
+#: The module a nanny runs as (``python -m kernel_nanny.nanny``), which its command line shows.
+NANNY_MODULE = "kernel_nanny.nanny"
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """A nanny process as it recorded itself: its pid and its start time.
+
+    Once a nanny is gone its pid may go to an unrelated program, and a file
+    naming that pid would have us adopt or signal the program. The start time
+    (clock ticks after boot: field 22 of ``/proc/<pid>/stat``) tells the two
+    apart, and the command line must still be a nanny's. What cannot be proven
+    (no start time recorded, no ``/proc``) counts as not ours.
+    """
+
+    pid: int
+    start_time: int | None
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessIdentity:
+        """The identity of process ``pid`` now (a nanny records its own with :meth:`of` ``(os.getpid())``)."""
+        stat = _proc_stat(pid)
+        return cls(pid, None if stat is None else int(stat[19]))
+
+    def is_nanny(self) -> bool:
+        """Whether the process still runs as the nanny that was recorded (a zombie has ended)."""
+        stat = _proc_stat(self.pid)
+        if self.start_time is None or stat is None or stat[0] == b"Z" or int(stat[19]) != self.start_time:
+            return False
+        try:
+            with open(f"/proc/{self.pid}/cmdline", "rb") as cmdline:
+                argv = cmdline.read().split(b"\0")
+        except OSError:
+            return False
+        return NANNY_MODULE.encode() in argv
+
+    def stopped(self) -> bool:
+        """Whether the process is stopped (SIGSTOP, SIGTSTP, a debugger): it runs but cannot answer."""
+        stat = _proc_stat(self.pid)
+        return stat is not None and stat[0] in (b"T", b"t")
+
+    def signal_nanny(self, signum: int) -> bool:
+        """Send ``signum`` if the process still is this nanny; False (nothing sent) if it is not.
+
+        The pidfd is opened before the check, so the pid cannot pass to another
+        process between the check and the signal.
+        """
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            return False
+        try:
+            if not self.is_nanny():
+                return False
+            signal.pidfd_send_signal(pidfd, signum)
+            return True
+        except ProcessLookupError:
+            return False
+        finally:
+            os.close(pidfd)
+
+
+def _proc_stat(pid: int) -> list[bytes] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields if len(fields) > 19 else None
 
 
 @dataclass(frozen=True)
@@ -57,11 +135,34 @@ class RunningKernel:
         return int(self.info["nanny_pid"])
 
     @property
+    def nanny(self) -> ProcessIdentity:
+        start_time = self.info.get("nanny_start_time")
+        return ProcessIdentity(self.nanny_pid, start_time if isinstance(start_time, int) else None)
+
+    @property
     def log_file(self) -> Path:
         return nanny_state_dir(self.kernel_id, create=False) / "output.log"
 
     def nanny_alive(self) -> bool:
-        return pid_alive(self.nanny_pid)
+        """Whether the nanny that published this file still runs (not merely some process with its pid)."""
+        return self.nanny.is_nanny()
+
+    def unresponsive(self) -> NannyUnavailable:
+        """The error for this kernel when its nanny runs but does not answer (see :func:`unresponsive_nanny`)."""
+        return unresponsive_nanny(self.name or self.kernel_id[:12], self.nanny)
+
+
+def unresponsive_nanny(ref: str, nanny: ProcessIdentity) -> NannyUnavailable:
+    """The error for kernel ``ref`` whose nanny runs but does not answer.
+
+    Its kernel may be alive and hold state: the message says so (not "not
+    running"), and how to resume the nanny or end it.
+    """
+    why = "is stopped (SIGSTOP)" if nanny.stopped() else "does not answer"
+    return NannyUnavailable(
+        f"kernel {ref} is running, but its nanny (pid {nanny.pid}) {why}: 'kill -CONT {nanny.pid}' resumes "
+        f"a stopped nanny; 'kernel-nanny kill {ref}' ends the nanny and its kernel"
+    )
 
 
 def list_running_kernels(directory: Path | None = None) -> list[RunningKernel]:
@@ -81,7 +182,11 @@ def list_running_kernels(directory: Path | None = None) -> list[RunningKernel]:
         if kernel.nanny_alive():
             found.append(kernel)
         else:
-            log.info("removing stale files of kernel %s (its nanny %d is gone)", kernel.kernel_id, kernel.nanny_pid)
+            log.info(
+                "removing stale files of kernel %s (its nanny %d is gone, or that pid is another process now)",
+                kernel.kernel_id,
+                kernel.nanny_pid,
+            )
             _remove_files(folder, kernel)
     return found
 
@@ -141,11 +246,8 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # alive, but somebody else's
         return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
+    stat = _proc_stat(pid)
+    return stat is None or stat[0] != b"Z"
 
 
 def _mtime(path: Path) -> float:

@@ -20,7 +20,9 @@ from typing import Any
 
 from .._exceptions import ConfigError
 from ..config import ConfigTable, RestartPolicy, config_files, read_config_file
+from ..launch.params import TRANSPORTS
 from ..paths import user_state_dir
+from .keys import is_z85_key
 
 __all__ = ["ConfigError", "DaemonConfig", "load_config"]
 
@@ -43,8 +45,9 @@ class DaemonConfig:
     max_kernels: int = 0
     #: Kernel type ids (shell-style patterns) the daemon launches; others are refused.
     allowed_types: tuple[str, ...] = ("*",)
-    #: Transport of kernels the daemon launches: ``ipc`` (local clients) or ``tcp`` (remote clients).
-    kernel_transport: str = "ipc"
+    #: Transport of kernels the daemon launches: ``auto`` (``ipc`` for kernels known to handle it,
+    #: else ``tcp`` on loopback), ``ipc`` (local clients) or ``tcp`` (remote clients).
+    kernel_transport: str = "auto"
     kernel_ip: str = "127.0.0.1"
     #: Shut down kernels idle (not executing) for longer than this many seconds (0: never).
     idle_timeout: float = 0.0
@@ -55,6 +58,13 @@ class DaemonConfig:
     remote_daemons: dict[str, Path] = field(default_factory=dict)
     #: The files this configuration came from (for messages).
     sources: tuple[Path, ...] = ()
+    #: The file that set each setting (``"daemon.tcp_endpoint"`` -> file), for :meth:`error`.
+    origins: dict[str, Path] = field(default_factory=dict, compare=False, repr=False)
+
+    def error(self, table: str, key: str, reason: str) -> ConfigError:
+        """A setting that reads well but fails in use (a port in use), reported as a wrong one is:
+        ``FILE: [TABLE] KEY: REASON``, naming the file that set it."""
+        return ConfigTable({}, table, self.origins.get(f"{table}.{key}")).error(key, reason)
 
 
 def _tcp_endpoint(table: ConfigTable, key: str) -> str:
@@ -67,7 +77,7 @@ def _tcp_endpoint(table: ConfigTable, key: str) -> str:
 
 def _client_keys(table: ConfigTable, key: str) -> tuple[str, ...]:
     keys = table.string_list(key, ())
-    bad = [k for k in keys if len(k) != 40]
+    bad = [k for k in keys if not is_z85_key(k)]
     if bad:
         raise table.error(key, f"{bad[0]!r} is not a Z85 CurveZMQ public key (40 characters)")
     return keys
@@ -100,7 +110,7 @@ _SETTINGS: dict[str, dict[str, tuple[str, Callable[[ConfigTable, str], Any]]]] =
     "kernels": {
         "max_kernels": ("max_kernels", lambda table, key: table.whole_number(key, None)),
         "allowed_types": ("allowed_types", lambda table, key: table.string_list(key, None)),
-        "transport": ("kernel_transport", lambda table, key: table.string(key, None, choices=("ipc", "tcp"))),
+        "transport": ("kernel_transport", lambda table, key: table.string(key, None, choices=TRANSPORTS)),
         "ip": ("kernel_ip", _ip_address),
     },
     "culling": {
@@ -127,18 +137,22 @@ def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
             found.setdefault(section, []).append(root.table(section))
     tables = {section: ConfigTable.merge(section, found.get(section, [])) for section in _SECTIONS}
     settings: dict[str, Any] = {}
+    origins: dict[str, Path] = {}
     for section, readers in _SETTINGS.items():
         table = tables[section]
         table.check_keys(readers)
         for key in table:
             name, read = readers[key]
             settings[name] = read(table, key)
+            if (origin := table.file_of(key)) is not None:
+                origins[f"{section}.{key}"] = origin
     remotes = tables["remote_daemons"]
     return DaemonConfig(
         **settings,
         restart_policy=RestartPolicy.from_table(tables["restart"]),
         remote_daemons={name: _remote(remotes, name) for name in remotes},
         sources=tuple(files),
+        origins=origins,
     )
 
 

@@ -14,6 +14,8 @@ client key. Every request is signed with the daemon's API key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import fcntl
 import fnmatch
 import json
@@ -31,6 +33,7 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 from .. import __version__
 from .._exceptions import (
     AmbiguousKernel,
+    ConfigError,
     ConnectionInfoError,
     DaemonAlreadyRunning,
     InvalidRequest,
@@ -42,23 +45,32 @@ from .._exceptions import (
     NoSuchKernel,
 )
 from .._logging import KernelLogAdapter
-from .._serving import Handler, RequestServer, bind
+from .._serving import Handler, PeerCheck, RequestServer, bind
 from .._tasks import TaskGroup
 from ..client.manager import ManagerClient
-from ..client.running import RunningKernel, list_running_kernels, match_kernels, pid_alive
-from ..defaults import CULL_CHECK_MAX_INTERVAL, CULL_CHECK_MIN_INTERVAL, NANNY_PROBE_TIMEOUT, SERVER_LINGER_MS
+from ..client.running import RunningKernel, list_running_kernels, match_kernels, unresponsive_nanny
+from ..defaults import (
+    CULL_CHECK_MAX_INTERVAL,
+    CULL_CHECK_MIN_INTERVAL,
+    NANNY_PROBE_TIMEOUT,
+    RUNTIME_DIR_CHECK_INTERVAL,
+    SERVER_LINGER_MS,
+    TCP_HANDSHAKE_TIMEOUT_MS,
+)
 from ..discovery import KernelFinder
 from ..launch import LaunchParams
 from ..launch.request import LaunchRequest
-from ..paths import daemon_discovery_file, public_connection_file, runtime_dir, write_private_file
-from ..protocol import DEFAULT_SIGNATURE_SCHEME, Message, Session, load_connection_info, new_id
+from ..paths import daemon_discovery_file, open_private_file, public_connection_file, runtime_dir, write_private_file
+from ..protocol import DEFAULT_SIGNATURE_SCHEME, ExitStatus, Message, Session, load_connection_info, new_id
 from ..protocol.daemon import DAEMON_PROTOCOL_VERSION, KernelEntry
 from ..protocol.nanny import NannyInfo
 from ..start import start_kernel
 from .config import DaemonConfig
 from .keys import DaemonKeys
+from .nannies import NannyConnections
 from .sdnotify import SystemdNotifier
 from .state import KernelRecord, StateStore
+from .tcp_guard import AllowListCheck, TcpConnectionGuard, raise_open_file_limit
 
 __all__ = ["DaemonAlreadyRunning", "NannyDaemon"]
 
@@ -83,7 +95,9 @@ class NannyDaemon:
         self.started = time.time()
         self.kernels: dict[str, KernelRecord] = {}
         #: One connection per indexed nanny, kept while it is indexed (listings ask them all).
-        self._managers: dict[str, ManagerClient] = {}
+        self._nannies = NannyConnections(timeout=NANNY_PROBE_TIMEOUT)
+        #: One task per indexed kernel that logs its deaths, restarts and stop, whoever caused them.
+        self._lifecycle_logs: dict[str, asyncio.Task[None]] = {}
         self.store = StateStore(config.state_dir)
         self.keys = DaemonKeys(config.state_dir, config.allowed_client_keys)
         # CurveZMQ already refuses replays on tcp and the ipc socket is the user's own:
@@ -96,7 +110,11 @@ class NannyDaemon:
         #: Launches under way: they count against max_kernels and hold their names.
         self._launching: list[str | None] = []
         self._sockets: list[zmq.asyncio.Socket] = []
+        #: The local ipc socket (bound again if the runtime directory is deleted).
+        self._local: zmq.asyncio.Socket | None = None
+        #: The locks that make this daemon the only one: in the runtime directory, and in the state directory.
         self._lock_fd: int | None = None
+        self._state_lock_fd: int | None = None
         self._stopped = asyncio.Event()
         self._authenticator: AsyncioAuthenticator | None = None
         self._tcp_context: zmq.asyncio.Context | None = None
@@ -120,11 +138,13 @@ class NannyDaemon:
         # sd_notify(3): children must not inherit the notification socket.
         for variable in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
             os.environ.pop(variable, None)
+        raise_open_file_limit()  # before any socket: clients, nannies and files share the budget
         try:
             self._tasks.spawn(self._remove_strays(), name="daemon-strays")
             await self.adopt()
             self._bind()
             self._write_discovery_file()
+            self._tasks.spawn(self._watch_runtime_dir(), name="daemon-runtime-dir")
             if self._culling_enabled():
                 self._tasks.spawn(self._cull(), name="daemon-culling")
             if self.notifier.watchdog_interval:
@@ -162,25 +182,39 @@ class NannyDaemon:
         self._stopped.set()
 
     def _lock(self) -> None:
-        path = runtime_dir() / "kernel-nanny-daemon.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Lock the state directory (its records; this lock outlives a deleted runtime directory), then
+        the runtime directory (its socket and discovery file): another daemon on either exits at once."""
+        self._state_lock_fd = self._take_lock(self.store.state_dir / "daemon.lock")
+        try:
+            self._lock_fd = self._take_lock(runtime_dir() / "kernel-nanny-daemon.lock")
+        except DaemonAlreadyRunning:
+            os.close(self._state_lock_fd)
+            self._state_lock_fd = None
+            raise
+
+    def _take_lock(self, path: Path) -> int:
+        """Lock ``path`` and write our pid in it, for the message another daemon gives."""
+        fd = open_private_file(path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            pid = _read_pid(self.discovery_file)
+            pid = _read_pid(path)
             raise DaemonAlreadyRunning(
                 f"a kernel-nanny daemon is already running for this user (pid {pid or 'unknown'}, "
-                f"runtime directory {runtime_dir()}); stop it first, or use it: 'kernel-nanny ps'"
+                f"runtime directory {self.discovery_file.parent}, state directory {self.store.state_dir}); "
+                "stop it first, or use it: 'kernel-nanny ps'"
             ) from None
-        self._lock_fd = fd
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid()}).encode(), 0)
+        return fd
 
     def _bind(self) -> None:
-        context = zmq.asyncio.Context.instance()
-        local = context.socket(zmq.ROUTER)
+        """Bind the local socket and the tcp endpoint; one that cannot be bound stops the daemon with the reason."""
+        local = self._local = zmq.asyncio.Context.instance().socket(zmq.ROUTER)
         local.linger = SERVER_LINGER_MS
-        self.ipc_path.unlink(missing_ok=True)  # a socket file left by a crashed daemon (we hold the lock)
-        self.endpoints = [bind(local, f"ipc://{self.ipc_path}", private=True)]
+        self._sockets.append(local)  # closed by the teardown even if binding fails
+        self.endpoints = [self._bind_local(local)]
         self._serve(local, "daemon-ipc")
         if self.config.tcp_endpoint:
             # A context of its own: its ZAP handler must vet only this socket's clients.
@@ -190,13 +224,34 @@ class NannyDaemon:
             self._authenticator.configure_curve_callback(_ZAP_DOMAIN, credentials_provider=self.keys)
             remote = self._tcp_context.socket(zmq.ROUTER)
             remote.linger = SERVER_LINGER_MS
+            remote.handshake_ivl = TCP_HANDSHAKE_TIMEOUT_MS  # a stranger holding a connection is dropped
+            self._sockets.append(remote)  # an open socket would hang the context's term() in the teardown
+            guard = TcpConnectionGuard(remote)  # before binding: it must see every accepted connection
+            self._sockets.append(guard.monitor)
             keypair = self.keys.server_keypair()
-            self.endpoints.append(bind(remote, self.config.tcp_endpoint, curve_keypair=keypair, zap_domain=_ZAP_DOMAIN))
-            self._serve(remote, "daemon-tcp")
+            try:
+                endpoint = bind(remote, self.config.tcp_endpoint, curve_keypair=keypair, zap_domain=_ZAP_DOMAIN)
+            except zmq.ZMQError as exc:
+                reason = f"cannot listen on {self.config.tcp_endpoint}: {_bind_failure(exc)}"
+                raise self.config.error("daemon", "tcp_endpoint", reason) from exc
+            self.endpoints.append(endpoint)
+            guard.bound(endpoint)
+            self._tasks.spawn(guard.watch(), name="daemon-tcp-guard")
+            self._serve(remote, "daemon-tcp", peers=AllowListCheck(self.keys, guard))
 
-    def _serve(self, sock: zmq.asyncio.Socket, label: str) -> None:
-        self._sockets.append(sock)
-        server = RequestServer(sock, self.session, self._handlers, log=log, label=label, tasks=self._tasks)
+    def _bind_local(self, sock: zmq.asyncio.Socket) -> str:
+        """Bind the 0600 ipc socket in the runtime directory (again, after the directory was deleted)."""
+        self.ipc_path.unlink(missing_ok=True)  # a socket file left by a crashed daemon (we hold the lock)
+        try:
+            return bind(sock, f"ipc://{self.ipc_path}")
+        except zmq.ZMQError as exc:
+            raise ConfigError(
+                f"the daemon cannot listen on {self.ipc_path}: {_bind_failure(exc)} "
+                "(its runtime directory is set by JUPYTER_RUNTIME_DIR)"
+            ) from exc
+
+    def _serve(self, sock: zmq.asyncio.Socket, label: str, peers: PeerCheck | None = None) -> None:
+        server = RequestServer(sock, self.session, self._handlers, log=log, label=label, tasks=self._tasks, peers=peers)
         self._tasks.spawn(server.serve(), name=label)
 
     def _write_discovery_file(self) -> None:
@@ -214,12 +269,62 @@ class NannyDaemon:
             info["server_public_key"] = self.keys.server_keypair()[0].decode()
         write_private_file(self.discovery_file, json.dumps(info, indent=2).encode())
 
+    def _published(self) -> tuple[int, int] | None:
+        """The runtime directory's identity (device, inode) while the daemon's files are in it, else None."""
+        try:
+            directory = os.stat(self.discovery_file.parent)
+        except FileNotFoundError:
+            return None
+        if not (self.discovery_file.exists() and self.ipc_path.exists()):
+            return None
+        return directory.st_dev, directory.st_ino
+
+    async def _watch_runtime_dir(self) -> None:
+        """Publish the daemon again when its runtime directory, discovery file or socket is deleted
+        (a tmp cleaner, logind at logout, ``rm -rf``), so clients find it and no second daemon starts.
+
+        A timer, not an event: the stdlib has none for a deleted directory, and one replaced by
+        another of the same name must be noticed too. The nannies publish themselves again likewise,
+        at their heartbeat, and the index keeps them meanwhile (the state directory holds the records).
+        """
+        published = self._published()
+        while True:
+            await asyncio.sleep(RUNTIME_DIR_CHECK_INTERVAL)
+            if self._published() == published:
+                continue
+            log.warning(
+                "the runtime directory %s or the daemon's files in it were deleted: publishing them again",
+                self.discovery_file.parent,
+            )
+            try:
+                self._republish()
+            except (KernelNannyError, OSError) as exc:
+                log.error("cannot publish the daemon again: %s", exc)
+                self.stop(f"its runtime directory cannot be restored ({exc})")
+                return
+            published = self._published()
+            self.notifier.status(f"runtime directory restored; {self._status()}")
+
+    def _republish(self) -> None:
+        """Re-create the runtime directory (0700) and its lock, bind the local socket, write the discovery file."""
+        lock_path = runtime_dir() / "kernel-nanny-daemon.lock"
+        assert self._lock_fd is not None and self._local is not None
+        try:
+            held = os.path.samestat(os.fstat(self._lock_fd), os.stat(lock_path))
+        except FileNotFoundError:
+            held = False
+        if not held:  # the old lock went with its directory: lock the new one before publishing anything there
+            fd = self._take_lock(lock_path)
+            os.close(self._lock_fd)
+            self._lock_fd = fd
+        with contextlib.suppress(zmq.ZMQError):  # the file is gone; the socket still listens on it
+            self._local.unbind(self.endpoints[0])
+        self.endpoints[0] = self._bind_local(self._local)
+        self._write_discovery_file()
+
     async def _teardown(self) -> None:
-        for manager in self._managers.values():
-            manager.close()
-            await manager.wait_closed()
-        self._managers.clear()
-        await self._tasks.cancel_all()
+        await self._tasks.cancel_all()  # the requests first: none may see its nanny connection closed
+        await self._nannies.close()
         for sock in self._sockets:
             sock.close(linger=SERVER_LINGER_MS)
         if self._authenticator is not None:
@@ -227,11 +332,15 @@ class NannyDaemon:
         if self._tcp_context is not None:
             self._tcp_context.term()
         if self._lock_fd is not None:
-            if _read_pid(self.discovery_file) == os.getpid():
+            # Ours while we hold the lock; none written yet if binding failed: leave nothing behind.
+            if _read_pid(self.discovery_file) in (os.getpid(), None):
                 self.discovery_file.unlink(missing_ok=True)
                 self.ipc_path.unlink(missing_ok=True)
             os.close(self._lock_fd)
             self._lock_fd = None
+        if self._state_lock_fd is not None:
+            os.close(self._state_lock_fd)
+            self._state_lock_fd = None
 
     # -- the index --------------------------------------------------------
 
@@ -245,6 +354,7 @@ class NannyDaemon:
             if alive:
                 self.kernels[record.kernel_id] = record
                 self.store.save(record)
+                self._log_lifecycle(record)
             else:
                 self.store.remove(record.kernel_id)
         log.info("adopted %d kernel(s), pruned %d", len(self.kernels), len(candidates) - len(self.kernels))
@@ -253,8 +363,8 @@ class NannyDaemon:
             log.warning("set aside %d unreadable record(s): %s", len(self.store.set_aside), names)
 
     async def _check(self, record: KernelRecord) -> bool:
-        """Whether the record's nanny runs and answers as that kernel."""
-        if not pid_alive(record.nanny_pid):
+        """Whether the record's nanny runs (the very process that was recorded) and answers as that kernel."""
+        if not record.nanny.is_nanny():
             return False
         try:
             info = load_connection_info(record.connection_file)
@@ -266,16 +376,21 @@ class NannyDaemon:
         return bool(details.get("kernel_id") == record.kernel_id)
 
     def _refresh(self) -> None:
-        """Drop kernels whose nanny exited; adopt nannies started without the daemon."""
+        """Drop kernels whose nanny exited; adopt nannies started without the daemon.
+
+        A running nanny whose connection file is missing stays (unlisted: see :meth:`_entry`): its
+        runtime directory was deleted, and it publishes the file again at its next heartbeat.
+        """
         before = set(self.kernels)
         for kernel_id, record in list(self.kernels.items()):
-            if not pid_alive(record.nanny_pid) or not Path(record.connection_file).exists():
+            if not record.nanny.is_nanny():
                 self._forget(kernel_id)
         for running in list_running_kernels():
             if running.kernel_id not in self.kernels:
                 record = _record_of(running)
                 self.kernels[record.kernel_id] = record
                 self.store.save(record)
+                self._log_lifecycle(record)
         if set(self.kernels) != before:
             self.notifier.status(self._status())
 
@@ -292,6 +407,8 @@ class NannyDaemon:
 
     async def _entry(self, record: KernelRecord, with_info: bool = True) -> KernelEntry | None:
         """The kernel's public entry, or None if its nanny went away meanwhile."""
+        if record.kernel_id not in self.kernels:  # dropped since the caller looked it up
+            return None
         try:
             connection_info = load_connection_info(record.connection_file)
         except ConnectionInfoError:
@@ -307,24 +424,45 @@ class NannyDaemon:
         }
         if with_info:
             try:
-                entry["info"] = await self._manager(record.kernel_id, connection_info).info()
+                async with self._nannies.use(record.kernel_id, connection_info) as manager:
+                    entry["info"] = await manager.info()
             except NannyUnavailable:
                 entry["info"] = None
         return entry
 
-    def _manager(self, kernel_id: str, connection_info: dict[str, Any]) -> ManagerClient:
-        manager = self._managers.get(kernel_id)
-        if manager is None:
-            manager = self._managers[kernel_id] = ManagerClient(connection_info, timeout=NANNY_PROBE_TIMEOUT)
-        return manager
+    def _log_lifecycle(self, record: KernelRecord) -> None:
+        """Log what happens to an indexed kernel: clients that talk to its nanny directly (``kernel-nanny
+        kill``, a crash, a restart) leave no other trace in the daemon's log. The task ends with the nanny
+        (``nanny_exiting``, or its heartbeat stopping), or when the daemon stops."""
+        if record.kernel_id not in self._lifecycle_logs:
+            task = self._tasks.spawn(self._follow_events(record), name=f"daemon-log-{record.kernel_id[:8]}")
+            self._lifecycle_logs[record.kernel_id] = task
+
+    async def _follow_events(self, record: KernelRecord) -> None:
+        kernel_log = _kernel_log(record)
+        try:
+            async with ManagerClient(load_connection_info(record.connection_file)) as manager:
+                async for event in manager.events():
+                    content = event.content
+                    if event.msg_type == "kernel_died":
+                        then = "; restarting" if content.get("restarting") else ""
+                        kernel_log.info("died: %s%s", ExitStatus.from_dict(content), then)
+                    elif event.msg_type == "kernel_restarted":
+                        kernel_log.info("restarted (restart %s)", content.get("restart_count"))
+                    elif event.msg_type == "restart_failed":
+                        kernel_log.warning("restart failed: %s", content.get("reason"))
+                    elif event.msg_type == "nanny_exiting":
+                        kernel_log.info("stopped: %s", content.get("reason"))
+        except (KernelNannyError, OSError) as exc:
+            kernel_log.debug("no longer following its events: %s", exc)
+        finally:
+            self._lifecycle_logs.pop(record.kernel_id, None)
 
     def _forget(self, kernel_id: str) -> None:
         """Drop a kernel from the index (its record and our connection to its nanny)."""
         self.kernels.pop(kernel_id, None)
         self.store.remove(kernel_id)
-        manager = self._managers.pop(kernel_id, None)
-        if manager is not None:
-            manager.close()
+        self._nannies.drop(kernel_id)
 
     # -- requests ---------------------------------------------------------
 
@@ -408,9 +546,16 @@ class NannyDaemon:
             nanny_pid=info["nanny_pid"],
             name=name,
             created=time.time(),
+            nanny_start_time=info.get("nanny_start_time"),
         )
         self.kernels[record.kernel_id] = record
-        self.store.save(record)
+        self._log_lifecycle(record)
+        try:
+            self.store.save(record)
+        except LaunchError:  # no room for the record (a full disk): a kernel no next daemon could adopt is half-made
+            with contextlib.suppress(KernelNannyError):
+                await self._shutdown(record, now=True)
+            raise
         self.notifier.status(self._status())
         _kernel_log(record).info("launched %s%s", type_id, f" as {name!r}" if name else "")
         entry = await self._entry(record, with_info=False)
@@ -438,8 +583,15 @@ class NannyDaemon:
         return {}
 
     async def _shutdown(self, record: KernelRecord, now: bool) -> None:
-        manager = self._manager(record.kernel_id, load_connection_info(record.connection_file))
-        await manager.shutdown(now=now)
+        if record.kernel_id not in self.kernels:  # another shutdown, or its exit, dropped it meanwhile
+            return
+        async with self._nannies.use(record.kernel_id, load_connection_info(record.connection_file)) as manager:
+            try:
+                await manager.shutdown(now=now)
+            except NannyUnavailable as exc:
+                if record.nanny.is_nanny():  # it runs but does not answer: say so, and what to do
+                    raise unresponsive_nanny(record.name or record.kernel_id[:12], record.nanny) from exc
+                raise
         self._forget(record.kernel_id)
         self.notifier.status(self._status())
 
@@ -498,7 +650,21 @@ def _record_of(running: RunningKernel) -> KernelRecord:
         nanny_pid=running.nanny_pid,
         name=running.name,
         created=running.connection_file.stat().st_mtime if running.connection_file.exists() else 0.0,
+        nanny_start_time=running.nanny.start_time,
     )
+
+
+#: What a failed bind means and what to do, by errno (libzmq says ENODEV for a host name it cannot resolve).
+_BIND_FAILURES = {
+    errno.EADDRINUSE: "the port is in use (stop what listens there, or choose another port)",
+    errno.ENODEV: "no host or network interface of that name (give an IP address, or a name this machine resolves)",
+    errno.EADDRNOTAVAIL: "not an address of this machine",
+    errno.EACCES: "permission denied (ports below 1024 need privileges)",
+}
+
+
+def _bind_failure(exc: zmq.ZMQError) -> str:
+    return _BIND_FAILURES.get(exc.errno or 0, str(exc))
 
 
 def _read_pid(path: Path) -> int | None:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..client.running import ProcessIdentity
 from ..paths import secure_directory, write_private_file
 
 __all__ = ["KernelRecord", "StateStore"]
@@ -33,6 +34,13 @@ class KernelRecord:
     nanny_pid: int
     name: str | None = None
     created: float = 0.0
+    #: The nanny's start time (see :class:`~kernel_nanny.client.running.ProcessIdentity`); a record
+    #: without one cannot prove its pid is still the nanny's, and is pruned.
+    nanny_start_time: int | None = None
+
+    @property
+    def nanny(self) -> ProcessIdentity:
+        return ProcessIdentity(self.nanny_pid, self.nanny_start_time)
 
     @classmethod
     def from_json(cls, data: Any) -> KernelRecord:

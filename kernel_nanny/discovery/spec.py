@@ -20,6 +20,7 @@ from typing import Any
 from jupyter_core.paths import jupyter_path
 
 from .._exceptions import LaunchError, NoSuchKernelType
+from ..config import ConfigTable
 from ..launch import KernelCommand, LaunchResult, launch_local
 from ..launch.command import ipykernel_command
 from .provider import KernelProvider
@@ -101,8 +102,11 @@ class KernelSpecProvider(KernelProvider):
 
     def load_config(self, config: Mapping[str, Any]) -> None:
         """``search_path``: the kernelspec directories to search instead of Jupyter's data path."""
-        if "search_path" in config:
-            self.search_path = [str(p) for p in config["search_path"]]
+        table = ConfigTable.of(config, "providers.spec")
+        table.check_keys({"search_path"})
+        search_path = table.string_list("search_path", None)
+        if search_path is not None:
+            self.search_path = [str(Path(p).expanduser()) for p in search_path]
 
     def _specs(self) -> Iterator[tuple[str, Path, dict[str, Any]]]:
         for name, directory in find_kernel_specs(self.search_path).items():

@@ -45,6 +45,19 @@ Choices, and why:
   socket files on every restart, which would take them from under a kernel
   the nanny has already restarted.
 
+* **Any event loop may call it: the nanny connection lives on one thread.**
+  jupyter_client's synchronous managers run each call on whichever loop is
+  at hand (the thread's own, or a runner thread's when one is running
+  already: ``jupyter kernel``'s signal handler, a ``MultiKernelManager``
+  calling its ``KernelManager``), while a :class:`ManagerClient`'s reader
+  tasks and futures, :class:`NannyWatch`'s pidfd reader and its events
+  belong to the loop that made them. So every method that touches them runs
+  on kernel-nanny's shared loop thread (:func:`kernel_nanny._loop.shared_loop`,
+  one per process, as the blocking clients do), and the caller's loop only
+  awaits the result. One thread for all kernels rather than a connection per
+  loop: the watch follows the nanny's events as they come, whether or not
+  the caller's loop is running.
+
 The environment is passed as the changes against this process's environment
 (which the nanny inherits), so a variable the manager *removed* (jupyter_client
 drops ``PYTHONEXECUTABLE`` for Python kernels) is still set for the kernel.
@@ -53,16 +66,20 @@ drops ``PYTHONEXECUTABLE`` for Python kernels) is still set for the kernel.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
+from traitlets import Bool
 
 from .._exceptions import ConfigError, KernelNotRunning, NannyUnavailable, NoSuchKernel
+from .._loop import shared_loop
 from ..client.manager import ManagerClient
 from ..defaults import DEFAULT_STARTUP_TIMEOUT, PROVISIONER_NANNY_TIMEOUT
 from ..launch.command import _PLACEHOLDER, KernelCommand
@@ -82,6 +99,19 @@ _NANNY_PLACEHOLDERS = frozenset({"connection_file", "resource_dir", "prefix"})
 #: The status jupyter_client sees for a kernel that died with its nanny (the lifeline SIGKILLs it).
 _DIED_WITH_NANNY = -signal.SIGKILL
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _on_shared_loop(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Run a provisioner method on the shared loop thread, whichever loop awaits it (see the module docstring)."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await shared_loop().run_async(method(*args, **kwargs))
+
+    return wrapper
+
 
 class NannyProvisioner(KernelProvisionerBase):
     """Runs a Jupyter kernel behind a kernel-nanny nanny (provisioner name ``kernel-nanny``).
@@ -90,7 +120,20 @@ class NannyProvisioner(KernelProvisionerBase):
     {"provisioner_name": "kernel-nanny"}}`` in ``kernel.json``) or for every
     kernelspec without one
     (``c.KernelProvisionerFactory.default_provisioner_name = "kernel-nanny"``).
+
+    A kernel ends with the process that started it (papermill, nbclient,
+    ``jupyter run``), as with jupyter_client's local provisioner, unless
+    :attr:`persistent` is set: in the kernelspec's
+    ``"kernel_provisioner": {"config": {"persistent": true}}``, or for a
+    server, ``c.NannyProvisioner.persistent = True``.
     """
+
+    persistent = Bool(
+        False,
+        config=True,
+        help="Keep the kernel running after the process that started it ends (a server's kernels survive "
+        "its crash); by default the kernel ends with that process.",
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -132,6 +175,7 @@ class NannyProvisioner(KernelProvisionerBase):
         result: dict[str, Any] = await super().pre_launch(cmd=argv, **kwargs)
         return result
 
+    @_on_shared_loop
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         """Start a nanny for ``cmd`` (or, on a restart, restart its kernel in place); return the kernel's info."""
         request = self._request_for(cmd, kwargs)
@@ -184,6 +228,7 @@ class NannyProvisioner(KernelProvisionerBase):
             params=LaunchParams.from_mapping(params),
             name=self.kernel_id or None,
             supervised=True,
+            owner=None if self.persistent else os.getpid(),
         )
 
     async def _attach(self, manager: ManagerClient, nanny_file: str) -> None:
@@ -252,6 +297,7 @@ class NannyProvisioner(KernelProvisionerBase):
     def has_process(self) -> bool:
         return self._manager is not None
 
+    @_on_shared_loop
     async def poll(self) -> int | None:
         """None while the kernel jupyter_client started runs; its exit status once it died.
 
@@ -284,6 +330,7 @@ class NannyProvisioner(KernelProvisionerBase):
         code = popen_returncode(info.get("last_exit"))
         return code if code is not None else _DIED_WITH_NANNY
 
+    @_on_shared_loop
     async def wait(self) -> int | None:
         """Wait until the kernel dies (the one being stopped, or else the next death) and return its status."""
         watch = self._watch
@@ -296,6 +343,7 @@ class NannyProvisioner(KernelProvisionerBase):
         await watch.until(lambda: watch.deaths > mark or watch.gone, timeout=None)
         return watch.exit_code if watch.exit_code is not None else _DIED_WITH_NANNY
 
+    @_on_shared_loop
     async def send_signal(self, signum: int) -> None:
         """Signal the kernel's process group through the nanny; SIGINT is the nanny's interrupt."""
         manager = self._manager
@@ -309,6 +357,7 @@ class NannyProvisioner(KernelProvisionerBase):
         except KernelNotRunning as exc:
             log.debug("[kernel=%s] signal %d not sent: %s", self.kernel_id, signum, exc)
 
+    @_on_shared_loop
     async def kill(self, restart: bool = False) -> None:
         """SIGKILL the kernel; the nanny stays (for a restart, or until :meth:`cleanup`)."""
         if self._manager is None or self._watch is None or self._watch.gone:
@@ -318,12 +367,14 @@ class NannyProvisioner(KernelProvisionerBase):
         self._killed = True
         await self._manager.kill()
 
+    @_on_shared_loop
     async def terminate(self, restart: bool = False) -> None:
         """SIGTERM the kernel's process group (jupyter_client's step after an unanswered shutdown request)."""
         if self._stopping is None:
             self._expect("restart" if restart else "shutdown")
         await self.send_signal(signal.SIGTERM)
 
+    @_on_shared_loop
     async def shutdown_requested(self, restart: bool = False) -> None:
         """The manager asked the kernel to shut down: from now on its death is expected, not a crash."""
         if self._watch is not None:
@@ -334,6 +385,7 @@ class NannyProvisioner(KernelProvisionerBase):
         self._stopping = why
         self._marks = (self._watch.deaths, self._watch.restarts, self._watch.failures)
 
+    @_on_shared_loop
     async def cleanup(self, restart: bool = False) -> None:
         """On a shutdown (not a restart), stop the nanny and return once its process has exited."""
         if not restart and self._manager is not None:
@@ -373,6 +425,7 @@ class NannyProvisioner(KernelProvisionerBase):
         info["nanny_connection_file"] = self._nanny_file
         return info
 
+    @_on_shared_loop
     async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
         """Connect to the nanny named in ``provisioner_info`` (from :meth:`get_provisioner_info`)."""
         await super().load_provisioner_info(provisioner_info)

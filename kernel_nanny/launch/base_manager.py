@@ -209,6 +209,10 @@ class DiedDuringStartup(LaunchError):
     """The kernel exited before it became ready."""
 
 
+class StartupTimedOut(LaunchError):
+    """The kernel neither became ready nor exited within its ``startup_timeout``."""
+
+
 async def ready_or_exited(
     connection_info: ConnectionInfo, exited: Awaitable[ExitStatus], timeout: float
 ) -> ExitStatus | None:
@@ -231,5 +235,5 @@ async def ready_or_exited(
                 ready.result()
                 return None
             except KernelNannyError as exc:
-                raise LaunchError(f"kernel did not become ready within {timeout} s") from exc
+                raise StartupTimedOut(f"did not become ready within {timeout:g} s") from exc
         return exit_status.result()

@@ -74,9 +74,10 @@ def ipykernel_command(python: str = sys.executable) -> KernelCommand:
     """The command that runs ipykernel with ``python``: what ipykernel's own kernelspec says.
 
     ipykernel supports CurveZMQ (``supported_encryption``), so its tcp kernels
-    are encrypted by default; its interrupts are signals.
+    are encrypted by default; it takes long unix-socket paths
+    (``supported_transports``), so it gets ``ipc`` by default; its interrupts are signals.
     """
     return KernelCommand(
         argv=[python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        metadata={"supported_encryption": ["curve"]},
+        metadata={"supported_encryption": ["curve"], "supported_transports": ["ipc", "tcp"]},
     )

@@ -1,7 +1,8 @@
 """Fresh connection info for a local kernel, and its connection file.
 
-Local kernels default to the ``ipc`` transport: unix sockets in the 0700
-runtime directory, so nothing reaches a network interface. ``tcp`` binds the
+Local kernels known to handle it (:func:`choose_transport`) default to the
+``ipc`` transport: unix sockets in the 0700 runtime directory, so nothing
+reaches a network interface. Other kernels, or ``tcp`` on request, bind the
 loopback address and, where the kernel declares support
 (``metadata.supported_encryption`` contains ``curve``), encrypts every channel
 with CurveZMQ.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import secrets
 import socket
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from .._exceptions import LaunchError
 from ..paths import public_connection_file, runtime_dir, write_private_file
 from ..protocol import CHANNELS, DEFAULT_SIGNATURE_SCHEME, ConnectionInfo
 
-__all__ = ["ENCRYPTION_POLICIES", "new_connection_info", "supports_curve", "write_connection_file"]
+__all__ = ["ENCRYPTION_POLICIES", "choose_transport", "new_connection_info", "supports_curve", "write_connection_file"]
 
 #: ``disabled``: plain tcp; ``auto``: CurveZMQ when the kernel declares support; ``required``: fail without it.
 ENCRYPTION_POLICIES = ("auto", "required", "disabled")
@@ -36,6 +37,24 @@ def supports_curve(metadata: Mapping[str, Any]) -> bool:
     if isinstance(declared, str):
         declared = [declared]
     return isinstance(declared, (list, tuple)) and "curve" in {str(d).strip().lower() for d in declared}
+
+
+def choose_transport(requested: str, metadata: Mapping[str, Any], argv: Sequence[str]) -> str:
+    """The transport a local kernel gets: ``requested``, or for ``auto`` the one it is known to handle.
+
+    Some kernels cannot take our unix-socket paths (xeus-python refuses paths of
+    24 characters or more), so ``auto`` picks ``ipc`` only for ipykernel (seen in
+    ``argv``) or a kernelspec declaring ``metadata.supported_transports``
+    containing ``ipc``; every other kernel gets ``tcp`` on loopback.
+    """
+    if requested != "auto":
+        return requested
+    declared = metadata.get("supported_transports")
+    if isinstance(declared, str):
+        declared = [declared]
+    if isinstance(declared, (list, tuple)) and "ipc" in {str(d).strip().lower() for d in declared}:
+        return "ipc"
+    return "ipc" if any(Path(arg).name.startswith("ipykernel") for arg in argv) else "tcp"
 
 
 def new_connection_info(

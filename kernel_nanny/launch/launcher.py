@@ -15,7 +15,7 @@ from typing import Any
 
 from .._exceptions import LaunchError
 from ..protocol import LaunchResult
-from .base_manager import DiedDuringStartup, format_output_tail
+from .base_manager import DiedDuringStartup, StartupTimedOut, format_output_tail
 from .command import KernelCommand
 from .manager import LocalKernelManager
 from .params import DEFAULT_STARTUP_TIMEOUT, LaunchParams
@@ -67,11 +67,24 @@ async def launch_local(
             return LaunchResult(info, manager)
         except DiedDuringStartup as died:
             await manager.cleanup()
-            if params.transport == "tcp" and "Address already in use" in manager.output_tail:
+            if info["transport"] == "tcp" and "Address already in use" in manager.output_tail:
                 log.warning("kernel %s lost a port race (attempt %d); relaunching on fresh ports", kernel_name, attempt)
                 continue
             tail = format_output_tail(manager.output_tail)
-            raise LaunchError(f"kernel {kernel_name or command.argv[0]} {died}{tail}") from None
+            hint = (
+                " (it was given the ipc transport, which some kernels cannot use: choose tcp with the launch "
+                "parameter transport='tcp' or '--transport tcp' of kernel-nanny start and exec)"
+                if info["transport"] == "ipc"
+                else ""
+            )
+            raise LaunchError(f"kernel {kernel_name or command.argv[0]} {died}{hint}{tail}") from None
+        except StartupTimedOut as late:
+            await manager.shutdown(now=True)
+            tail = format_output_tail(manager.output_tail)
+            raise LaunchError(
+                f"kernel {kernel_name or command.argv[0]} {late} (the launch parameter startup_timeout, "
+                f"'--startup-timeout' of kernel-nanny start and exec, sets the limit){tail}"
+            ) from None
         except BaseException:
             await manager.shutdown(now=True)
             raise

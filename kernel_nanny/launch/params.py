@@ -21,8 +21,9 @@ from ..defaults import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT
 # The timeout defaults stay importable from here (and from kernel_nanny.launch), where users found them.
 __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "DEFAULT_STARTUP_TIMEOUT", "ENCRYPTION_POLICIES", "TRANSPORTS", "LaunchParams"]
 
-#: ``ipc``: unix sockets in the private runtime directory; ``tcp``: sockets bound to ``ip``.
-TRANSPORTS = ("ipc", "tcp")
+#: ``auto``: ``ipc`` for kernels known to handle it, else ``tcp``; ``ipc``: unix sockets in the
+#: private runtime directory; ``tcp``: sockets bound to ``ip``.
+TRANSPORTS = ("auto", "ipc", "tcp")
 #: ``disabled``: plain tcp; ``auto``: CurveZMQ when the kernel declares support; ``required``: fail without it.
 ENCRYPTION_POLICIES = ("auto", "required", "disabled")
 
@@ -31,8 +32,10 @@ ENCRYPTION_POLICIES = ("auto", "required", "disabled")
 class LaunchParams(Mapping[str, Any]):
     """Per-launch options (``launch_params`` in the provider API), all optional.
 
-    ``transport`` is ``ipc`` (default: unix sockets, nothing on the network) or
-    ``tcp`` (bound to ``ip``, loopback by default); ``encryption`` applies to
+    ``transport`` is ``auto`` (default: ``ipc`` for ipykernel and kernelspecs whose
+    ``metadata.supported_transports`` lists ``ipc``, ``tcp`` for the rest, since
+    some kernels cannot take long unix-socket paths), ``ipc`` (unix sockets,
+    nothing on the network) or ``tcp`` (bound to ``ip``, loopback by default); ``encryption`` applies to
     tcp: ``auto`` uses CurveZMQ when the kernel declares support, ``required``
     refuses to start without it, ``disabled`` sends plain tcp. ``env`` adds to
     the kernel's environment. ``echo_output`` passes the kernel process's own
@@ -44,7 +47,7 @@ class LaunchParams(Mapping[str, Any]):
     :exc:`~kernel_nanny.LaunchError` naming the parameter.
     """
 
-    transport: str = "ipc"
+    transport: str = "auto"
     ip: str = "127.0.0.1"
     encryption: str = "auto"
     env: Mapping[str, str] | None = None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._exceptions import LaunchError
+from ..client.running import ProcessIdentity
 from ..config import RestartPolicy
 from .command import KernelCommand
 from .params import LaunchParams
@@ -38,6 +39,12 @@ class LaunchRequest:
     the caller; ``name`` (unique among running kernels, no ``/``) and
     ``restart_policy`` apply to supervised kernels, ``heartbeat_interval`` is
     the nanny's (seconds).
+
+    ``owner`` ties a supervised kernel to a process: the pid of the process
+    whose end, however it ends (SIGKILL included), ends the kernel; None (the
+    default) makes it persistent. ``owner_start_time`` proves that a pid
+    still names the owner (clock ticks after boot, ``/proc/<pid>/stat``); it
+    is read here, where the request is made, when not given.
     """
 
     kernel_type: str
@@ -49,6 +56,8 @@ class LaunchRequest:
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     supervised: bool = False
     heartbeat_interval: float | None = None
+    owner: int | None = None
+    owner_start_time: int | None = None
 
     def __post_init__(self) -> None:
         # Whether the type exists is the finder's to say (its error lists the known ones): here only its form.
@@ -77,6 +86,28 @@ class LaunchRequest:
             isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < float("inf")
         ):
             raise LaunchError(f"launch request field 'heartbeat_interval' must be seconds > 0, got {interval!r}")
+        self._check_owner()
+
+    def _check_owner(self) -> None:
+        owner, start_time = self.owner, self.owner_start_time
+        if owner is None:
+            if start_time is not None:
+                raise LaunchError("launch request field 'owner_start_time' needs an 'owner'")
+            return
+        if isinstance(owner, bool) or not isinstance(owner, int) or owner <= 0:
+            raise LaunchError(f"launch request field 'owner' must be a process id, got {owner!r}")
+        if not self.supervised:
+            raise LaunchError(
+                "launch request field 'owner' applies to supervised kernels (an unsupervised kernel is "
+                "its starter's child and ends with it already)"
+            )
+        if start_time is None:
+            start_time = ProcessIdentity.of(owner).start_time
+            if start_time is None:
+                raise LaunchError(f"launch request field 'owner': no process {owner} is running")
+            object.__setattr__(self, "owner_start_time", start_time)
+        elif isinstance(start_time, bool) or not isinstance(start_time, int) or start_time < 0:
+            raise LaunchError(f"launch request field 'owner_start_time' must be clock ticks >= 0, got {start_time!r}")
 
     def with_params(self, **changes: Any) -> LaunchRequest:
         """The same request with some launch parameters changed (validated again)."""
@@ -94,6 +125,8 @@ class LaunchRequest:
             "restart_policy": self.restart_policy.to_dict(),
             "supervised": self.supervised,
             "heartbeat_interval": self.heartbeat_interval,
+            "owner": self.owner,
+            "owner_start_time": self.owner_start_time,
         }
 
     @classmethod

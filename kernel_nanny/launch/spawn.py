@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._exceptions import LaunchError
+from .._exceptions import KernelExecutableNotFound, LaunchError
 from ..protocol import ConnectionInfo, new_id
 from .child import ChildProcess, start_child
 from .command import KernelCommand
-from .connection import new_connection_info, supports_curve, write_connection_file
+from .connection import choose_transport, new_connection_info, supports_curve, write_connection_file
 from .lifeline import Lifeline
 from .params import LaunchParams
 
@@ -74,7 +74,7 @@ def spawn_kernel(
         os.close(stdout_r)
         os.close(stderr_r)
         if isinstance(exc, FileNotFoundError):
-            raise LaunchError(f"cannot start kernel: {argv[0]!r} not found (argv: {argv})") from exc
+            raise KernelExecutableNotFound(_missing_program(command, argv)) from exc
         if isinstance(exc, PermissionError):
             raise LaunchError(f"cannot start kernel: {argv[0]!r} is not executable") from exc
         if isinstance(exc, NotADirectoryError):
@@ -87,6 +87,19 @@ def spawn_kernel(
     return SpawnedKernel(process, stdout_r, stderr_r, argv, lifeline)
 
 
+def _missing_program(command: KernelCommand, argv: list[str]) -> str:
+    """The message for a kernel whose program does not exist: which program, and whose recipe names it."""
+    if command.resource_dir:
+        spec = Path(command.resource_dir)
+        source = f"kernelspec {spec.name!r} ({spec / 'kernel.json'})"
+    else:
+        source = "the kernel's command"
+    return (
+        f"cannot start kernel: its program {argv[0]!r} not found (argv: {argv}): "
+        f"install it, or correct argv[0] in {source}"
+    )
+
+
 #: A local launch begun: the kernel's connection info, its connection file and its process.
 StartedKernel = tuple[ConnectionInfo, Path, SpawnedKernel]
 
@@ -96,7 +109,7 @@ def start_local(command: KernelCommand, params: LaunchParams, *, kernel_name: st
     kernel_id = new_id()
     info = new_connection_info(
         kernel_id,
-        transport=params.transport,
+        transport=choose_transport(params.transport, command.metadata, command.argv),
         ip=params.ip,
         encryption=params.encryption,
         kernel_supports_curve=supports_curve(command.metadata),

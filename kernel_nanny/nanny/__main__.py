@@ -4,7 +4,8 @@ Started by :func:`kernel_nanny.start_kernel` for a supervised request, never by
 hand: the kernel to run comes on stdin and the nanny reports on stdout (the
 contract is :mod:`kernel_nanny.nanny.startup`). It forks once so that it is
 nobody's child but init's (the starter must not have to reap it), starts the
-kernel, reports, and serves until asked to stop or sent SIGTERM/SIGINT. Its own
+kernel, reports, and serves until asked to stop, sent SIGTERM/SIGINT, or (for a
+kernel with an owner, :mod:`kernel_nanny.nanny.owner`) its owner ends. Its own
 log goes to stderr.
 """
 

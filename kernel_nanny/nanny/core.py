@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import enum
 import logging
 import os
@@ -40,6 +41,7 @@ from .._logging import KernelLogAdapter
 from .._serving import Handler, RequestServer, bind
 from .._tasks import TaskGroup
 from ..client.kernel import KernelClient
+from ..client.running import ProcessIdentity
 from ..defaults import DEFAULT_HEARTBEAT_INTERVAL, SERVER_LINGER_MS
 from ..discovery.resolved import ResolvedKernel
 from ..launch.connection import write_connection_file
@@ -61,6 +63,7 @@ from ..protocol import (
 from ..protocol.nanny import HeartbeatContent, KernelDiedContent, NannyInfo
 from .oom import OomCounter
 from .output_log import DEFAULT_LOG_MAX_BYTES, OutputLog
+from .owner import OwnerWatch
 from .restarts import RestartBudget
 from .startup import kernel_params
 from .supervision import Decision, Intent, Next, after_death, after_failed_restart, restart_superseded
@@ -131,6 +134,7 @@ class KernelNanny:
         self._generation_changed = asyncio.Condition()
         self._stopped = asyncio.Event()
         self._stop_reason = "shutdown requested"
+        self._owner: OwnerWatch | None = None
         self._tasks = TaskGroup(log)
         self._session: Session | None = None
         self._control: zmq.asyncio.Socket | None = None
@@ -182,6 +186,9 @@ class KernelNanny:
         self._stopped.set()
 
     async def _start(self) -> None:
+        if self.request.owner is not None:  # held from the start: the owner may end while the kernel starts
+            assert self.request.owner_start_time is not None  # the request reads it where it is made
+            self._owner = OwnerWatch.open(self.request.owner, self.request.owner_start_time)
         self._output_log = OutputLog(self.log_path, self.log_max_bytes)
         request = replace(self.request, params=kernel_params(self.kernel_id, self.request.params))
         # The kernel only knows its private connection file; what it prints about it (ipykernel's
@@ -220,7 +227,15 @@ class KernelNanny:
         self._tasks.spawn(server.serve(), name="nanny-control")
         self._tasks.spawn(self._watch_subscriptions(), name="nanny-subscriptions")
         self._tasks.spawn(self._beat(), name="nanny-heartbeat")
+        if self._owner is not None:
+            self._tasks.spawn(self._stop_with_owner(self._owner), name="nanny-owner")
         self._log.info("%s ready: %s", self.type_id, self.connection_file)
+
+    async def _stop_with_owner(self, owner: OwnerWatch) -> None:
+        """The kernel is its owner's: when that process ends (an owner gone already: at once), so does the kernel."""
+        await owner.ended()
+        self._log.info("owner process %d ended: shutting the kernel down", owner.pid)
+        self.stop(f"its owner, process {owner.pid}, ended")
 
     def _bind_sockets(self) -> None:
         context = zmq.asyncio.Context.instance()
@@ -249,6 +264,8 @@ class KernelNanny:
             "kernel_type": self.type_id,
             "name": self.name,
             "nanny_pid": os.getpid(),
+            # With the pid, the proof that a process is this nanny (a pid alone may pass to another program).
+            "nanny_start_time": ProcessIdentity.of(os.getpid()).start_time,
             "nanny_host": socket.gethostname(),
             "heartbeat_interval": self.heartbeat_interval,
             "nanny_protocol_version": NANNY_PROTOCOL_VERSION,
@@ -258,6 +275,8 @@ class KernelNanny:
         self.state = NannyState.STOPPING
         self._intent = "shutdown"
         await self._tasks.cancel_all()
+        if self._owner is not None:
+            self._owner.close()
         if self._iopub is not None:
             self._iopub.close()
             await self._iopub.wait_closed()
@@ -294,7 +313,8 @@ class KernelNanny:
         """A (re)started kernel process is ready: a new generation begins."""
         self.state = NannyState.RUNNING
         self.kernel_started_at = self.last_activity = self.execution_state_since = time.time()
-        self.execution_state = "starting"
+        # Ready means it answered kernel_info: it is idle, whether or not our iopub reader saw that status.
+        self.execution_state = "idle"
         self._intent = None
         pid = self._kernel_pid()
         self._oom = OomCounter(pid) if pid else None
@@ -406,7 +426,31 @@ class KernelNanny:
     async def _beat(self) -> None:
         while True:
             self._publish("heartbeat", self._heartbeat_content())
+            self._republish_if_deleted()
             await asyncio.sleep(self.heartbeat_interval)
+
+    def _republish_if_deleted(self) -> None:
+        """Publish the nanny again if its connection file was deleted with the runtime directory (a tmp
+        cleaner, logind at logout, ``rm -rf``): one stat per heartbeat, as the stdlib has no such event.
+
+        The nanny's ipc sockets are bound again at their paths, then the file is written, so listings,
+        ``stop`` and the daemon find the kernel again. The kernel's own ipc sockets cannot be: clients
+        already connected keep working, new ones can connect once the kernel is restarted.
+        """
+        if self.connection_file is None or self.connection_file.exists():
+            return
+        nanny_state_dir(self.kernel_id)  # the runtime directory and ours, 0700
+        info = self.connection_info
+        if info["transport"] == "ipc":
+            for sock, key in ((self._control, "nanny_control_port"), (self._events, "nanny_events_port")):
+                assert sock is not None
+                url = endpoint_url("ipc", info["ip"], info[key])
+                with contextlib.suppress(zmq.ZMQError):  # its file is gone; the socket still listens on it
+                    sock.unbind(url)
+                bind(sock, url)
+        self.connection_file = write_connection_file(self._public_info(), self.kernel_id)
+        kernel_sockets = " (new clients reach the kernel after a restart)" if info["transport"] == "ipc" else ""
+        self._log.warning("connection file deleted: published it again%s", kernel_sockets)
 
     async def _watch_subscriptions(self) -> None:
         """Greet each new subscriber with a heartbeat, so it knows its subscription is live."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..paths import open_private_file, space_checked
+
 __all__ = ["DEFAULT_LOG_MAX_BYTES", "OutputLog"]
 
 DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024
@@ -19,19 +21,20 @@ class OutputLog:
     def __init__(self, path: Path, max_bytes: int = DEFAULT_LOG_MAX_BYTES) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fd = open_private_file(path)
         self._size = os.fstat(self._fd).st_size
 
     def write(self, data: bytes) -> None:
         if self._size + len(data) > self.max_bytes and self._size > 0:
             self._rotate()
-        os.write(self._fd, data)
+        with space_checked(self.path):
+            os.write(self._fd, data)
         self._size += len(data)
 
     def _rotate(self) -> None:
         os.close(self._fd)
         os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fd = open_private_file(self.path)
         self._size = 0
 
     def close(self) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import LaunchError
+from ..client.running import NANNY_MODULE
 from ..discovery.resolved import ResolvedKernel
 from ..launch.command import KernelCommand
 from ..launch.output import format_output_tail
@@ -41,9 +42,6 @@ from ..paths import nanny_state_dir
 from ..protocol.errors import error_from_reply, error_reply
 
 __all__ = ["NANNY_MODULE", "Handover", "kernel_params", "nanny_argv", "read_report", "write_report"]
-
-#: The module a nanny process runs.
-NANNY_MODULE = "kernel_nanny.nanny"
 
 
 def nanny_argv(python: str = sys.executable) -> list[str]:

@@ -22,8 +22,10 @@ from typing import Any, cast
 
 from .._exceptions import (
     AmbiguousKernel,
+    AuthenticationFailed,
     InvalidRequest,
     KernelError,
+    KernelExecutableNotFound,
     KernelNannyError,
     KernelNotRunning,
     KernelTypeNotAllowed,
@@ -42,6 +44,8 @@ __all__ = ["ERRORS", "error_from_reply", "error_name", "error_reply", "is_known_
 ERRORS: Mapping[str, type[KernelNannyError]] = MappingProxyType(
     {
         "AmbiguousKernel": AmbiguousKernel,
+        "AuthenticationFailed": AuthenticationFailed,
+        "KernelExecutableNotFound": KernelExecutableNotFound,
         "KernelNotRunning": KernelNotRunning,
         "KernelTypeNotAllowed": KernelTypeNotAllowed,
         "LaunchError": LaunchError,

@@ -64,8 +64,12 @@ def dumps(obj: Any) -> bytes:
         return json.dumps(obj, default=_json_default, separators=(",", ":")).encode()
 
 
-def loads(frame: bytes | memoryview, name: str = "frame") -> dict[str, Any]:
+def loads(frame: bytes | memoryview, name: str = "frame", *, null_is_empty: bool = False) -> dict[str, Any]:
     """Parse one message part, which must be a JSON object.
+
+    With ``null_is_empty``, ``null`` reads as ``{}``: jupyter_client's
+    ``Session.deserialize`` accepts a null parent header, metadata or content
+    (xeus-python's first status has a null parent header), so we do too.
 
     orjson reads integers beyond 64 bits as floats; a frame with a number of 20
     or more digits is parsed by the stdlib instead, so such integers stay exact.
@@ -74,6 +78,8 @@ def loads(frame: bytes | memoryview, name: str = "frame") -> dict[str, Any]:
         value = json.loads(bytes(frame)) if _LONG_NUMBER.search(frame) else orjson.loads(frame)
     except (orjson.JSONDecodeError, ValueError) as exc:
         raise InvalidJSON(f"{name} is not valid JSON: {exc}") from exc
+    if value is None and null_is_empty:
+        return {}
     if not isinstance(value, dict):
         raise InvalidJSON(f"{name} must be a JSON object, got {type(value).__name__}")
     return value
@@ -179,8 +185,9 @@ class Session:
         self.signer.verify(signature, signed)
         if self.signer.enabled:
             self._replay.check(signature)
-        header, parent_header, metadata, content = (
-            loads(frame, name) for frame, name in zip(signed, _FRAME_NAMES, strict=True)
+        header = loads(signed[0], "header")
+        parent_header, metadata, content = (
+            loads(frame, name, null_is_empty=True) for frame, name in zip(signed[1:], _FRAME_NAMES[1:], strict=True)
         )
         if "msg_type" not in header or "msg_id" not in header:
             raise InvalidJSON("header lacks msg_id or msg_type")

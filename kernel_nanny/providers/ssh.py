@@ -33,6 +33,7 @@ from ..defaults import SSH_RECONNECT_WAIT
 from ..discovery import KernelProvider
 from ..launch.connection import write_connection_file
 from ..launch.output import OutputListener, OutputRelay
+from ..paths import open_private_file, secure_directory
 from ..protocol import ExitStatus, LaunchResult, Message
 from ..protocol.connection import CHANNELS
 from .ssh_config import SSHHost, parse_hosts
@@ -294,7 +295,8 @@ def add_known_host(host: SSHHost, key: Any) -> Path:
     pattern = host.host if host.port == 22 else f"[{host.host}]:{host.port}"
     line = f"{pattern} {key.export_public_key('openssh').decode().strip()}\n"
     path = host.known_hosts
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(path, "a", opener=lambda name, flags: os.open(name, flags, 0o600)) as file:
+    if not path.parent.exists():
+        secure_directory(path.parent)
+    with os.fdopen(open_private_file(path), "a") as file:
         file.write(line)
     return path

@@ -392,3 +392,27 @@ async def test_blocking_daemon_client_hands_out_blocking_managers(make_daemon):
             assert manager.is_alive()
             manager.shutdown()
         assert client.list_kernels() == []
+
+
+async def test_the_daemon_logs_deaths_restarts_and_stops_whoever_causes_them(make_daemon):
+    """A kill or restart sent to the nanny directly (not through the daemon) still reaches the daemon's log."""
+    daemon = await make_daemon()
+    async with daemon.client() as client:
+        info, manager = await client.launch("pyimport/kernel", name="logged", launch_params=QUIET)
+        short = info["kernel_id"][:8]
+        try:
+            assert cli("kill", "logged").returncode == 0
+            assert cli("restart", "logged").returncode == 0
+        finally:
+            await manager.cleanup()
+        await client.shutdown_kernel("logged")
+    # The daemon's own subscription may lag its client's: wait for its lines by re-reading its log file
+    # (nothing signals a write to it), a bounded number of times.
+    for _ in range(200):
+        log = daemon.log()
+        if f"[kernel={short}] stopped:" in log:
+            break
+        await asyncio.sleep(0.05)
+    assert f"[kernel={short}] died: " in log and "killed" in log
+    assert f"[kernel={short}] restarted (restart 1)" in log
+    assert f"[kernel={short}] stopped: shutdown requested" in log

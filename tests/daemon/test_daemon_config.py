@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +25,7 @@ def test_defaults_serve_out_of_the_box(isolated):
     config = load_config()
     assert config.sources == ()
     assert config.tcp_endpoint == "" and config.max_kernels == 0 and config.allowed_types == ("*",)
-    assert config.kernel_transport == "ipc" and config.restart_policy == RestartPolicy()
+    assert config.kernel_transport == "auto" and config.restart_policy == RestartPolicy()
     assert config.state_dir == isolated / "state" / "kernel-nanny"
 
 
@@ -88,7 +90,7 @@ def test_user_file_overrides_system_file(tmp_path, monkeypatch, isolated):
         ),
         ("[kernels]\nmax_kernels = -1", r"\[kernels\] max_kernels: must be a whole number >= 0, got -1"),
         ("[kernels]\nmax_kernels = true", r"\[kernels\] max_kernels: must be a whole number >= 0"),
-        ("[kernels]\ntransport = 'udp'", r"\[kernels\] transport: must be one of ipc, tcp, got 'udp'"),
+        ("[kernels]\ntransport = 'udp'", r"\[kernels\] transport: must be one of auto, ipc, tcp, got 'udp'"),
         ("[kernels]\nallowed_types = 'spec/*'", r"\[kernels\] allowed_types: must be a list of non-empty strings"),
         ("[daemon]\ntcp_endpoint = '0.0.0.0:7100'", r"\[daemon\] tcp_endpoint: must be 'tcp://ADDRESS:PORT'"),
         ("[daemon]\ntcp_endpoint = 'tcp://0.0.0.0:port'", r"\[daemon\] tcp_endpoint: must be 'tcp://ADDRESS:PORT'"),
@@ -97,6 +99,7 @@ def test_user_file_overrides_system_file(tmp_path, monkeypatch, isolated):
         ("[restart]\nmax_restarts = true", r"\[restart\] max_restarts: must be a whole number >= 0, got True"),
         ("[daemon]\nlog_level = 'loud'", r"\[daemon\] log_level: must be one of debug, info, warning, error"),
         ("[daemon]\nallowed_client_keys = ['short']", r"'short' is not a Z85 CurveZMQ public key"),
+        ("[daemon]\nallowed_client_keys = ['" + "é" * 40 + "']", r"'é+' is not a Z85 CurveZMQ public key"),
         ("[culling]\nidle_timeout = '1h'", r"\[culling\] idle_timeout: must be a number of seconds >= 0, got '1h'"),
         ("[culling]\nbusy_timeout = nan", r"\[culling\] busy_timeout: must be a number of seconds >= 0, got nan"),
         ("[culling]\nidle_timeout = inf", r"\[culling\] idle_timeout: must be a number of seconds >= 0, got inf"),
@@ -146,3 +149,77 @@ def test_serve_refuses_a_bad_config_before_binding_anything(tmp_path, isolated):
     assert result.returncode != 0
     assert f"{path}: [kernels] max_kernels: must be a whole number >= 0, got 'many'" in result.stderr
     assert not (isolated / "runtime" / "kernel-nanny-daemon.json").exists()
+
+
+def kernel_nanny_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real command; a hang fails the test at the timeout instead of passing silently."""
+    return subprocess.run(
+        [sys.executable, "-m", "kernel_nanny", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=None if env is None else {**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+#: Each bad value, and the end of the one line naming its file, table and key that refuses it.
+BAD_VALUES = [
+    ("[culling]\nidle_timeout = nan", "[culling] idle_timeout: must be a number of seconds >= 0, got nan"),
+    ("[restart]\nbackoff = inf", "[restart] backoff: must be a number of seconds >= 0, got inf"),
+    ("[daemon]\ntcp_endpoint = 'tcp://127.0.0.1:99999'", "[daemon] tcp_endpoint: must be 'tcp://ADDRESS:PORT'"),
+    ("[providers.spec]\nsearch_path = 3", "[providers.spec] search_path: must be a list of non-empty strings, got 3"),
+    ("[providers.spec]\nserch_path = ['/opt']", "[providers.spec] serch_path: unknown setting (known: search_path)"),
+    (
+        "[daemon]\ntcp_endpoint = 'tcp://no-such-host.invalid:7100'",
+        "[daemon] tcp_endpoint: cannot listen on tcp://no-such-host.invalid:7100: no host or network interface",
+    ),
+]
+
+
+@pytest.mark.parametrize("text, expected", BAD_VALUES)
+def test_serve_refuses_each_bad_value_at_start_naming_file_table_and_key(tmp_path, isolated, text, expected):
+    path = write(tmp_path, text)
+    result = kernel_nanny_cli("serve", "--config", str(path))
+    assert result.returncode == 3, result.stderr
+    assert f"kernel-nanny: error: {path}: {expected}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (isolated / "runtime" / "kernel-nanny-daemon.json").exists()
+
+
+def test_list_refuses_a_bad_provider_setting(tmp_path, isolated):
+    path = write(tmp_path, "[providers.spec]\nsearch_path = 3")
+    result = kernel_nanny_cli("list", env={"KERNEL_NANNY_CONFIG": str(path)})
+    assert result.returncode == 3
+    assert f"{path}: [providers.spec] search_path: must be a list of non-empty strings, got 3" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda path: path.write_bytes(b'[daemon]\nlog_level = "\xff"\n'), "not valid TOML: not UTF-8 text (line 2)"),
+        (lambda path: path.write_bytes(b"# caf\xe9\n"), "not valid TOML: not UTF-8 text (line 1)"),
+        (lambda path: path.mkdir(), "is a directory, not a configuration file"),
+    ],
+    ids=["non-utf8-value", "latin1-comment", "directory"],
+)
+def test_an_unreadable_config_file_is_one_line_not_a_traceback(tmp_path, isolated, make, expected):
+    path = tmp_path / "config.toml"
+    make(path)
+    for args, env in ((["serve", "--config", str(path)], None), (["list"], {"KERNEL_NANNY_CONFIG": str(path)})):
+        result = kernel_nanny_cli(*args, env=env)
+        assert result.returncode == 3, result.stderr
+        assert result.stderr == f"kernel-nanny: error: {path}: {expected}\n"
+
+
+def test_serve_exits_at_once_when_its_tcp_port_is_in_use(tmp_path, isolated):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        endpoint = f"tcp://127.0.0.1:{taken.getsockname()[1]}"
+        path = write(tmp_path, f"[daemon]\ntcp_endpoint = '{endpoint}'\n")
+        result = kernel_nanny_cli("serve", "--config", str(path))
+    assert result.returncode == 3, result.stderr
+    assert f"{path}: [daemon] tcp_endpoint: cannot listen on {endpoint}: the port is in use" in result.stderr
+    assert not (isolated / "runtime" / "kernel-nanny-daemon.json").exists()
+    assert not (isolated / "runtime" / "kernel-nanny-daemon.sock").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_nanny import LaunchError
 from kernel_nanny.daemon.state import KernelRecord, StateStore
 
 
@@ -61,7 +62,7 @@ def test_a_full_disk_leaves_the_old_record_valid(tiny_disk):
                 f.write(b"\0" * 4096)
         except OSError:
             pass
-    with pytest.raises(OSError):
+    with pytest.raises(LaunchError, match=f"no space left on {store.kernels_dir} "):
         store.save(record("k", name="after" * 2000))  # does not fit
     assert [r.name for r in store.load()] == ["before"]
     assert [p.name for p in store.kernels_dir.iterdir()] == ["k.json"]  # no half-written temp file

@@ -155,7 +155,7 @@ def test_load_config_sets_the_search_path(tmp_path):
     provider = KernelSpecProvider([])
     assert kernels(provider) == {}
 
-    provider.load_config({"search_path": [tmp_path]})
+    provider.load_config({"search_path": [str(tmp_path)]})
 
     assert set(kernels(provider)) == {"configured"}
 

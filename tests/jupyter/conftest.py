@@ -1,9 +1,10 @@
 """Jupyter's own tools against the kernel-nanny provisioner.
 
-Two kernelspecs in a temporary directory put first on JUPYTER_PATH, both
+Three kernelspecs in a temporary directory put first on JUPYTER_PATH, all
 running this Python's ipykernel: ``kn-nanny-python`` selects the provisioner
-in its metadata, ``kn-local-python`` selects none (jupyter_client's local
-provisioner, unless the default is changed). Both declare CurveZMQ support,
+in its metadata, ``kn-nanny-persistent`` too, configured persistent, and
+``kn-local-python`` selects none (jupyter_client's local provisioner, unless
+the default is changed). Both declare CurveZMQ support,
 as ipykernel's own kernelspec does.
 """
 
@@ -23,16 +24,18 @@ from kernel_nanny.client.running import list_running_kernels
 
 NANNY_SPEC = "kn-nanny-python"
 LOCAL_SPEC = "kn-local-python"
+#: The nanny spec with ``"config": {"persistent": true}``: its kernels outlive the process that started them.
+PERSISTENT_SPEC = "kn-nanny-persistent"
 #: The nanny spec's env entry, templated as kernelspecs allow; jupyter_client fills in ${KN_TEST_BASE}.
 SPEC_ENV = {"KN_SPEC_VALUE": "spec:${KN_TEST_BASE}"}
 
 
-def _write_spec(root: Path, name: str, provisioner: str | None) -> None:
+def _write_spec(root: Path, name: str, provisioner: str | None, config: dict[str, object] | None = None) -> None:
     folder = root / "kernels" / name
     folder.mkdir(parents=True)
     metadata: dict[str, object] = {"supported_encryption": ["curve"]}
     if provisioner:
-        metadata["kernel_provisioner"] = {"provisioner_name": provisioner}
+        metadata["kernel_provisioner"] = {"provisioner_name": provisioner, **({"config": config} if config else {})}
     spec = {
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": name,
@@ -48,6 +51,7 @@ def kernelspecs() -> Iterator[Path]:
     """The two kernelspecs, on JUPYTER_PATH for the tests of this package (and the processes they start)."""
     root = Path(tempfile.mkdtemp(prefix="kn-test-specs-"))
     _write_spec(root, NANNY_SPEC, "kernel-nanny")
+    _write_spec(root, PERSISTENT_SPEC, "kernel-nanny", {"persistent": True})
     _write_spec(root, LOCAL_SPEC, None)
     saved = {key: os.environ.get(key) for key in ("JUPYTER_PATH", "KN_TEST_BASE")}
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(root), saved["JUPYTER_PATH"]]))

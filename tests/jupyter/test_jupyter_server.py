@@ -1,7 +1,7 @@
 """A real jupyter_server, started in a subprocess, runs its kernels through the provisioner.
 
-The server is configured the way a user would (``--KernelProvisionerFactory.default_provisioner_name``)
-and driven over its REST API and kernel websocket, as JupyterLab drives it.
+The server is configured the way a user would (``--KernelProvisionerFactory.default_provisioner_name``,
+``--NannyProvisioner.persistent``) and driven over its REST API and kernel websocket, as JupyterLab drives it.
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ async def server(tmp_path) -> AsyncIterator[Server]:
         f"--ServerApp.root_dir={tmp_path}",
         f"--IdentityProvider.token={token}",
         "--KernelProvisionerFactory.default_provisioner_name=kernel-nanny",
+        "--NannyProvisioner.persistent=True",  # as the how-to says for servers: kernels survive a crash
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,

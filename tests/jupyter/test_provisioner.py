@@ -15,7 +15,7 @@ import pytest
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning.factory import KernelProvisionerFactory
 
-from kernel_nanny import ManagerClient
+from kernel_nanny import KernelExecutableNotFound, ManagerClient
 from kernel_nanny.client.running import RunningKernel, list_running_kernels, pid_alive
 from kernel_nanny.jupyter.provisioner import NannyProvisioner
 
@@ -241,3 +241,19 @@ async def test_the_ipc_transport_is_refused_with_a_clear_error():
         await km.start_kernel()
     assert not km.has_kernel
     assert km.kernel_id not in {k.name for k in list_running_kernels()}
+
+
+async def test_a_missing_kernel_program_is_a_file_not_found_error_as_in_jupyter_client(tmp_path, monkeypatch):
+    spec = tmp_path / "kernels" / "kn-missing-program"
+    spec.mkdir(parents=True)
+    metadata = {"kernel_provisioner": {"provisioner_name": "kernel-nanny"}}
+    argv = ["/nonexistent/kn-kernel", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "x", "metadata": metadata}))
+    monkeypatch.setenv("JUPYTER_PATH", f"{tmp_path}{os.pathsep}{os.environ['JUPYTER_PATH']}")
+    before = running_ids()
+    km = AsyncKernelManager(kernel_name="kn-missing-program")
+    with pytest.raises(FileNotFoundError) as info:  # what jupyter_client's callers catch
+        await km.start_kernel()
+    assert isinstance(info.value, KernelExecutableNotFound)
+    assert "'/nonexistent/kn-kernel' not found" in str(info.value) and "'kn-missing-program'" in str(info.value)
+    assert running_ids() == before

@@ -14,17 +14,18 @@ from kernel_nanny import KernelNannyError
 from kernel_nanny.client.running import pid_alive
 from kernel_nanny.jupyter.provisioner import reattach
 
-from .conftest import LOCAL_SPEC, NANNY_SPEC, running_ids
+from .conftest import LOCAL_SPEC, NANNY_SPEC, PERSISTENT_SPEC, running_ids
 from .test_provisioner import PORTS, connected, interrupted_sleep, nanny_of, run
 
-#: Starts a kernel, leaves a variable in it, prints the provisioner info and exits without shutting down.
+#: Starts a kernel, leaves a variable in it, prints the provisioner info and exits without shutting down
+#: (a persistent kernel, as a server's must be to outlive it).
 FIRST_SERVER = textwrap.dedent(
     f"""
     import asyncio, json
     from jupyter_client.manager import AsyncKernelManager
 
     async def main():
-        km = AsyncKernelManager(kernel_name={NANNY_SPEC!r})
+        km = AsyncKernelManager(kernel_name={PERSISTENT_SPEC!r})
         await km.start_kernel()
         kc = km.client()
         kc.start_channels()

@@ -274,11 +274,34 @@ def test_invalid_json_in_any_frame(receiver, position):
         receiver.deserialize(frames)
 
 
-@pytest.mark.parametrize("payload", [b"[1, 2]", b'"a string"', b"42", b"null"])
+@pytest.mark.parametrize("payload", [b"[1, 2]", b'"a string"', b"42"])
 def test_json_that_is_not_an_object(receiver, payload):
     frames = resign([DELIMITER, b"", b'{"msg_id":"m","msg_type":"status"}', b"{}", b"{}", payload])
 
     with pytest.raises(InvalidJSON, match="must be a JSON object"):
+        receiver.deserialize(frames)
+
+
+@pytest.mark.parametrize("position", [1, 2, 3])  # parent_header, metadata, content
+def test_null_parts_read_as_empty_like_jupyter_client(receiver, position):
+    # xeus-python's welcome status has a null parent header; jupyter_client's
+    # Session.deserialize reads a falsy parent header as {} and passes null
+    # metadata and content through, so a kernel's message is never dropped for it.
+    parts = [b'{"msg_id":"m","msg_type":"status"}', b'{"a":1}', b'{"b":2}', b'{"c":3}']
+    parts[position] = b"null"
+    frames = resign([DELIMITER, b"", *parts])
+
+    msg = receiver.deserialize(frames)
+
+    assert [msg.parent_header, msg.metadata, msg.content][position - 1] == {}
+    assert msg.msg_type == "status"
+
+
+def test_a_null_header_is_still_refused(receiver):
+    # jupyter_client cannot read a message without msg_id either (KeyError).
+    frames = resign([DELIMITER, b"", b"null", b"{}", b"{}", b"{}"])
+
+    with pytest.raises(InvalidJSON, match="header"):
         receiver.deserialize(frames)
 
 
