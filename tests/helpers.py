@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import select
 import site
 import venv
 from collections.abc import Callable, Iterator, Mapping
@@ -158,3 +160,14 @@ class ProcessExit:
             loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
+
+
+def exits(pid: int) -> bool:
+    """Whether process ``pid`` exits (within a minute: an event, not a poll)."""
+    with contextlib.suppress(ProcessLookupError):
+        pidfd = os.pidfd_open(pid)
+        try:
+            return bool(select.select([pidfd], [], [], 60)[0])
+        finally:
+            os.close(pidfd)
+    return True

@@ -12,7 +12,6 @@ import contextlib
 import errno
 import os
 import re
-import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from kernel_nanny import LaunchError
+from tests.helpers import exits
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 
@@ -62,17 +62,6 @@ def processes_in(runtime: Path) -> list[int]:
                 if marker in (entry / "environ").read_bytes().split(b"\0"):
                     found.append(int(entry.name))
     return found
-
-
-def exits(pid: int) -> bool:
-    """Whether process ``pid`` exits (within a minute: an event, not a poll)."""
-    with contextlib.suppress(ProcessLookupError):
-        pidfd = os.pidfd_open(pid)
-        try:
-            return bool(select.select([pidfd], [], [], 60)[0])
-        finally:
-            os.close(pidfd)
-    return True
 
 
 def launch_leftovers(runtime: Path) -> list[str]:

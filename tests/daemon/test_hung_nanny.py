@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from kernel_nanny import KernelExecution, NannyUnavailable
+from tests.helpers import exits
 
 CLI = [sys.executable, "-m", "kernel_nanny"]
 EXIT_FAILED = 3
@@ -47,17 +47,6 @@ def stopped(pid: int) -> Iterator[None]:
     finally:
         with contextlib.suppress(ProcessLookupError):  # killed meanwhile
             os.kill(pid, signal.SIGCONT)
-
-
-def exits(pid: int) -> bool:
-    """Whether process ``pid`` exits (within a minute: an event, not a poll)."""
-    with contextlib.suppress(ProcessLookupError):
-        pidfd = os.pidfd_open(pid)
-        try:
-            return bool(select.select([pidfd], [], [], 60)[0])
-        finally:
-            os.close(pidfd)
-    return True
 
 
 @pytest.mark.parametrize("through_daemon", [False, True], ids=["alone", "daemon"])

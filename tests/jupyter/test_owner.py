@@ -52,6 +52,9 @@ async def mid_cell(fifo: Path) -> tuple[int, int]:
     loop.add_reader(reader, lambda: arrived.done() or arrived.set_result(None))
     try:
         await asyncio.wait_for(arrived, 120)
+        # The writer is there now and closes right after writing: block until its EOF (non-blocking reads could
+        # find the FIFO empty between its write and its close).
+        os.set_blocking(reader, True)
         data = b""
         while chunk := os.read(reader, 4096):  # the cell closes the FIFO after writing: read to EOF
             data += chunk
