@@ -103,6 +103,12 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
         "daemon restart re-adopting 20 nannies -> READY=1; daemon RSS/PSS",
         240,
     ),
+    "slurm": (
+        "bench_slurm",
+        "bench_slurm",
+        "Slurm provider: launch -> ready, interrupt, restart in place, re-attach (needs slurm-wlm)",
+        300,
+    ),
     "docker-launch": (
         "bench_docker",
         "bench_docker_launch",

@@ -20,7 +20,7 @@
     │   └── MaxKernels                the daemon runs as many kernels as it may
     ├── KernelNotRunning              the kernel is not running (dead, restarting, not started)
     ├── NannyStopping                 the nanny is shutting down
-    ├── InvalidRequest (also ValueError)  a request's content is missing or wrong
+    ├── InvalidRequest (also ValueError)  a request's content (or a manager's JSON state) is missing or wrong
     ├── UnknownRequest                the nanny or daemon does not know the request
     ├── KernelDied                    the kernel exited (its ExitStatus: code, signal, reason)
     ├── KernelError                   a request was answered with status "error"
@@ -175,6 +175,8 @@ class KernelNotRunning(KernelNannyError):
     #: What to do about it, by the nanny's state (``{ref}``: how the user names the kernel).
     _FIXES = {
         "dead": "'kernel-nanny restart {ref}' revives it",
+        "ended": "it ended with its batch job, which a restart cannot bring back: start a new kernel "
+        "('kernel-nanny ps' shows why it ended)",
         "restarting": "it is being restarted: try again once 'kernel-nanny ps' shows it running",
         "stopping": "it is shutting down: start a new one",
         "starting": "it is starting: try again in a moment",
@@ -193,7 +195,8 @@ class NannyStopping(KernelNannyError):
 
 
 class InvalidRequest(KernelNannyError, ValueError):
-    """A request to a nanny or daemon lacks a field or has a wrong value (``ename`` ``ValueError`` on the wire)."""
+    """A request to a nanny or daemon lacks a field or has a wrong value (``ename`` ``ValueError`` on the wire);
+    also a manager's state JSON that its ``from_json`` cannot take (another kind, version, a field missing)."""
 
 
 class UnknownRequest(KernelNannyError):
@@ -208,6 +211,9 @@ class _ExitStatus(Protocol):
 
     @property
     def signal(self) -> int | None: ...
+
+    @property
+    def final(self) -> bool: ...
 
     @property
     def reason(self) -> str: ...
@@ -233,7 +239,10 @@ class KernelDied(KernelNannyError):
                 detail.append(f"signal {status.signal}")
         if status.reason not in ("exited", "killed", "signaled"):  # what the code or signal does not say
             detail.append(status.reason)
-        super().__init__(f"{message} ({', '.join(detail)})" if detail else message)
+        if status.final:  # it went with its batch job: the job's end says it all
+            super().__init__(f"{message}: it {status}")
+        else:
+            super().__init__(f"{message} ({', '.join(detail)})" if detail else message)
 
     @property
     def exit_code(self) -> int | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 __all__ = ["Progress"]
 
@@ -27,6 +28,16 @@ class Progress:
         self._stream = stream or sys.stderr
         self._task: asyncio.Task[None] | None = None
         self._shown = False
+
+    def update(self, what: str) -> None:
+        """Wait for ``what`` from now on (a queued job's state: ``Slurm job 12 PENDING (Resources)``)."""
+        self.what = what
+
+    def on_launch_event(self, event: str, content: Mapping[str, Any]) -> None:
+        """A launch listener (:func:`kernel_nanny.launch.progress.listening`): show what the launch waits for."""
+        message = content.get("message")
+        if event == "kernel_pending" and isinstance(message, str):
+            self.update(message)
 
     async def __aenter__(self) -> Progress:
         if self._stream.isatty():

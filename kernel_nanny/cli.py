@@ -32,12 +32,15 @@ from .discovery import DaemonProvider, KernelFinder
 from .execution import KernelExecution, OutputPrinter
 from .launch import LaunchParams
 from .launch.params import TRANSPORTS
+from .launch.progress import listening
 from .launch.request import LaunchRequest
 from .nanny.output_log import read_log
 from .paths import public_connection_file, secure_directory, systemd_user_unit_dir, write_private_file
 from .protocol import Message
 from .protocol.errors import is_known_error
 from .protocol.nanny import NannyInfo
+from .providers.slurm import SlurmProvider, stray_jobs
+from .providers.slurm_job import state_file
 from .providers.ssh import SSHProvider, add_known_host, fetch_host_key
 from .start import start_kernel
 
@@ -72,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into head: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except KeyboardInterrupt:  # what was being started has been stopped on the way out (start.py)
+        print("kernel-nanny: interrupted (whatever was being started has been stopped)", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -447,8 +453,10 @@ def _cmd_exec(args: argparse.Namespace) -> int:
 async def _exec(execution: KernelExecution, code: str, *, timeout: float | None, attached: bool) -> int:
     """Run ``code``, print its output, and turn the outcome into an exit status."""
     async with execution:
-        async with Progress(f"kernel {execution.label}" if attached else f"{execution.label} to become ready"):
-            await execution.start()
+        waiting = f"kernel {execution.label}" if attached else f"{execution.label} to become ready"
+        async with Progress(waiting) as progress:
+            with listening(progress.on_launch_event):
+                await execution.start()
         if attached:
             await _say_if_busy(execution)
         if execution.group is not None and execution.started_new:
@@ -572,12 +580,16 @@ def _cmd_start(args: argparse.Namespace) -> int:
                     restart_policy=restart_policy if policy else None,
                 )
         else:
-            async with Progress(f"{request.kernel_type} to become ready"):
-                info, manager = await start_kernel(request, finder=_finder())
+            async with Progress(f"{request.kernel_type} to become ready") as progress:
+                with listening(progress.on_launch_event):  # a queued job's state, as it changes
+                    info, manager = await start_kernel(request, finder=_finder())
         assert manager is not None
         await manager.cleanup()
         return info
 
+    # SIGTERM (timeout(1), a CI job's end) stops the start as Ctrl-C does: the launch is abandoned
+    # and cleaned up (a queued Slurm job is cancelled), rather than the command dying mid-way.
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     info = asyncio.run(start())
     print(info["kernel_id"])
     local_file = public_connection_file(info["kernel_id"])
@@ -621,23 +633,68 @@ def _cmd_ps(args: argparse.Namespace) -> int:
         listing = [{"connection_file": e["connection_file"], **(i or {**e, "state": "unresponsive"})} for e, i in rows]
         print(json.dumps(listing, indent=2))
         return EXIT_OK
-    table = [("ID", "NAME", "TYPE", "PID", "STATE", "ACTIVITY", "UPTIME", "RESTARTS")]
+    table: list[tuple[str, ...]] = [("ID", "NAME", "TYPE", "PID", "STATE", "ACTIVITY", "UPTIME", "RESTARTS")]
     now = time.time()
     for entry, info in rows:
         short, name = entry["kernel_id"][:12], entry.get("name") or "-"
         if info is None:
             table.append((short, name, entry["kernel_type"], "-", "unresponsive", "-", "-", "-"))
             continue
-        pid = str(info["pid"]) if info["alive"] else "-"
+        pid = str(info["pid"]) if info["alive"] and info["pid"] is not None else "-"
         uptime = _duration(now - info["started"])
         # What the kernel is doing (idle, busy since when), as its iopub status says; only while it runs.
         activity = info["execution_state"] if info["state"] == "running" else "-"
         if activity == "busy":
             activity = f"busy {_duration(now - info['execution_state_since'])}"
-        row = (short, name, info["kernel_type"], pid, info["state"], activity, uptime, str(info["restart_count"]))
+        state = info["state"]
+        if state == "dead" and info["last_exit"] is not None:
+            state = f"dead ({info['last_exit']['reason']})"  # why: exited, killed, oom, time_limit, cancelled...
+        row = (short, name, info["kernel_type"], pid, state, activity, uptime, str(info["restart_count"]))
         table.append(row)
+    places = [_placement(info) if info is not None else "-" for _, info in rows]
+    if any(place != "-" for place in places):
+        table = [(*table[0], "WHERE"), *((*row, place) for row, place in zip(table[1:], places, strict=True))]
     _print_table(table)
+    _report_stray_jobs(
+        {place["slurm_job"] for _, info in rows if info and (place := info.get("placement")) and "slurm_job" in place}
+    )
     return EXIT_OK
+
+
+def _placement(info: NannyInfo) -> str:
+    """Where a kernel runs when not here: ``slurm job 12 on node7 RUNNING, 1h02m left``."""
+    place = info.get("placement")
+    if not place:
+        return "-"
+    if "slurm_job" in place:
+        left = place.get("time_left")
+        walltime = f", {_duration(left)} left" if left is not None else ""
+        return f"slurm job {place['slurm_job']} on {place.get('node') or '?'} {place.get('job_state', '')}{walltime}"
+    return ", ".join(f"{key} {value}" for key, value in place.items())
+
+
+def _report_stray_jobs(owned: set[str]) -> None:
+    """Jobs kernel-nanny submitted that no kernel here owns (``owned``: those that are), e.g. their nanny
+    was killed: named, with how to take them over or end them, not hidden."""
+    provider = _finder().providers.get("slurm")
+    if not isinstance(provider, SlurmProvider) or not provider.cluster.kernels:
+        return
+    try:
+        strays = asyncio.run(stray_jobs(provider, owned))
+    except KernelNannyError as exc:
+        print(f"kernel-nanny: could not check for Slurm jobs left behind: {exc}", file=sys.stderr)
+        return
+    for job in strays:
+        takeover = (
+            f"SlurmKernelManager.from_state_file({job.job_id!r}) takes it over, "
+            if state_file(job.job_id).exists()
+            else ""
+        )
+        print(
+            f"kernel-nanny: Slurm job {job.job_id} ({job.state} on {job.node or 'no node yet'}) was started by "
+            f"kernel-nanny, but no kernel here owns it: {takeover}'scancel {job.job_id}' ends it",
+            file=sys.stderr,
+        )
 
 
 def _print_table(rows: Sequence[Sequence[object]]) -> None:

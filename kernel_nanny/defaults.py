@@ -56,6 +56,11 @@ DEFAULT_HEARTBEAT_INTERVAL = 1.0
 #: Heartbeats a nanny may miss before clients give up on it: tolerates a moment's stall
 #: (a swap-in, a burst of output) without false alarms.
 MISSED_HEARTBEATS = 3
+#: Seconds a nanny may take to report beyond its kernel's start-up timeout (its own start, imports).
+NANNY_REPORT_MARGIN = 10.0
+#: Seconds a nanny whose starter gave up gets to abandon its launch (cancel a queued job, remove
+#: a container) and exit before it is killed: a Slurm job's cancellation is confirmed within it.
+NANNY_ABANDON_TIMEOUT = 90.0
 #: Seconds a nanny gets to answer a quick request (``info``, ``interrupt``, ``signal``...).
 #: A live nanny answers in milliseconds; this only bounds waiting on a hung one.
 NANNY_REQUEST_TIMEOUT = 10.0
@@ -150,3 +155,28 @@ SSH_RECONNECT_WAIT = 30.0
 #: Seconds a Docker Engine request may take (a stop adds its own grace period): pulls are
 #: not made through it, but a busy engine can take seconds to create or inspect a container.
 DOCKER_ENGINE_TIMEOUT = 30
+
+# -- Slurm ------------------------------------------------------------------------------------
+
+#: Seconds a Slurm command (sbatch, squeue, scancel, scontrol, sacct) may take: its own
+#: MessageTimeout is 10 s by default, and a busy slurmctld answers within it.
+SLURM_COMMAND_TIMEOUT = 30.0
+#: Seconds between queue checks while a job is pending, doubling up to ``SLURM_QUEUE_MAX_INTERVAL``.
+#: Slurm offers no event stream to wait on: a job is seen to start within a second on an idle
+#: cluster, and a long queue wait is not polled more than every ``SLURM_QUEUE_MAX_INTERVAL``.
+SLURM_QUEUE_FIRST_INTERVAL = 0.25
+SLURM_QUEUE_MAX_INTERVAL = 10.0
+#: Seconds between checks of a running job's queue state: how soon a time limit, a preemption or
+#: an external scancel is reported when the in-job nanny could not say so itself.
+SLURM_WATCH_INTERVAL = 5.0
+#: Seconds to wait after scancel for the job to leave the queue (KillWait, 30 s by default on
+#: clusters, plus the epilog); the wait ends as soon as squeue says the job ended.
+SLURM_CANCEL_WAIT = 60.0
+#: Seconds slurmctld may stay unreachable while a job runs before a request gives up waiting
+#: (the kernel is kept: an unreachable controller is not a dead job).
+SLURM_UNREACHABLE_RETRY_MAX = 30.0
+#: Seconds a job gets to report its nanny once it runs (module loads, a cold Python on a
+#: network file system), on top of the kernel's start-up timeout.
+SLURM_REPORT_MARGIN = 60.0
+#: Seconds an in-job nanny waits for the launcher to acknowledge its callback.
+CALLBACK_ACK_TIMEOUT = 10.0

@@ -52,7 +52,7 @@ from .launch import KernelCommand, LaunchParams
 from .launch.command import ipykernel_command
 from .launch.request import LaunchRequest
 from .paths import open_private_file, runtime_dir, secure_directory
-from .protocol import KernelManager, Message
+from .protocol import ExitStatus, KernelManager, Message
 from .start import start_kernel
 
 __all__ = [
@@ -320,9 +320,13 @@ class KernelExecution(Lifetime):
         await self._dispose(shutdown=False)
         manager = ManagerClient(kernel.info)
         if not await _kernel_alive(kernel, manager):
+            try:
+                last_exit = (await manager.info())["last_exit"] if kernel.nanny_alive() else None
+            except KernelNannyError:
+                last_exit = None
             await manager.cleanup()
-            ref = kernel.name or kernel.kernel_id[:12]
-            raise KernelNotRunning(f"kernel {ref} is not running; 'kernel-nanny restart {ref}' revives it")
+            ended = last_exit is not None and ExitStatus.from_dict(last_exit).final
+            raise KernelNotRunning.named(kernel.name or kernel.kernel_id[:12], "ended" if ended else "dead")
         self._info, self._manager = kernel.info, manager
 
     async def _find_or_start_group_kernel(self) -> None:

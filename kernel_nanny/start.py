@@ -11,28 +11,22 @@ the contract in :mod:`kernel_nanny.nanny.startup`.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shutil
-import sys
 from collections.abc import Coroutine, Generator
 from typing import Any
 
 from ._exceptions import KernelNannyError, LaunchError
-from ._tasks import wait_for
 from .client.manager import ManagerClient
 from .client.running import list_running_kernels
+from .defaults import NANNY_REPORT_MARGIN
 from .discovery import KernelFinder
 from .discovery.resolved import ResolvedKernel
 from .launch.request import LaunchRequest
-from .nanny.startup import Handover, nanny_argv, read_report
-from .paths import nanny_state_dir, open_private_file
+from .nanny.startup import Handover, spawn_nanny
+from .paths import nanny_state_dir
 from .protocol import LaunchResult, load_connection_info, new_id
 
 __all__ = ["KernelLaunch", "start_kernel"]
-
-#: Seconds a nanny may take to report beyond its kernel's start-up timeout (its own start, imports).
-NANNY_REPORT_MARGIN = 10.0
 
 
 def start_kernel(request: LaunchRequest, *, finder: KernelFinder | None = None) -> KernelLaunch:
@@ -110,32 +104,12 @@ async def _start_nanny(request: LaunchRequest, resolved: ResolvedKernel) -> Laun
         if taken:
             raise LaunchError(f"the name {request.name!r} is taken by kernel {taken[0][:12]}")
     kernel_id = new_id()
-    handover = Handover(kernel_id, request, resolved).encode()
     nanny_log = nanny_state_dir(kernel_id) / "nanny.log"
-    with os.fdopen(open_private_file(nanny_log), "ab") as log_file:
-        process = await asyncio.create_subprocess_exec(
-            *nanny_argv(sys.executable),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log_file,
-            start_new_session=True,
-        )
-    assert process.stdin is not None and process.stdout is not None
     limit = request.params.startup_timeout + NANNY_REPORT_MARGIN
     try:
-        process.stdin.write(handover)
-        await process.stdin.drain()
-        process.stdin.close()
-        # One line, then the nanny closes its stdout: read to the end, so the pipe is done with.
-        output = await wait_for(process.stdout.read(), limit)
-    except (BrokenPipeError, ConnectionResetError):
-        output = b""  # the nanny died before reading its handover: its log says why
-    except asyncio.TimeoutError:
-        raise LaunchError(f"the nanny for {request.kernel_type} did not report within {limit:g} s") from None
-    finally:
-        await process.wait()  # the nanny forked away; this reaps the short-lived parent
-    try:
-        connection_file = read_report(output, kernel_type=request.kernel_type, nanny_log=nanny_log)
+        connection_file, _ = await spawn_nanny(
+            Handover(kernel_id, request, resolved), nanny_log=nanny_log, timeout=limit
+        )
     except KernelNannyError:
         # The nanny failed and exits (its kernel with it): its directory must not outlive it. The error carries
         # what its log said.

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
 
 import zmq
 import zmq.asyncio
 
-from .._exceptions import ConnectionInfoError, IncompatibleProtocol, NannyUnavailable
+from .._exceptions import ConnectionInfoError, IncompatibleProtocol, NannyUnavailable, NoSuchKernel
 from .._lifetime import Lifetime
 from .._loop import BlockingTwin, blocking
 from .._tasks import TaskGroup, wait_for
@@ -38,9 +39,11 @@ from ..protocol import (
     load_connection_info,
     normalize_connection_info,
 )
+from ..protocol.manager_state import dump_manager_state, load_manager_state, wrong_field
 from ..protocol.nanny import NannyInfo
 from ._requests import RequestChannel
 from ._sockets import connect, read_messages
+from .running import ProcessIdentity
 
 __all__ = ["BlockingManagerClient", "ManagerClient"]
 
@@ -91,6 +94,49 @@ class ManagerClient(Lifetime):
     def from_connection_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> ManagerClient:
         """A manager client for the nanny whose connection file is at ``path``."""
         return cls(load_connection_info(path), **kwargs)
+
+    def to_json(self) -> str:
+        """The nanny's connection info (with its key: write it 0600) as a re-attachable state of kind ``nanny``.
+
+        The same idea as the providers' managers' ``to_json`` (:ref:`reattach-from-json`):
+        :meth:`from_json` makes a client for the same nanny in any process.
+        """
+        return dump_manager_state("nanny", {"connection_info": self.connection_info})
+
+    @classmethod
+    async def from_json(cls, data: str, **kwargs: Any) -> ManagerClient:
+        """A client for the nanny that :meth:`to_json` describes, once it is known to be there.
+
+        Raises :exc:`~kernel_nanny.InvalidRequest` (a :exc:`ValueError`) for
+        JSON that is not a nanny's state. A nanny of this host is checked by
+        its process (pid and start time, as ``kernel-nanny ps`` does): one
+        that is gone raises :exc:`~kernel_nanny.NoSuchKernel`. A nanny
+        elsewhere must answer an ``info`` request, signed with the kernel's
+        key (:exc:`~kernel_nanny.NannyUnavailable` if it does not answer).
+        """
+        state = load_manager_state(data, "nanny", ("connection_info",))
+        try:
+            client = cls(state["connection_info"], **kwargs)
+        except (ConnectionInfoError, TypeError) as exc:
+            raise wrong_field("nanny", exc) from None
+        info = client.connection_info
+        if info.get("nanny_host") == socket.gethostname():
+            pid, start_time = info.get("nanny_pid"), info.get("nanny_start_time")
+            nanny = ProcessIdentity(
+                pid if isinstance(pid, int) else 0, start_time if isinstance(start_time, int) else None
+            )
+            if not nanny.is_nanny():
+                raise NoSuchKernel(
+                    f"kernel {client.kernel_id[:12]} is gone: its nanny (pid {nanny.pid}) has exited, or that pid "
+                    "now belongs to another program; start a new kernel ('kernel-nanny ps' lists those running)"
+                )
+            return client
+        try:
+            await client.info()  # answered with this kernel's key: the nanny is the one recorded
+        except BaseException:
+            await client.cleanup()
+            raise
+        return client
 
     def __repr__(self) -> str:
         return f"<ManagerClient kernel={self.kernel_id[:8]} type={self.kernel_type} state={self.state.value}>"

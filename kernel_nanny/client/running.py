@@ -65,8 +65,7 @@ class ProcessIdentity:
 
     def is_nanny(self) -> bool:
         """Whether the process still runs as the nanny that was recorded (a zombie has ended)."""
-        stat = _proc_stat(self.pid)
-        if self.start_time is None or stat is None or stat[0] == b"Z" or int(stat[19]) != self.start_time:
+        if not self._runs_as(_proc_stat(self.pid)):
             return False
         try:
             with open(f"/proc/{self.pid}/cmdline", "rb") as cmdline:
@@ -74,6 +73,14 @@ class ProcessIdentity:
         except OSError:
             return False
         return NANNY_MODULE.encode() in argv
+
+    def shown_running_by(self, stat: bytes) -> bool:
+        """Whether ``stat``, the text of ``/proc/<pid>/stat`` read on the process's host (over SSH, say),
+        shows this very process, still running (not a zombie, not another one with its pid)."""
+        return self._runs_as(_stat_fields(stat))
+
+    def _runs_as(self, stat: list[bytes] | None) -> bool:
+        return self.start_time is not None and stat is not None and stat[0] != b"Z" and int(stat[19]) == self.start_time
 
     def stopped(self) -> bool:
         """Whether the process is stopped (SIGSTOP, SIGTSTP, a debugger): it runs but cannot answer."""
@@ -105,9 +112,14 @@ def _proc_stat(pid: int) -> list[bytes] | None:
     """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None if there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
+            return _stat_fields(stat.read())
+    except OSError:
         return None
+
+
+def _stat_fields(stat: bytes) -> list[bytes] | None:
+    """The fields of a ``/proc/<pid>/stat`` text after the command name (state first); None if it is not one."""
+    fields = stat.rsplit(b")", 1)[-1].split() if b")" in stat else []
     return fields if len(fields) > 19 else None
 
 

@@ -111,6 +111,10 @@ class NannyWatch:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
+    def marks(self) -> tuple[int, int, int]:
+        """The counts so far, (deaths, restarts, failures): later counts above them say what happened since."""
+        return self.deaths, self.restarts, self.failures
+
     @property
     def exit_code(self) -> int | None:
         """The last death's status in :class:`subprocess.Popen` terms (None: none seen)."""

@@ -76,7 +76,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
-from traitlets import Bool
+from traitlets import Bool, Unicode
 
 from .._exceptions import ConfigError, KernelNotRunning, NannyUnavailable, NoSuchKernel
 from .._loop import shared_loop
@@ -126,6 +126,10 @@ class NannyProvisioner(KernelProvisionerBase):
     :attr:`persistent` is set: in the kernelspec's
     ``"kernel_provisioner": {"config": {"persistent": true}}``, or for a
     server, ``c.NannyProvisioner.persistent = True``.
+
+    A kernelspec may run a kernel-nanny kernel type instead of its own argv:
+    ``"config": {"kernel_type": "slurm/gpu"}`` gives JupyterLab a kernel in a
+    Slurm job, restarted in place inside that job.
     """
 
     persistent = Bool(
@@ -135,20 +139,29 @@ class NannyProvisioner(KernelProvisionerBase):
         "its crash); by default the kernel ends with that process.",
     )
 
+    kernel_type = Unicode(
+        "",
+        config=True,
+        help="Run this kernel-nanny kernel type (e.g. 'slurm/gpu', 'ssh/host/spec/python3') instead of the "
+        "kernelspec's argv; empty: the kernelspec's own command.",
+    )
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._manager: ManagerClient | None = None
         self._watch: NannyWatch | None = None
         self._nanny_file: str | None = None
-        #: What the running nanny was started with; None after a re-attach (whatever it runs).
-        #: What the running nanny was started with; a restart in place needs the same request.
+        #: What the running nanny was started with (a restart in place needs the same request);
+        #: None after a re-attach (whatever it runs).
         self._request: LaunchRequest | None = None
-        #: Why we expect the kernel to die ("shutdown", "restart"), and the counts when we started expecting it.
+        #: Why we expect the kernel to die ("shutdown", "restart"; "replaced": it crashed and its nanny
+        #: restarts it), and the watch's counts when we started expecting it.
         self._stopping: str | None = None
         self._killed = False
         self._marks = (0, 0, 0)
-        #: The kernel jupyter_client knows: deaths seen and the nanny's restart count when it started.
-        self._known = (0, 0)
+        #: The kernel jupyter_client knows: the watch's counts and the nanny's restart count when it started.
+        self._known_marks = (0, 0, 0)
+        self._known_restart_count = 0
 
     def __repr__(self) -> str:
         nanny = self._manager.kernel_id[:12] if self._manager else None
@@ -222,8 +235,8 @@ class NannyProvisioner(KernelProvisionerBase):
         name = getattr(manager, "kernel_name", "") or "kernel"
         cwd = kwargs.get("cwd")
         return LaunchRequest(
-            kernel_type=f"spec/{name}",
-            command=command,
+            kernel_type=self.kernel_type or f"spec/{name}",
+            command=None if self.kernel_type else command,
             cwd=str(cwd) if cwd is not None else None,
             params=LaunchParams.from_mapping(params),
             name=self.kernel_id or None,
@@ -244,7 +257,8 @@ class NannyProvisioner(KernelProvisionerBase):
         """The kernel running now is the one jupyter_client knows (after a launch, restart or re-attach)."""
         assert self._manager is not None and self._watch is not None
         self._stopping, self._killed = None, False
-        self._known = (self._watch.deaths, int((await self._manager.info())["restart_count"]))
+        self._known_marks = self._watch.marks()
+        self._known_restart_count = int((await self._manager.info())["restart_count"])
 
     def _jupyter_connection_info(self, *, key_bytes: bool) -> KernelConnectionInfo:
         """The kernel's connection info as jupyter_client writes it (no nanny sockets).
@@ -272,8 +286,10 @@ class NannyProvisioner(KernelProvisionerBase):
         watch, manager = self._watch, self._manager
         assert watch is not None and manager is not None
         deaths, restarts, failures = self._marks
-        if self._stopping == "restart" and not self._killed:
-            # The kernel got the manager's shutdown_request(restart=True): its nanny relaunches it.
+        relaunching = self._stopping in ("restart", "replaced") and not self._killed
+        if relaunching:
+            # The kernel got the manager's shutdown_request(restart=True), or crashed and its
+            # replacement is adopted (see kill): its nanny relaunches it.
             def settled() -> bool:
                 gave_up = watch.deaths > deaths and not (watch.last_death or {}).get("restarting")
                 return watch.restarts > restarts or watch.failures > failures or gave_up or watch.gone
@@ -281,7 +297,7 @@ class NannyProvisioner(KernelProvisionerBase):
             await watch.until(settled, DEFAULT_STARTUP_TIMEOUT + PROVISIONER_NANNY_TIMEOUT)
         if watch.gone:
             return False
-        if not (self._stopping == "restart" and not self._killed and watch.restarts > restarts):
+        if not (relaunching and watch.restarts > restarts):
             try:
                 await manager.restart(now=True)
             except NannyUnavailable:
@@ -316,7 +332,7 @@ class NannyProvisioner(KernelProvisionerBase):
             return -signal.SIGKILL  # the nanny answered the kill once the kernel had exited
         if self._stopping is not None:
             return watch.exit_code if watch.deaths > self._marks[0] else None
-        if watch.deaths > self._known[0]:
+        if watch.deaths > self._known_marks[0]:
             return watch.exit_code
         try:
             info = await manager.info()  # authoritative where events wait unread (a synchronous manager)
@@ -325,7 +341,7 @@ class NannyProvisioner(KernelProvisionerBase):
                 return watch.exit_code if watch.exit_code is not None else _DIED_WITH_NANNY
             log.warning("[kernel=%s] its nanny does not answer; taking the kernel for running", self.kernel_id)
             return None
-        if info["alive"] and info["restart_count"] == self._known[1]:
+        if info["alive"] and info["restart_count"] == self._known_restart_count:
             return None
         code = popen_returncode(info.get("last_exit"))
         return code if code is not None else _DIED_WITH_NANNY
@@ -336,7 +352,7 @@ class NannyProvisioner(KernelProvisionerBase):
         watch = self._watch
         if watch is None:
             return 0
-        mark = self._marks[0] if self._stopping is not None else self._known[0]
+        mark = self._marks[0] if self._stopping is not None else self._known_marks[0]
         code = await self.poll()
         if code is not None:
             return code
@@ -359,8 +375,21 @@ class NannyProvisioner(KernelProvisionerBase):
 
     @_on_shared_loop
     async def kill(self, restart: bool = False) -> None:
-        """SIGKILL the kernel; the nanny stays (for a restart, or until :meth:`cleanup`)."""
-        if self._manager is None or self._watch is None or self._watch.gone:
+        """SIGKILL the kernel; the nanny stays (for a restart, or until :meth:`cleanup`).
+
+        jupyter_server's restarter restarts a kernel it saw crash with
+        ``restart_kernel(now=True)``, which starts with this kill. When the
+        nanny is already bringing that kernel back, nothing is killed: a
+        restart adopts the replacement (killing it and starting a third would
+        count two restarts for one crash, and lose what a client already ran
+        in it), and a shutdown stops the nanny in :meth:`cleanup`.
+        """
+        watch = self._watch
+        if self._manager is None or watch is None or watch.gone:
+            return
+        crashed = watch.deaths > self._known_marks[0] and (watch.last_death or {}).get("restarting")
+        if self._stopping is None and crashed:
+            self._expect("replaced", since=self._known_marks)
             return
         if self._stopping is None:
             self._expect("restart" if restart else "shutdown")
@@ -380,10 +409,11 @@ class NannyProvisioner(KernelProvisionerBase):
         if self._watch is not None:
             self._expect("restart" if restart else "shutdown")
 
-    def _expect(self, why: str) -> None:
+    def _expect(self, why: str, since: tuple[int, int, int] | None = None) -> None:
+        """From now on (or ``since`` those counts) a death of the kernel is expected, for ``why``."""
         assert self._watch is not None
         self._stopping = why
-        self._marks = (self._watch.deaths, self._watch.restarts, self._watch.failures)
+        self._marks = since or self._watch.marks()
 
     @_on_shared_loop
     async def cleanup(self, restart: bool = False) -> None:

@@ -35,6 +35,10 @@ class ChildProcess:
         """The exit code (negative: the signal that ended it), or None while it runs."""
         return self._popen.poll()
 
+    @property
+    def running(self) -> bool:
+        return self.returncode is None
+
     async def wait(self) -> int:
         """Wait for the process to exit; returns its return code."""
         import asyncio  # here: starting a child must not import asyncio (see the module docstring)

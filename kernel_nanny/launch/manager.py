@@ -7,6 +7,10 @@ see :mod:`.spawn`); every step of a shutdown ends
 as soon as that exit is seen (the ladder itself is :class:`.BaseKernelManager`'s).
 Its own stdout and stderr (not the code's output, which travels on iopub) are
 read from pipes and handed to output listeners.
+
+:meth:`LocalKernelManager.to_json` writes what another process needs to take
+the kernel over, and :meth:`LocalKernelManager.from_json` takes it over there
+(:ref:`reattach-from-json`).
 """
 
 from __future__ import annotations
@@ -15,12 +19,16 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import KernelNotRunning
+from .._exceptions import ConnectionInfoError, KernelNotRunning, NoSuchKernel
 from .._logging import KernelLogAdapter
-from ..protocol import ConnectionInfo, ExitStatus, ipc_socket_paths
+from ..client.running import ProcessIdentity
+from ..protocol import ConnectionInfo, ExitStatus, ipc_socket_paths, normalize_connection_info
+from ..protocol.manager_state import dump_manager_state, load_manager_state, wrong_field
+from .adopted import AdoptedProcess
 from .base_manager import BaseKernelManager
 from .child import ChildProcess
 from .command import KernelCommand
@@ -65,13 +73,13 @@ class LocalKernelManager(BaseKernelManager):
         self.cwd = cwd
         self.extra_env = extra_env or {}
         self.die_with_owner = die_with_owner
-        self._process: ChildProcess | None = None
+        self._process: ChildProcess | AdoptedProcess | None = None
+        #: The kernel process's pid and start time, read while it was surely ours (what to_json() records).
+        self._identity: ProcessIdentity | None = None
         self._relays: list[asyncio.Task[None]] = []
 
     def __repr__(self) -> str:
-        state = (
-            "not started" if self._process is None else ("running" if self._process.returncode is None else "exited")
-        )
+        state = "not started" if self._process is None else ("running" if self._process.running else "exited")
         return (
             f"<LocalKernelManager kernel={self.connection_info.get('kernel_name') or '?'} pid={self.pid} state={state}>"
         )
@@ -97,7 +105,11 @@ class LocalKernelManager(BaseKernelManager):
                 extra_env=self.extra_env,
                 die_with_owner=self.die_with_owner,
             )
+        if isinstance(self._process, AdoptedProcess):
+            self._process.close()
         process = self._process = spawned.process
+        # Our child, not reaped yet: its pid cannot have passed to another process.
+        self._identity = ProcessIdentity.of(process.pid)
         self._lifeline = spawned.lifeline
         self._log.info("started: %s", " ".join(spawned.argv))
         self._relays = [
@@ -120,22 +132,37 @@ class LocalKernelManager(BaseKernelManager):
     def _output_readers(self) -> list[asyncio.Task[Any]]:
         return list(self._relays)
 
-    def _require_process(self) -> ChildProcess:
+    def _require_process(self) -> ChildProcess | AdoptedProcess:
         if self._process is None:
             raise KernelNotRunning("the kernel has not been started")
         return self._process
 
     async def is_alive(self) -> bool:
-        return self._process is not None and self._process.returncode is None
+        return self._process is not None and self._process.running
 
     async def wait(self) -> ExitStatus:
-        """Wait for the kernel to exit and say how it ended."""
-        returncode = await self._require_process().wait()
-        return ExitStatus.from_returncode(returncode)
+        """Wait for the kernel to exit and say how it ended.
+
+        A kernel taken over with :meth:`from_json` is not our child: its exit
+        is seen, but how it ended is not, and the status's ``reason`` is ``unknown``.
+        """
+        process = self._require_process()
+        if isinstance(process, AdoptedProcess):
+            await process.wait()
+            return ExitStatus(reason="unknown")
+        return ExitStatus.from_returncode(await process.wait())
 
     async def signal(self, signum: int) -> None:
-        """Send ``signum`` to the kernel's whole process group."""
+        """Send ``signum`` to the kernel's whole process group.
+
+        A kernel taken over with :meth:`from_json` is signalled only while it
+        runs: once it has exited, its parent may reap it and its pid pass to
+        another program.
+        """
         process = self._require_process()
+        if isinstance(process, AdoptedProcess) and not process.running:
+            self._log.debug("signal %d: the kernel has exited", signum)
+            return
         try:
             os.killpg(process.pid, signum)
         except ProcessLookupError:
@@ -158,5 +185,77 @@ class LocalKernelManager(BaseKernelManager):
         await self._close_control()
         await self._tasks.cancel_all()
         await self._disarm_lifeline()
+        if isinstance(self._process, AdoptedProcess):
+            self._process.close()
         for path in [self.connection_file, *ipc_socket_paths(self.connection_info)]:
             path.unlink(missing_ok=True)
+
+    # -- re-attaching from JSON -----------------------------------------------------
+
+    def to_json(self) -> str:
+        """What another process on this machine needs to take this kernel over (:meth:`from_json`).
+
+        A JSON object of kind ``local``: this host's name, the connection info
+        (with its key: write the JSON 0600), the connection file, the kernel
+        process's pid and start time, its command, cwd, extra environment,
+        timeouts, and whether it dies with its owner.
+        """
+        if self._identity is None:
+            raise KernelNotRunning("the kernel has not been started")
+        return dump_manager_state(
+            "local",
+            {
+                "host": socket.gethostname(),
+                "connection_info": self.connection_info,
+                "connection_file": str(self.connection_file),
+                "process": {"pid": self._identity.pid, "start_time": self._identity.start_time},
+                "command": self.command.to_dict(),
+                "cwd": self.cwd,
+                "extra_env": self.extra_env,
+                "startup_timeout": self.startup_timeout,
+                "shutdown_timeout": self.shutdown_timeout,
+                "echo_output": self._output.echo,
+                "die_with_owner": self.die_with_owner,
+            },
+        )
+
+    @classmethod
+    async def from_json(cls, data: str) -> LocalKernelManager:
+        """Take over the kernel that :meth:`to_json` describes, in this (possibly new) process.
+
+        Raises :exc:`~kernel_nanny.InvalidRequest` (a :exc:`ValueError`) for
+        JSON that is not a local manager's state, and :exc:`~kernel_nanny.NoSuchKernel`
+        when the kernel runs on another host, or is gone: its process has
+        exited, or its pid now names a program started at another time.
+
+        The whole manager interface works, with these differences, since the
+        kernel is not this process's child: :meth:`wait` sees the exit but not
+        its code (``reason="unknown"``); a signal reaches the kernel's process
+        group only while the kernel runs; the kernel's own stdout and stderr
+        go to the pipes of the process that started it, not to this one's
+        output listeners. A :meth:`restart` starts the kernel again as this
+        process's child (same connection info), and from then on the manager
+        is as if it had started it. A kernel started with ``die_with_owner``
+        (the default) still dies with the process that started it.
+        """
+        state = load_manager_state(data, "local", ("host", "connection_info", "connection_file", "process", "command"))
+        try:
+            info = normalize_connection_info(state["connection_info"])
+            identity = ProcessIdentity(int(state["process"]["pid"]), int(state["process"]["start_time"]))
+            command = KernelCommand.from_dict(state["command"])
+            options = {key: state[key] for key in _OPTIONS if state.get(key) is not None}
+            manager = cls(command, info, Path(state["connection_file"]), cwd=state.get("cwd"), **options)
+        except (ConnectionInfoError, KeyError, TypeError, ValueError) as exc:
+            raise wrong_field("local", exc) from None
+        what = f"kernel {info.get('kernel_name') or '?'} (connection file {manager.connection_file})"
+        here = socket.gethostname()
+        if state["host"] != here:
+            raise NoSuchKernel(f"{what} runs on host {state['host']!r}, not on this one ({here!r}): re-attach it there")
+        manager._process = AdoptedProcess.open(identity, what)
+        manager._identity = identity
+        manager._log.info("re-attached (started by another process)")
+        return manager
+
+
+#: The constructor's keyword arguments that to_json() records as they are.
+_OPTIONS = ("extra_env", "startup_timeout", "shutdown_timeout", "echo_output", "die_with_owner")

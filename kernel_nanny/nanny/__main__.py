@@ -30,7 +30,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    from .startup import Handover, write_report
+    from .startup import NANNY_STARTED, Handover, write_progress, write_report
 
     try:
         handover = Handover.decode(sys.stdin.buffer.read())
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.detach and os.fork() > 0:
         os._exit(0)  # the starter reaps this at once; the nanny lives on, adopted by init
+    write_progress(NANNY_STARTED, {"pid": os.getpid()})  # whom the starter stops if it gives up
 
     import logging
 
@@ -76,8 +77,9 @@ def _serve(handover: Handover, started: StartedKernel | None) -> None:
     import asyncio
     import signal
 
+    from ..launch.progress import listening
     from .core import KernelNanny
-    from .startup import write_report
+    from .startup import write_progress, write_report
 
     async def serve() -> None:
         nanny = KernelNanny(handover.kernel_id, handover.request, handover.resolved, started=started)
@@ -85,7 +87,8 @@ def _serve(handover: Handover, started: StartedKernel | None) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, nanny.stop, f"received {signal.Signals(signum).name}")
         loop.add_signal_handler(signal.SIGHUP, lambda: None)  # a closed terminal is no reason to die
-        await nanny.run(lambda path: write_report(connection_file=path))
+        with listening(write_progress):  # a queued job's state reaches the starter while it waits
+            await nanny.run(lambda path: write_report(connection_file=path))
 
     asyncio.run(serve())
 

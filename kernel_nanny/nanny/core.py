@@ -168,12 +168,26 @@ class KernelNanny:
     # -- lifetime -----------------------------------------------------------
 
     async def run(self, on_ready: Callable[[Path], None] | None = None) -> None:
-        """Launch the kernel, serve until stopped, then tear everything down."""
+        """Launch the kernel, serve until stopped, then tear everything down.
+
+        A stop during the launch (SIGTERM from a starter that gave up) cancels
+        the launch, so the provider undoes what it began (a queued job is cancelled).
+        """
+        starting = asyncio.ensure_future(self._start())
+        stopped = asyncio.ensure_future(self._stopped.wait())
         try:
-            await self._start()
+            await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
+                raise LaunchError(f"{self.type_id} was not started: {self._stop_reason}")
+            starting.result()
         except BaseException:
+            starting.cancel()
             await self._teardown()
             raise
+        finally:
+            stopped.cancel()
         assert self.connection_file is not None
         if on_ready is not None:
             on_ready(self.connection_file)
@@ -333,7 +347,10 @@ class KernelNanny:
             status = self._classify(await self.manager.wait())
             self.last_exit = status
             decision = after_death(
-                self._intent, budget_allows=self._budget.allows_another(), backoff=self._budget.next_delay()
+                self._intent,
+                budget_allows=self._budget.allows_another(),
+                backoff=self._budget.next_delay(),
+                final=status.final,
             )
             if decision.kernel_died is not None:
                 died = decision.kernel_died
@@ -468,7 +485,8 @@ class KernelNanny:
 
     def _require_kernel(self) -> KernelManager:
         if self.manager is None or self.state in (NannyState.DEAD, NannyState.STOPPING, NannyState.RESTARTING):
-            raise KernelNotRunning.named(self.name or self.kernel_id[:12], self.state.value)
+            ended = self.state is NannyState.DEAD and self.last_exit is not None and self.last_exit.final
+            raise KernelNotRunning.named(self.name or self.kernel_id[:12], "ended" if ended else self.state.value)
         return self.manager
 
     async def _on_is_alive(self, msg: Message) -> dict[str, Any]:
@@ -550,6 +568,7 @@ class KernelNanny:
             "last_exit": None if self.last_exit is None else self.last_exit.to_dict(),
             "log_file": str(self.log_path),
             "heartbeat_interval": self.heartbeat_interval,
+            "placement": placement() if (placement := getattr(self.manager, "placement", None)) else None,
         }
 
 

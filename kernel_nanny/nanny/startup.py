@@ -10,11 +10,18 @@ Both sides of the handshake live here, side by side:
    kernel's environment never shows in ``ps``; the resolved kernel rather than a
    type id, so the nanny never builds a finder (and a finder built in code, with
    providers no entry point names, works with supervision).
-2. The nanny forks away from the starter (init adopts it), starts the kernel,
-   and writes one *report* line to its stdout: ``{"status": "ready",
-   "connection_file": ...}`` once the kernel is ready, or ``{"status": "error",
-   "ename": ..., "evalue": ...}``; then it closes stdout, so the starter reads to
-   EOF.
+2. The nanny forks away from the starter (init adopts it; not with
+   ``--no-detach``, as in a batch job, where the job must last as long as the
+   nanny), starts the kernel, and writes one *report* line to its stdout:
+   ``{"status": "ready", "connection_file": ...}`` once the kernel is ready, or
+   ``{"status": "error", "ename": ..., "evalue": ...}``; then it closes stdout,
+   so the starter reads to EOF. Before it, *progress* lines
+   (``{"status": "progress", "event": "kernel_pending", "content": ...}``: a
+   provider's :func:`~kernel_nanny.launch.progress.report_pending`, e.g. a
+   queued Slurm job) tell the starter what the launch waits for.
+
+:func:`spawn_nanny` is the starter's side, :func:`write_progress` and
+:func:`write_report` the nanny's.
 
 Light on purpose (standard library and small modules only): the nanny reads
 the handover before it imports asyncio or zmq, and starts a command kernel at once.
@@ -27,9 +34,10 @@ import json
 import os
 import pickle
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import LaunchError
 from ..client.running import NANNY_MODULE
@@ -38,10 +46,22 @@ from ..launch.command import KernelCommand
 from ..launch.output import format_output_tail
 from ..launch.params import LaunchParams
 from ..launch.request import LaunchRequest
-from ..paths import nanny_state_dir
+from ..paths import nanny_state_dir, open_private_file
 from ..protocol.errors import error_from_reply, error_reply
 
-__all__ = ["NANNY_MODULE", "Handover", "kernel_params", "nanny_argv", "read_report", "write_report"]
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = [
+    "NANNY_MODULE",
+    "Handover",
+    "kernel_params",
+    "nanny_argv",
+    "read_report",
+    "spawn_nanny",
+    "write_progress",
+    "write_report",
+]
 
 
 def nanny_argv(python: str = sys.executable) -> list[str]:
@@ -108,6 +128,15 @@ class Handover:
         return cls(str(document["kernel_id"]), LaunchRequest.from_dict(document["request"]), kernel)
 
 
+def write_progress(event: str, content: Mapping[str, Any]) -> None:
+    """A progress line for the starter (before the report; ignored after it, when stdout is /dev/null)."""
+    line = {"status": "progress", "event": event, "content": dict(content)}
+    try:
+        os.write(1, json.dumps(line).encode() + b"\n")
+    except OSError:
+        pass
+
+
 def write_report(*, connection_file: Path | None = None, error: BaseException | None = None) -> None:
     """The nanny's one report line (ready, or the error), then stdout is closed so the starter sees EOF."""
     if error is None:
@@ -123,8 +152,124 @@ def write_report(*, connection_file: Path | None = None, error: BaseException | 
     os.close(devnull)
 
 
+async def spawn_nanny(
+    handover: Handover, *, nanny_log: Path, timeout: float, detach: bool = True
+) -> tuple[Path, asyncio.subprocess.Process]:
+    """The starter's side: start a nanny with ``handover``; its connection file once it is ready.
+
+    Progress lines are passed on to this launch's listener
+    (:mod:`kernel_nanny.launch.progress`). A detached nanny's process (the
+    short-lived parent of the fork) is reaped here; with ``detach=False`` the
+    process returned is the nanny itself, for the caller to wait on.
+
+    A starter that gives up (cancelled, e.g. by Ctrl-C, or out of time) stops
+    the nanny and waits for it to exit, so that nothing the launch started
+    (a queued Slurm job, a container) outlives the attempt.
+    """
+    import asyncio
+
+    from .._tasks import wait_for
+    from ..launch.progress import report
+
+    nanny = _NannyHandle()
+
+    kernel_type = handover.request.kernel_type
+    with os.fdopen(open_private_file(nanny_log), "ab") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            *nanny_argv(sys.executable),
+            *([] if detach else ["--no-detach"]),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_file,
+            start_new_session=detach,
+        )
+    assert process.stdin is not None and process.stdout is not None
+    stdout = process.stdout
+
+    async def report_line() -> bytes:
+        while True:
+            line = await stdout.readline()
+            try:
+                document = json.loads(line)
+            except ValueError:
+                return line + await stdout.read()  # not a progress line: the report (or garbage) follows
+            if not isinstance(document, dict) or document.get("status") != "progress":
+                await stdout.read()  # the nanny closes its stdout after the report: read to EOF
+                return line
+            if document.get("event") == NANNY_STARTED:
+                nanny.found(int(document["content"]["pid"]))
+            else:
+                report(str(document.get("event")), document.get("content") or {})
+
+    try:
+        process.stdin.write(handover.encode())
+        await process.stdin.drain()
+        process.stdin.close()
+        output = await wait_for(report_line(), timeout)
+    except (BrokenPipeError, ConnectionResetError):
+        output = b""  # the nanny died before reading its handover: its log says why
+    except asyncio.TimeoutError:
+        await nanny.stop()
+        raise LaunchError(f"the nanny for {kernel_type} did not report within {timeout:g} s") from None
+    except asyncio.CancelledError:
+        await nanny.stop()
+        raise
+    finally:
+        if detach:
+            await process.wait()  # the nanny forked away; this reaps the short-lived parent
+    try:
+        return read_report(output, kernel_type=kernel_type, nanny_log=nanny_log), process
+    except BaseException:
+        if not detach:
+            await process.wait()
+        raise
+
+
+#: The progress event a nanny sends first, with its pid: whom to stop if the starter gives up.
+NANNY_STARTED = "nanny_started"
+
+
+class _NannyHandle:
+    """The nanny being started, as the starter knows it: a pidfd from its ``nanny_started`` line."""
+
+    def __init__(self) -> None:
+        self._pidfd: int | None = None
+
+    def found(self, pid: int) -> None:
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except (OSError, AttributeError):  # gone already, or not Linux: nothing to stop
+            self._pidfd = None
+
+    async def stop(self) -> None:
+        """SIGTERM the nanny (it abandons its launch and cleans up) and wait for it to exit."""
+        import asyncio
+        import signal
+
+        from ..defaults import NANNY_ABANDON_TIMEOUT
+
+        if self._pidfd is None:
+            return
+        pidfd, self._pidfd = self._pidfd, None
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+            loop = asyncio.get_running_loop()
+            exited = asyncio.Event()
+            loop.add_reader(pidfd, exited.set)  # a pidfd turns readable when its process exits
+            try:
+                await asyncio.wait_for(exited.wait(), NANNY_ABANDON_TIMEOUT)
+            except asyncio.TimeoutError:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            finally:
+                loop.remove_reader(pidfd)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(pidfd)
+
+
 def read_report(output: bytes, *, kernel_type: str, nanny_log: Path) -> Path:
-    """The starter's side: the connection file a ready nanny reported, or its error raised.
+    """The connection file a ready nanny reported, or its error raised.
 
     The end of ``nanny_log`` explains a nanny that died without reporting.
     """

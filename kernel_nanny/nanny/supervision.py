@@ -64,13 +64,17 @@ class Decision:
     delay: float = 0.0
 
 
-def after_death(intent: Intent | None, *, budget_allows: bool, backoff: float) -> Decision:
+def after_death(intent: Intent | None, *, budget_allows: bool, backoff: float, final: bool = False) -> Decision:
     """What to do about a death, given its intent and the restart budget.
 
     ``budget_allows``: the budget allows another automatic restart now;
     ``backoff``: the delay it imposes on that restart. Both matter only to
     deaths nobody asked for: requested restarts are never counted nor delayed.
+    ``final``: the kernel's place went with it (its batch job ended), so no
+    automatic restart is tried.
     """
+    if intent is None and final:
+        return Decision(Next.STAY_DEAD, DeathNotice(restarting=False, requested=False))
     if intent is None:
         if not budget_allows:
             return Decision(Next.GIVE_UP, DeathNotice(restarting=False, requested=False))

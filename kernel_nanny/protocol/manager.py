@@ -21,6 +21,7 @@ class ExitStatusDict(TypedDict):
     exit_code: int | None
     signal: int | None
     reason: str
+    final: bool
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,21 @@ class ExitStatus:
     """How a kernel process ended: an exit code, or the signal that ended it.
 
     ``reason`` is ``exited`` (it returned), ``killed`` (SIGKILL), ``signaled``
-    (another signal), ``oom`` (the kernel's memory limit was hit) or ``lost``
-    (the remote nanny that owned it is gone, so how it ended is unknown).
+    (another signal), ``oom`` (the kernel's memory limit was hit), ``lost``
+    (the remote nanny that owned it is gone, so how it ended is unknown) or
+    ``unknown`` (it exited, but it was not the watcher's child, so only its
+    parent learnt how: a local manager re-attached from JSON). A kernel in a
+    batch job also ends with its job: ``time_limit``, ``preempted``,
+    ``node_fail`` or ``cancelled`` (from outside, e.g. ``scancel``).
+
+    ``final`` says that the kernel's place is gone with it (its Slurm job
+    ended): it cannot be restarted in place, so a nanny does not try.
     """
 
     exit_code: int | None = None
     signal: int | None = None
     reason: str = "exited"
+    final: bool = False
 
     @classmethod
     def from_returncode(cls, returncode: int) -> ExitStatus:
@@ -47,11 +56,16 @@ class ExitStatus:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExitStatus:
         """The status a :meth:`to_dict` (or a ``kernel_died`` event's content) describes."""
-        return cls(exit_code=data.get("exit_code"), signal=data.get("signal"), reason=data.get("reason", "exited"))
+        return cls(
+            exit_code=data.get("exit_code"),
+            signal=data.get("signal"),
+            reason=data.get("reason", "exited"),
+            final=bool(data.get("final", False)),
+        )
 
     def to_dict(self) -> ExitStatusDict:
         """The status as JSON-ready data, as the nanny sends it."""
-        return {"exit_code": self.exit_code, "signal": self.signal, "reason": self.reason}
+        return {"exit_code": self.exit_code, "signal": self.signal, "reason": self.reason, "final": self.final}
 
     @property
     def success(self) -> bool:
@@ -61,6 +75,10 @@ class ExitStatus:
     def __str__(self) -> str:
         if self.reason == "lost":
             return "lost with its remote nanny"
+        if self.reason in _JOB_ENDS:
+            return _JOB_ENDS[self.reason]
+        if self.reason == "unknown":
+            return "exited (how is unknown: it was not this process's child)"
         if self.signal is not None:
             try:
                 name = _signal.Signals(self.signal).name
@@ -68,6 +86,15 @@ class ExitStatus:
                 name = f"signal {self.signal}"
             return f"{self.reason} by {name}" if self.reason != "oom" else f"killed by {name} (out of memory)"
         return f"exited with code {self.exit_code}"
+
+
+#: How a kernel's batch job ended, in words (the ``reason`` of its death).
+_JOB_ENDS = {
+    "time_limit": "ended with its job at the job's time limit",
+    "preempted": "ended with its job, preempted by the scheduler",
+    "node_fail": "ended with its job: the node failed",
+    "cancelled": "ended with its job, cancelled from outside (scancel)",
+}
 
 
 @runtime_checkable

@@ -64,6 +64,9 @@ class NannyInfo(TypedDict):
     last_exit: ExitStatusDict | None
     log_file: str
     heartbeat_interval: float
+    #: Where the kernel runs, when not on the nanny's machine (a Slurm kernel: ``slurm_job``,
+    #: ``node``, ``job_state``, ``time_left`` seconds); None for a local kernel.
+    placement: dict[str, Any] | None
 
 
 class HeartbeatContent(TypedDict):

@@ -140,6 +140,7 @@ class DockerProvider(KernelProvider):
             path,
             private_dir=private_dir,
             reap_command=reap_command(self.config.host, container_id),
+            engine_host=self.config.host,
             interrupt_mode=image.interrupt_mode,
             startup_timeout=params.startup_timeout,
             shutdown_timeout=params.shutdown_timeout,

@@ -12,6 +12,10 @@ terminal; the remote nanny is what makes interrupts and shutdowns reliable.
 Behind a local nanny (``kernel-nanny start ssh/...``), the local nanny owns
 the SSH connection and restarts the kernel after a crash; the remote nanny
 is started with automatic restarts off, so the two never both restart it.
+
+:meth:`SSHKernelManager.to_json` writes what another process needs to take
+the remote kernel over, and :meth:`SSHKernelManager.from_json` takes it over
+there (:ref:`reattach-from-json`).
 """
 
 from __future__ import annotations
@@ -25,10 +29,19 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import ClientClosed, ConfigError, KernelNannyError, LaunchError, NannyUnavailable, NoSuchKernelType
+from .._exceptions import (
+    ClientClosed,
+    ConfigError,
+    KernelNannyError,
+    LaunchError,
+    NannyUnavailable,
+    NoSuchKernel,
+    NoSuchKernelType,
+)
 from .._logging import KernelLogAdapter
 from .._tasks import wait_for
 from ..client.manager import ManagerClient
+from ..client.running import ProcessIdentity
 from ..defaults import SSH_RECONNECT_WAIT
 from ..discovery import KernelProvider
 from ..launch.connection import write_connection_file
@@ -36,6 +49,7 @@ from ..launch.output import OutputListener, OutputRelay
 from ..paths import open_private_file, secure_directory
 from ..protocol import ExitStatus, LaunchResult, Message
 from ..protocol.connection import CHANNELS
+from ..protocol.manager_state import dump_manager_state, load_manager_state, wrong_field
 from .ssh_config import SSHHost, parse_hosts
 from .ssh_tunnel import SSHTunnel, import_asyncssh
 
@@ -137,9 +151,7 @@ class SSHKernelManager:
         kernel_id, path = lines[0], lines[1]
         try:
             remote_info = json.loads(await tunnel.run_shell(f"cat {shlex.quote(path)}"))
-            local_ports = {}
-            for key in (*_KERNEL_PORT_KEYS, *_NANNY_PORT_KEYS):
-                local_ports[key] = await tunnel.forward(int(remote_info[key]))
+            local_ports = await _forward_ports(tunnel, remote_info)
         except BaseException as exc:
             await _stop_remote(tunnel, kernel_id)
             if isinstance(exc, (ValueError, KeyError)):
@@ -148,6 +160,58 @@ class SSHKernelManager:
         forwards = {key: f"{port}->{remote_info[key]}" for key, port in local_ports.items()}
         manager = cls(tunnel, remote_info, local_ports)
         manager._log.info("%s on %s: forwards %s", remote_type, host.name, forwards)
+        return manager
+
+    def to_json(self) -> str:
+        """What another process needs to take this remote kernel over (:meth:`from_json`).
+
+        A JSON object of kind ``ssh``: the host's settings (``ssh_host``: name,
+        address, port, user, key files, known_hosts file, remote command,
+        connect timeout) and the remote nanny's connection info (``remote_info``,
+        with its key, pid and start time: write the JSON 0600).
+        """
+        return dump_manager_state("ssh", {"ssh_host": self._tunnel.host.to_dict(), "remote_info": self.remote_info})
+
+    @classmethod
+    async def from_json(cls, data: str) -> SSHKernelManager:
+        """Take over the remote kernel that :meth:`to_json` describes, in this (possibly new) process.
+
+        The host's settings come from the JSON, not from this process's
+        configuration: the kernel is reached the way it was launched, even
+        where the host is configured otherwise, or not at all. Connects to the
+        host and checks that the remote nanny still runs (its pid and start
+        time, read from the host's ``/proc``) before forwarding its ports.
+
+        Raises :exc:`~kernel_nanny.InvalidRequest` (a :exc:`ValueError`) for
+        JSON that is not an SSH manager's state, before connecting;
+        :exc:`~kernel_nanny.LaunchError` when the host cannot be reached (as
+        for a launch); :exc:`~kernel_nanny.NoSuchKernel` when the remote nanny
+        is gone. The whole manager interface works; ``connection_info`` has
+        new local ports (the forwards are this process's own).
+        """
+        state = load_manager_state(data, "ssh", ("ssh_host", "remote_info"))
+        try:
+            host = SSHHost.from_dict(state["ssh_host"])
+            remote_info = dict(state["remote_info"])
+            nanny = ProcessIdentity(int(remote_info["nanny_pid"]), int(remote_info["nanny_start_time"]))
+            kernel_id = str(remote_info["kernel_id"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise wrong_field("ssh", exc) from None
+        tunnel = await SSHTunnel.open(host)
+        try:
+            stat = await tunnel.run_shell(f"cat /proc/{nanny.pid}/stat 2>/dev/null || true")
+            if not nanny.shown_running_by(stat.encode()):
+                raise NoSuchKernel(
+                    f"kernel {kernel_id[:12]} on ssh host {host.name} is gone: its nanny (pid {nanny.pid}) has "
+                    f"exited, or that pid now belongs to another program; start a new kernel"
+                )
+            local_ports = await _forward_ports(tunnel, remote_info)
+        except BaseException:
+            tunnel.close()
+            await tunnel.wait_closed()
+            raise
+        manager = cls(tunnel, remote_info, local_ports)
+        manager._log.info("re-attached on %s", host.name)
         return manager
 
     def __repr__(self) -> str:
@@ -268,6 +332,11 @@ _KERNEL_KEYS = (
     "curve_secretkey",
     "curve_serverkey",
 )
+
+
+async def _forward_ports(tunnel: SSHTunnel, remote_info: Mapping[str, Any]) -> dict[str, int]:
+    """Forward each kernel and nanny port of ``remote_info`` from a fresh local port; the local ports by key."""
+    return {key: await tunnel.forward(int(remote_info[key])) for key in (*_KERNEL_PORT_KEYS, *_NANNY_PORT_KEYS)}
 
 
 async def _stop_remote(tunnel: SSHTunnel, kernel_id: str) -> None:

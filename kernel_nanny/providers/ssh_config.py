@@ -15,7 +15,7 @@ from typing import Any
 from ..config import ConfigTable
 from ..defaults import SSH_CONNECT_TIMEOUT
 
-__all__ = ["DEFAULT_REMOTE_COMMAND", "RemoteKernel", "SSHHost", "parse_hosts"]
+__all__ = ["DEFAULT_REMOTE_COMMAND", "RemoteKernel", "SSHHost", "parse_host", "parse_hosts"]
 
 #: How the remote host runs kernel-nanny, unless a host says otherwise.
 DEFAULT_REMOTE_COMMAND = "kernel-nanny"
@@ -53,6 +53,31 @@ class SSHHost:
         user = f"{self.user}@" if self.user else ""
         return f"{user}{self.host}:{self.port}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data (a manager's state keeps how its host was reached)."""
+        return {
+            "name": self.name,
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "keys": [str(key) for key in self.keys],
+            "known_hosts": str(self.known_hosts),
+            "command": self.command,
+            "connect_timeout": self.connect_timeout,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SSHHost:
+        """Settings :meth:`to_dict` gave; raises ``KeyError``, ``TypeError`` or ``ValueError`` for anything else."""
+        settings = dict(data)
+        return cls(
+            name=str(settings.pop("name")),
+            host=str(settings.pop("host")),
+            keys=tuple(Path(key) for key in settings.pop("keys", ())),
+            known_hosts=Path(settings.pop("known_hosts")),
+            **settings,
+        )
+
     def remote_argv(self, *args: str) -> str:
         """A shell command line running kernel-nanny with ``args`` on the remote host."""
         return " ".join([self.command, *(shlex.quote(a) for a in args)])
@@ -67,10 +92,11 @@ def parse_hosts(table: Mapping[str, Any]) -> dict[str, SSHHost]:
     settings = ConfigTable.of(table, "providers.ssh")
     settings.check_keys({"hosts"})
     hosts = settings.table("hosts")
-    return {name: _parse_host(hosts, name) for name in hosts}
+    return {name: parse_host(hosts, name) for name in hosts}
 
 
-def _parse_host(hosts: ConfigTable, name: str) -> SSHHost:
+def parse_host(hosts: ConfigTable, name: str) -> SSHHost:
+    """The host in table ``name`` of ``hosts`` (also a Slurm cluster's ``login`` table)."""
     if "/" in name or not name:
         raise hosts.error(name, "a host's name may not be empty or contain '/'")
     entry = hosts.table(name)

@@ -150,6 +150,14 @@ class SSHTunnel(Lifetime):
         """Run kernel-nanny with ``args`` on the host; its stdout, or a :exc:`LaunchError` with its stderr."""
         return await self.run_shell(self.host.remote_argv(*args), program=self.host.command)
 
+    async def execute(self, command: str, *, stdin: str | None = None) -> tuple[int, str, str]:
+        """Run a shell command line on the host (``stdin`` as its input); its exit status, stdout and stderr."""
+        self._check_open()
+        assert self._connection is not None
+        result = await self._connection.run(command, input=stdin, check=False)
+        status = result.exit_status if result.exit_status is not None else 255  # killed by a signal there
+        return status, str(result.stdout or ""), str(result.stderr or "")
+
     async def run_shell(self, command: str, *, program: str = "") -> str:
         """Run a shell command line on the host; its stdout, or a :exc:`LaunchError` with its stderr."""
         self._check_open()
@@ -184,12 +192,13 @@ class SSHTunnel(Lifetime):
             return None
         return result.exit_status == 0
 
-    async def forward(self, remote_port: int) -> int:
-        """Forward a fresh local loopback port to ``remote_port`` on the host's loopback; returns the local port."""
+    async def forward(self, remote_port: int, remote_host: str = "127.0.0.1") -> int:
+        """Forward a fresh local loopback port to ``remote_port`` on the host's loopback (or on
+        ``remote_host`` as the host reaches it: a compute node behind a login host); returns the local port."""
         self._check_open()
 
         def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self._tasks.spawn(self._relay(reader, writer, remote_port), name=f"ssh-relay-{remote_port}")
+            self._tasks.spawn(self._relay(reader, writer, remote_host, remote_port), name=f"ssh-relay-{remote_port}")
 
         server = await asyncio.start_server(accept, "127.0.0.1", 0)
         self._servers.append(server)
@@ -211,12 +220,32 @@ class SSHTunnel(Lifetime):
             await self._connection.wait_closed()
             self._connection = None
 
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote_port: int) -> None:
-        """Carry one accepted local connection to ``remote_port`` over SSH, once the connection is up."""
+    async def forward_back(self, local_port: int, listen_host: str) -> int:
+        """Listen on ``listen_host`` (an address of the host) and forward what connects to ``local_port`` here.
+
+        For as long as this connection lasts (a launch's callback, not a kernel's
+        lifetime). sshd binds anything but loopback only with ``GatewayPorts
+        clientspecified`` (or ``yes``) in its configuration. Returns the port it listens on.
+        """
+        self._check_open()
+        assert self._connection is not None
+        try:
+            listener = await self._connection.forward_remote_port(listen_host, 0, "127.0.0.1", local_port)
+        except import_asyncssh().Error as exc:
+            raise LaunchError(
+                f"ssh host {self.host.name} refused to listen on {listen_host} for this machine: {exc} "
+                "(its sshd needs 'GatewayPorts clientspecified' for an address other than loopback)"
+            ) from None
+        return int(listener.get_port())
+
+    async def _relay(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote_host: str, remote_port: int
+    ) -> None:
+        """Carry one accepted local connection to ``remote_host:remote_port`` over SSH, once the connection is up."""
         try:
             await self.wait_connected()
             assert self._connection is not None
-            remote_reader, remote_writer = await self._connection.open_connection("127.0.0.1", remote_port)
+            remote_reader, remote_writer = await self._connection.open_connection(remote_host, remote_port)
         except ClientClosed:
             writer.close()
             return

@@ -148,18 +148,24 @@ async def test_restart_is_in_place_same_nanny_same_ports(km, now):
         assert (await interrupted_sleep(km, kc))["ename"] == "KeyboardInterrupt"
 
 
-async def test_a_crash_is_a_death_for_jupyter_and_its_restart_is_in_place(km):
+@pytest.mark.parametrize("restarted_first", [True, False], ids=["after-nanny-restart", "during-nanny-restart"])
+async def test_a_crash_is_a_death_for_jupyter_and_its_restart_adopts_the_nannys(km, restarted_first):
     """The nanny restarts a crashed kernel at once, but jupyter_client is told the kernel it knew died
-    (its running request will never be answered); the restart it asks for is served in place."""
+    (its running request will never be answered). The restart jupyter_server's restarter then asks for
+    adopts the nanny's new kernel, whether or not it is up yet: one crash, one restart."""
     nanny = nanny_of(km)
     ports = {key: km.get_connection_info()[key] for key in PORTS}
     async with ManagerClient.from_connection_file(nanny.connection_file) as manager:
         old_pid = (await manager.info())["pid"]
-        died: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        died: asyncio.Future[dict[str, Any]] = loop.create_future()
+        restarted: asyncio.Future[None] = loop.create_future()
 
         def on_event(event: Any) -> None:
             if event.msg_type == "kernel_died" and not died.done():
                 died.set_result(event.content)
+            if event.msg_type == "kernel_restarted" and not restarted.done():
+                restarted.set_result(None)
 
         manager.add_event_handler(on_event)
         await manager.info()  # a request round trip after subscribing
@@ -167,15 +173,20 @@ async def test_a_crash_is_a_death_for_jupyter_and_its_restart_is_in_place(km):
         death = await asyncio.wait_for(died, 60)
         assert death["restarting"] and not death["requested"]  # the nanny brings a kernel back...
         assert not await km.is_alive()  # ...but the one jupyter_client knew is dead
+        if restarted_first:
+            await asyncio.wait_for(restarted, 60)
         await km.restart_kernel(now=True)  # what jupyter_server's restarter does
         info = await manager.info()
         assert info["alive"] and info["pid"] != old_pid
+        assert info["restart_count"] == 1  # the nanny's restart, adopted: not killed and redone
+        await asyncio.wait_for(restarted, 60)
     assert await km.is_alive()
     assert {key: km.get_connection_info()[key] for key in PORTS} == ports
     assert nanny_of(km).nanny_pid == nanny.nanny_pid
     async with connected(km) as kc:
         reply, printed = await run(kc, "print('back')")
     assert printed == "back\n"
+    assert (await nanny_info(km))["restart_count"] == 1
 
 
 async def test_a_killed_kernel_is_reported_dead_and_restart_brings_it_back(km):

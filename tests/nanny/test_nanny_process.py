@@ -128,7 +128,14 @@ async def test_sigkill_is_reported_and_the_kernel_restarted_in_place(nanny):
     await manager.signal("SIGKILL")
     await events.until("kernel_restarted")
     died = dict(events.seen)["kernel_died"]
-    assert died == {"exit_code": None, "signal": 9, "reason": "killed", "restarting": True, "requested": False}
+    assert died == {
+        "exit_code": None,
+        "signal": 9,
+        "reason": "killed",
+        "final": False,
+        "restarting": True,
+        "requested": False,
+    }
     after = await manager.info()
     assert after["pid"] != before["pid"] and after["restart_count"] == 1 and after["state"] == "running"
     async with KernelClient(info) as kc:  # same connection info, new process

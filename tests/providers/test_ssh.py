@@ -14,11 +14,13 @@ import pytest
 
 from kernel_nanny import (
     ConfigError,
+    InvalidRequest,
     KernelClient,
     KernelFinder,
     LaunchError,
     LaunchRequest,
     ManagerClient,
+    NoSuchKernel,
     start_kernel,
 )
 from kernel_nanny.cli import main as cli_main
@@ -26,6 +28,7 @@ from kernel_nanny.providers.ssh import SSHKernelManager
 
 from ..daemons import RunningDaemon
 from ..helpers import interrupted
+from ..reattach import reattach_elsewhere
 from .ssh_servers import TEST_USER, SSHServer, python_command, runtime_dir_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -376,3 +379,64 @@ def test_ssh_trust_of_an_unknown_host_name_says_which_exist(configure, sshd, cap
     assert cli_main(["ssh-trust", "cpu", "--yes"]) == 3
     err = capsys.readouterr().err
     assert "no ssh host 'cpu'" in err and "configured: gpu" in err
+
+
+# -- re-attaching from JSON, in a new process -------------------------------------
+
+SSH_MANAGER = "kernel_nanny.providers.ssh:SSHKernelManager"
+
+
+async def test_a_new_process_takes_the_remote_kernel_over_from_json(configure, root_host, monkeypatch):
+    table, runtime = root_host
+    info, manager = await configure(table).launch(f"ssh/local/{TYPE}")
+    try:
+        state = manager.to_json()
+        assert json.loads(state)["ssh_host"]["name"] == "local"
+        monkeypatch.delenv("KERNEL_NANNY_CONFIG")  # the host's settings travel in the JSON
+        outcome = await reattach_elsewhere(
+            SSH_MANAGER,
+            state,
+            "alive",
+            "execute:print(6 * 7)",
+            "interrupt",
+            "kill",
+            "restart",
+            "execute:print(7 * 6)",
+            "shutdown",
+        )
+        assert outcome["results"] == [
+            True,
+            "42\n",
+            "KeyboardInterrupt",
+            "killed by SIGKILL",
+            "restarted",
+            "42\n",
+            "shut down",
+        ]
+        assert _nanny_files(runtime) == []  # the new process stopped the remote nanny
+    finally:
+        await manager.cleanup()
+
+
+async def test_a_remote_kernel_that_is_gone_is_refused_naming_it(configure, root_host):
+    table, _ = root_host
+    info, manager = await configure(table).launch(f"ssh/local/{TYPE}")
+    state = manager.to_json()
+    await manager.shutdown()
+    outcome = await reattach_elsewhere(SSH_MANAGER, state, "alive")
+    assert outcome["error"] == "NoSuchKernel"
+    assert f"kernel {manager.remote_kernel_id[:12]} on ssh host local is gone" in outcome["message"]
+    # a pid that now names another program (the remote sshd, say) is refused by its start time too
+    data = json.loads(state)
+    data["remote_info"]["nanny_pid"] = 1
+    with pytest.raises(NoSuchKernel, match="is gone: its nanny .*pid 1"):
+        await SSHKernelManager.from_json(json.dumps(data))
+
+
+async def test_another_kind_of_state_is_refused_before_connecting():
+    with pytest.raises(
+        InvalidRequest, match="a kernel manager state of kind 'ssh' was expected, but this JSON is of kind 'docker'"
+    ):
+        await SSHKernelManager.from_json('{"kind": "docker", "version": 1}')
+    with pytest.raises(InvalidRequest, match="lacks 'remote_info', 'ssh_host'"):
+        await SSHKernelManager.from_json('{"kind": "ssh", "version": 1}')

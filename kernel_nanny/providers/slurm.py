@@ -1,0 +1,610 @@
+"""Kernels in Slurm jobs: ``slurm/<name>``, one job per kernel, with a nanny inside the job.
+
+Launching submits a batch job (:func:`~kernel_nanny.providers.slurm_job.batch_script`)
+whose last line runs a kernel-nanny nanny on the node it is given. That nanny
+and its kernel bind ports the node picks, CurveZMQ required, and report their
+connection info back through a one-shot, signed, encrypted callback
+(:mod:`kernel_nanny.launch.callback`): no port is guessed here and no shared
+file system is assumed. While the job waits in the queue, ``kernel_pending``
+progress says why (Slurm's reason) and when Slurm expects it to start.
+
+:class:`SlurmKernelManager` then drives the in-job nanny: interrupts,
+signals, restarts *in place* (same job, no queue wait), kills, events. When
+the job ends, its end state is the kernel's death reason (``time_limit``,
+``preempted``, ``node_fail``, ``oom``, ``cancelled``, or ``exited`` with its
+code), read from ``squeue``/``scontrol`` while Slurm keeps the record, else
+from ``sacct``. Every way out (a failed or cancelled launch, a timeout, a
+shutdown) ends in ``scancel`` and a bounded wait until the job has left the
+queue. The state is JSON (:meth:`SlurmKernelManager.to_json`), kept 0600 in the
+runtime directory while the job runs, so any process can re-attach.
+
+``kernel-nanny list`` never contacts Slurm: kernel types come from the settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import time
+from collections.abc import Collection, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from .._exceptions import (
+    ClientClosed,
+    KernelNannyError,
+    LaunchError,
+    NannyUnavailable,
+    NoSuchKernel,
+    NoSuchKernelType,
+)
+from .._logging import KernelLogAdapter
+from ..client.manager import ManagerClient
+from ..defaults import (
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    SLURM_CANCEL_WAIT,
+    SLURM_QUEUE_FIRST_INTERVAL,
+    SLURM_QUEUE_MAX_INTERVAL,
+    SLURM_REPORT_MARGIN,
+    SLURM_UNREACHABLE_RETRY_MAX,
+)
+from ..discovery import KernelProvider
+from ..launch.callback import CallbackListener
+from ..launch.connection import write_connection_file
+from ..launch.job import node_address
+from ..launch.output import OutputListener, OutputRelay
+from ..launch.params import LaunchParams
+from ..launch.progress import report_pending
+from ..protocol import ExitStatus, LaunchResult, Message
+from ..protocol.connection import CHANNELS
+from ..protocol.manager_state import wrong_field
+from .slurm_commands import JobStatus, Runner, SlurmCommands, SlurmError, SlurmUnreachable, local_runner
+from .slurm_config import SlurmCluster, SlurmKernel, parse_slurm
+from .slurm_job import JOB_NAME_PREFIX, SlurmKernelState, batch_script, state_file
+from .ssh_config import SSHHost
+from .ssh_tunnel import SSHTunnel
+
+__all__ = ["SlurmKernelManager", "SlurmProvider", "cancel_job"]
+
+log = logging.getLogger("kernel_nanny.providers.slurm")
+
+#: What clients of the kernel get from the in-job nanny's connection info (the rest is the nanny's).
+_KERNEL_KEYS = ("transport", "ip", "key", "signature_scheme", "kernel_name", "curve_publickey", "curve_secretkey")
+_KERNEL_PORT_KEYS = tuple(f"{channel}_port" for channel in CHANNELS)
+_NANNY_PORT_KEYS = ("nanny_control_port", "nanny_events_port")
+#: Pending reasons that no wait cures: the request itself exceeds what the partition or account allows.
+_NEVER_STARTS = {
+    "BadConstraints",
+    "PartitionConfig",
+    "PartitionNodeLimit",
+    "PartitionTimeLimit",
+    "InvalidAccount",
+    "InvalidQOS",
+    "AccountNotAllowed",
+    "QOSNotAllowed",
+}
+#: The job's environment the in-job side reports: what Slurm granted.
+_GRANTED = {
+    "SLURM_CPUS_ON_NODE": "cpus",
+    "SLURM_MEM_PER_NODE": "memory_mb",
+    "SLURM_JOB_GPUS": "gpus",
+    "SLURM_JOB_PARTITION": "partition",
+}
+
+
+class SlurmProvider(KernelProvider):
+    """Offers the kernel types of ``[providers.slurm.kernels.<name>]``, each run in a Slurm job."""
+
+    id = "slurm"
+
+    def __init__(self) -> None:
+        self.cluster = SlurmCluster()
+
+    def load_config(self, config: Mapping[str, Any]) -> None:
+        self.cluster = parse_slurm(config)
+
+    def find_kernels(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        # From the settings alone: listing never waits on slurmctld.
+        for kernel in self.cluster.kernels.values():
+            where = f"partition {kernel.partition}" if kernel.partition else "the default partition"
+            yield (
+                kernel.name,
+                {
+                    "display_name": kernel.display_name or f"{kernel.kernel} in a Slurm job ({where})",
+                    "language": kernel.language,
+                    "kernel": kernel.kernel,
+                },
+            )
+
+    async def connect(self) -> tuple[SlurmCommands, SSHTunnel | None]:
+        """The Slurm commands, run where the settings say: here, or on the login host (with its SSH connection)."""
+        return await _connect(self.cluster.login)
+
+    async def launch(
+        self, name: str, *, cwd: str | None = None, launch_params: LaunchParams | Mapping[str, Any] | None = None
+    ) -> LaunchResult:
+        kernel = self.cluster.kernels.get(name)
+        if kernel is None:
+            raise NoSuchKernelType(f"slurm/{name}")
+        params = (
+            launch_params if isinstance(launch_params, LaunchParams) else LaunchParams.from_mapping(launch_params or {})
+        )
+        commands, tunnel = await self.connect()
+        try:
+            manager = await SlurmKernelManager.submit(kernel, self.cluster, commands, tunnel, cwd=cwd, params=params)
+        except BaseException:
+            await _close(tunnel)
+            raise
+        if params.connection_file is not None:
+            write_connection_file(manager.connection_info, manager.state.job_id, Path(params.connection_file))
+        return LaunchResult(manager.connection_info, manager)
+
+    async def remove_strays(self) -> None:
+        """Report jobs of ours that no kernel-nanny state describes (they are not cancelled: they may be someone's)."""
+        if not self.cluster.kernels:
+            return
+        for job in await stray_jobs(self, owned=None):
+            log.warning(
+                "Slurm job %s (%s on %s) was started by kernel-nanny but no kernel state describes it: "
+                "'scancel %s' ends it",
+                job.job_id,
+                job.state,
+                job.node or "no node yet",
+                job.job_id,
+            )
+
+
+async def stray_jobs(provider: SlurmProvider, owned: Collection[str] | None) -> list[JobStatus]:
+    """This user's kernel-nanny jobs that no kernel here owns: those not in ``owned`` (the jobs of the
+    running nannies), or with ``owned=None``, those without a state file."""
+    commands, tunnel = await provider.connect()
+    try:
+        jobs = await commands.our_jobs(JOB_NAME_PREFIX)
+    finally:
+        await _close(tunnel)
+    if owned is not None:
+        return [job for job in jobs if job.job_id not in owned]
+    return [job for job in jobs if not state_file(job.job_id).exists()]
+
+
+async def _connect(login: SSHHost | None) -> tuple[SlurmCommands, SSHTunnel | None]:
+    if login is None:
+        return SlurmCommands(local_runner()), None
+    tunnel = await SSHTunnel.open(login)
+    return SlurmCommands(ssh_runner(tunnel), where=f"login host {login.name} ({login.address})"), tunnel
+
+
+async def _close(tunnel: SSHTunnel | None) -> None:
+    if tunnel is not None:
+        tunnel.close()
+        await tunnel.wait_closed()
+
+
+def ssh_runner(tunnel: SSHTunnel) -> Runner:
+    """Run the Slurm commands on the tunnel's host (a login host)."""
+
+    async def run(argv: list[str], stdin: str | None) -> tuple[int, str, str]:
+        return await tunnel.execute(shlex.join(argv), stdin=stdin)
+
+    return run
+
+
+class SlurmKernelManager:
+    """The kernel-manager interface for a kernel in a Slurm job, through the nanny inside the job."""
+
+    def __init__(
+        self,
+        state: SlurmKernelState,
+        commands: SlurmCommands,
+        tunnel: SSHTunnel | None = None,
+        local_ports: Mapping[str, int] | None = None,
+    ) -> None:
+        self.state = state
+        self._commands = commands
+        #: Through a login host: the SSH connection whose forwards reach the node's ports.
+        self._tunnel = tunnel
+        self._log = KernelLogAdapter(log, f"slurm-{state.job_id}")
+        nanny_info = {**state.nanny_info, "ip": "127.0.0.1", **local_ports} if local_ports else state.nanny_info
+        self._nanny = ManagerClient(nanny_info)
+        self.connection_info: dict[str, Any] = {
+            key: value for key, value in nanny_info.items() if key in _KERNEL_KEYS or key in _KERNEL_PORT_KEYS
+        }
+        self.connection_info["kernel_name"] = state.kernel_type
+        self._output = OutputRelay(echo=False)
+        #: The job's end as the kernel's death, once Slurm says it ended.
+        self._ended: ExitStatus | None = None
+        #: We asked for the kernel to stop (kill, shutdown): its death is ours, not the job's end.
+        self._stopping = False
+        self._nanny_exiting = False
+        self._last_death: dict[str, Any] = {}
+        self.job_state = "RUNNING"
+        self._nanny.add_event_handler(self._on_event)
+
+    def __repr__(self) -> str:
+        return f"<SlurmKernelManager job={self.state.job_id} node={self.state.node} state={self.job_state}>"
+
+    # -- launching ----------------------------------------------------------------
+
+    @classmethod
+    async def submit(
+        cls,
+        kernel: SlurmKernel,
+        cluster: SlurmCluster,
+        commands: SlurmCommands,
+        tunnel: SSHTunnel | None = None,
+        *,
+        cwd: str | None,
+        params: LaunchParams,
+    ) -> SlurmKernelManager:
+        """Submit ``kernel``'s job; the manager once the in-job nanny reported (the job cancelled on any failure).
+
+        Through a login host (``tunnel``), the callback reaches this machine
+        through a port the login host listens on, and the node's ports are
+        forwarded here through the same SSH connection.
+        """
+        listen = "127.0.0.1" if tunnel is not None else cluster.callback_address or node_address()
+        async with CallbackListener(listen) as listener:
+            callback = listener.address
+            if tunnel is not None:
+                login_address = cluster.callback_address or tunnel.host.host
+                callback = listener.reached_at(login_address, await tunnel.forward_back(listener.port, login_address))
+            script = batch_script(
+                kernel,
+                callback,
+                cwd=cwd,
+                startup_timeout=params.startup_timeout,
+                bind_address=cluster.bind_address,
+            )
+            submitted = time.time()
+            job_id = await commands.submit(script)
+            log.info("slurm/%s: submitted job %s", kernel.name, job_id)
+            try:
+                report, job = await _until_reported(listener, commands, job_id, kernel, params.startup_timeout)
+            except BaseException as exc:
+                await cancel_job(commands, job_id)
+                if isinstance(exc, KernelNannyError) and not isinstance(exc, LaunchError):
+                    # The job's own error (its kernel type unknown on the node...): named as the job's.
+                    raise LaunchError(
+                        f"Slurm job {job_id} for slurm/{kernel.name} could not start {kernel.kernel}: {exc}"
+                    ) from None
+                raise
+        environment = report.get("environment") or {}
+        left = job.time_left if job is not None else None
+        state = SlurmKernelState(
+            job_id=job_id,
+            kernel_type=f"slurm/{kernel.name}",
+            inner_type=kernel.kernel,
+            nanny_info=dict(report["nanny"]),
+            cluster=str(environment.get("SLURM_CLUSTER_NAME", "")),
+            node=str(report.get("node", "")),
+            requested=_requested(kernel),
+            granted={name: environment[var] for var, name in _GRANTED.items() if environment.get(var)},
+            submit_time=job.submit_time if job else None,
+            start_time=job.start_time if job else None,
+            deadline=time.time() + left if left is not None else None,
+            login=tunnel.host.to_dict() if tunnel is not None else None,
+        )
+        manager = cls(state, commands, tunnel, await _forward(tunnel, state.nanny_info))
+        state.save()
+        manager._log.info(
+            "%s running on %s (%.1f s after submission)", kernel.kernel, state.node, time.time() - submitted
+        )
+        return manager
+
+    # -- re-attaching -----------------------------------------------------------------
+
+    def to_json(self) -> str:
+        """Everything a new process needs to take this kernel over (see :meth:`from_json`); it holds the key."""
+        return self.state.to_json()
+
+    @classmethod
+    async def from_json(cls, text: str | bytes) -> SlurmKernelManager:
+        """Take over the Slurm kernel :meth:`to_json` describes, with full control.
+
+        Raises :exc:`~kernel_nanny.NoSuchKernel` when the JSON is not a Slurm
+        kernel's state, or when its job has ended.
+        """
+        state = SlurmKernelState.from_json(text)
+        try:
+            login = SSHHost.from_dict(state.login) if state.login is not None else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise wrong_field("slurm", exc) from None
+        commands, tunnel = await _connect(login)
+        try:
+            manager = cls(state, commands, tunnel, await _forward(tunnel, state.nanny_info))
+        except BaseException:
+            await _close(tunnel)
+            raise
+        try:
+            await manager._nanny.info()
+        except NannyUnavailable:
+            ended = await manager._job_end(expect_end=False)
+            await manager.cleanup()
+            if ended is not None:
+                state.forget()
+                raise NoSuchKernel(f"the kernel in Slurm job {state.job_id} is gone: it {ended}") from None
+            raise
+        return manager
+
+    @classmethod
+    async def from_state_file(cls, job_id: str) -> SlurmKernelManager:
+        """Re-attach to the kernel in job ``job_id`` from its state file in the runtime directory."""
+        path = state_file(job_id)
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError:
+            raise NoSuchKernel(f"no state for Slurm job {job_id} at {path}: the job was not started here") from None
+        return await cls.from_json(text)
+
+    # -- what the in-job nanny says ------------------------------------------------------
+
+    def placement(self) -> dict[str, Any]:
+        """Where the kernel runs, for ``info`` and ``ps``: job id, node, job state, walltime left (seconds)."""
+        return {
+            "slurm_job": self.state.job_id,
+            "cluster": self.state.cluster,
+            "node": self.state.node,
+            "job_state": self.job_state,
+            "time_left": self.state.time_left if self._ended is None else None,
+        }
+
+    def add_output_listener(self, listener: OutputListener) -> None:
+        """Call ``listener(name, data)`` with the kernel process's own stdout/stderr."""
+        self._output.add_listener(listener)
+
+    def _on_event(self, event: Message) -> None:
+        content = event.content
+        if event.msg_type == "stream":
+            self._output.feed(str(content.get("name", "stdout")), str(content.get("text", "")).encode())
+        elif event.msg_type == "kernel_died":
+            self._last_death = dict(content)
+        elif event.msg_type == "nanny_exiting":
+            self._nanny_exiting = True
+
+    # -- the manager interface -------------------------------------------------------------
+
+    async def is_alive(self) -> bool:
+        if self._ended is not None or self._nanny_exiting:
+            return False  # the job ended, or ends now with its nanny
+        try:
+            return bool(await self._nanny.is_alive())
+        except ClientClosed:
+            return False
+        except NannyUnavailable:
+            if await self._job_end(expect_end=False) is not None:
+                return False
+            raise
+
+    async def interrupt(self) -> None:
+        await self._nanny.interrupt()
+
+    async def signal(self, signum: int) -> None:
+        await self._nanny.signal(signum)
+
+    async def kill(self) -> None:
+        self._stopping = True
+        await self._nanny.kill()
+
+    async def restart(self, now: bool = False) -> None:
+        """Restart the kernel inside the same job (no new job, no queue wait)."""
+        if self._ended is not None:
+            raise LaunchError(
+                f"the kernel in Slurm job {self.state.job_id} {self._ended}: it cannot be restarted in place; "
+                f"start a new one ('kernel-nanny start {self.state.kernel_type}')"
+            )
+        self._stopping = False
+        await self._nanny.restart(now=now)
+
+    async def shutdown(self, now: bool = False) -> None:
+        """Stop the kernel and its nanny (the job ends with it), scancel the job, and confirm it left the queue."""
+        self._stopping = True
+        try:
+            if self._ended is None:
+                await self._nanny.shutdown(now=now)
+                # The in-job nanny exits, and the job with it: give it a moment to end on its own (COMPLETED).
+                await self._job_end(expect_end=True, within=DEFAULT_SHUTDOWN_TIMEOUT)
+        except (NannyUnavailable, ClientClosed) as exc:
+            self._log.warning("the in-job nanny did not answer (%s): cancelling the job", exc)
+        finally:
+            if self._ended is None:
+                await cancel_job(self._commands, self.state.job_id)
+            self.state.forget()
+            await self.cleanup()
+
+    async def cleanup(self) -> None:
+        self._nanny.close()
+        await self._nanny.wait_closed()
+        await _close(self._tunnel)
+
+    async def wait(self) -> ExitStatus:
+        """Wait for the kernel's death: in the job (restartable in place), or with the job (``final``)."""
+        while self._ended is None:
+            try:
+                status: ExitStatus | None = await self._nanny.wait()
+            except ClientClosed:
+                return self._ended or ExitStatus(reason="lost")
+            except NannyUnavailable:
+                status = None  # the node, the nanny or the network: Slurm tells which
+            death = self._last_death
+            job_ending = self._nanny_exiting or (death.get("requested") and not death.get("restarting"))
+            if status is not None and (self._stopping or not job_ending):
+                return status  # a death inside a running job: the kernel can come back in place
+            ended = await self._job_end(expect_end=status is not None)
+            if ended is not None:
+                return ended
+            if status is not None:
+                return status
+        return self._ended
+
+    async def _job_end(self, *, expect_end: bool, within: float = SLURM_CANCEL_WAIT) -> ExitStatus | None:
+        """The job's end as a death once Slurm says it ended; None while it runs.
+
+        ``expect_end``: the in-job nanny is exiting, so the job ends within
+        moments: wait for Slurm to say so (up to ``within`` seconds). An
+        unreachable slurmctld is waited out with back-off, never taken for an end.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        delay = SLURM_QUEUE_FIRST_INTERVAL
+        unreachable_since: float | None = None
+        while True:
+            try:
+                job = await self._commands.status(self.state.job_id)
+                unreachable_since = None
+            except SlurmUnreachable as exc:
+                unreachable_since = unreachable_since or loop.time()
+                self.job_state = "UNKNOWN"
+                if loop.time() - unreachable_since > SLURM_UNREACHABLE_RETRY_MAX:
+                    self._log.warning(
+                        "slurmctld unreachable for %g s (%s): keeping the kernel", SLURM_UNREACHABLE_RETRY_MAX, exc
+                    )
+                    return None
+                job = JobStatus(self.state.job_id, "UNKNOWN")
+            if job is None or job.phase == "ended":
+                end = await self._commands.end_status(self.state.job_id) or job
+                self._ended = _death(end)
+                self.job_state = end.state if end is not None else "ENDED"
+                self._log.info("job ended: %s", self._ended)
+                self.state.forget()
+                return self._ended
+            if job.state != "UNKNOWN":
+                self.job_state = job.state
+                if not expect_end or loop.time() > deadline:
+                    return None
+            await asyncio.sleep(delay)  # Slurm has no event to wait on: a bounded, backed-off query
+            delay = min(delay * 2, SLURM_QUEUE_MAX_INTERVAL)
+
+
+async def _forward(tunnel: SSHTunnel | None, nanny_info: Mapping[str, Any]) -> dict[str, int] | None:
+    """Through a login host: a local port forwarded to each of the node's ports (kernel and nanny); else None."""
+    if tunnel is None:
+        return None
+    node = str(nanny_info["ip"])
+    return {key: await tunnel.forward(int(nanny_info[key]), node) for key in (*_KERNEL_PORT_KEYS, *_NANNY_PORT_KEYS)}
+
+
+def _death(job: JobStatus | None) -> ExitStatus:
+    """An ended job as the kernel's death (``final``: there is no job left to restart it in)."""
+    if job is None:
+        return ExitStatus(reason="lost", final=True)
+    return ExitStatus(exit_code=job.exit_code, signal=job.signal, reason=job.end_reason, final=True)
+
+
+def _requested(kernel: SlurmKernel) -> dict[str, Any]:
+    settings = ("partition", "time", "cpus", "memory", "gres", "account", "qos")
+    return {name: getattr(kernel, name) for name in settings if getattr(kernel, name) is not None}
+
+
+async def _until_reported(
+    listener: CallbackListener, commands: SlurmCommands, job_id: str, kernel: SlurmKernel, startup_timeout: float
+) -> tuple[dict[str, Any], JobStatus | None]:
+    """Wait for the job's report, following the queue meanwhile; the report and the job's last status.
+
+    Pending states are reported (:func:`~kernel_nanny.launch.progress.report_pending`)
+    as they change. The queue wait and the start together get ``startup_timeout``
+    seconds; a running job gets :data:`~kernel_nanny.defaults.SLURM_REPORT_MARGIN` more to report.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + startup_timeout
+    report = asyncio.ensure_future(listener.receive())
+    delay = SLURM_QUEUE_FIRST_INTERVAL
+    job: JobStatus | None = None
+    shown: tuple[str, str, str | None] | None = None
+    running_since: float | None = None
+    try:
+        while not report.done():
+            try:
+                job = await commands.status(job_id)
+            except SlurmUnreachable as exc:
+                log.warning("Slurm job %s: %s (retrying)", job_id, exc)
+                job = JobStatus(job_id, "UNKNOWN", reason="slurmctld unreachable")
+            if job is None or job.phase == "ended":
+                if report.done():
+                    break
+                raise await _failed_before_report(commands, job_id, kernel)
+            if job.phase == "pending" and job.reason in _NEVER_STARTS:
+                raise LaunchError(
+                    f"Slurm job {job_id} for slurm/{kernel.name} cannot start as asked: {job.describe()}; cancelled "
+                    f"it. Slurm says the request exceeds what the partition or the account allows: check the "
+                    f"settings of [providers.slurm.kernels.{kernel.name}] against 'scontrol show partition'"
+                )
+            if job.phase == "running" and job.state != "UNKNOWN" and running_since is None:
+                running_since = loop.time()
+                deadline = max(deadline, running_since + SLURM_REPORT_MARGIN)
+            if (job.state, job.reason, job.start_time) != shown:
+                shown = (job.state, job.reason, job.start_time)
+                report_pending(
+                    {
+                        "slurm_job": job_id,
+                        "state": job.state,
+                        "reason": job.reason,
+                        "expected_start": job.start_time,
+                        "node": job.node,
+                        "message": f"Slurm job {job_id} {job.describe()}",
+                    }
+                )
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                where = (
+                    f"{job.state} ({job.reason})" if job.phase == "pending" else "running, but its nanny did not report"
+                )
+                raise LaunchError(
+                    f"Slurm job {job_id} for slurm/{kernel.name} is still {where} after {startup_timeout:g} s: "
+                    "cancelled it. To wait longer in the queue, raise the start-up timeout "
+                    "(kernel-nanny start --startup-timeout SECONDS; launch parameter startup_timeout)"
+                )
+            await asyncio.wait({report}, timeout=min(delay, remaining))
+            delay = min(delay * 2, SLURM_QUEUE_MAX_INTERVAL)
+        return report.result(), job
+    finally:
+        if not report.done():
+            report.cancel()
+            await asyncio.gather(report, return_exceptions=True)
+
+
+async def _failed_before_report(commands: SlurmCommands, job_id: str, kernel: SlurmKernel) -> LaunchError:
+    """The error for a job that ended before its nanny reported: Slurm's end state, and its output if readable here."""
+    end = await commands.end_status(job_id)
+    how = "ended" if end is None else f"ended {end.state}" + (f" (exit code {end.exit_code})" if end.exit_code else "")
+    output = kernel.output.replace("%j", job_id).replace("%u", _user())
+    text = f"Slurm job {job_id} for slurm/{kernel.name} {how} before its nanny reported"
+    try:
+        tail = Path(output).read_text(errors="replace").strip().splitlines()[-15:]
+    except OSError:
+        return LaunchError(f"{text}; its output is in {output} on node {end.node if end else '?'}")
+    return LaunchError(f"{text}; the end of its output ({output}):\n" + "\n".join(f"    {line}" for line in tail))
+
+
+async def cancel_job(commands: SlurmCommands, job_id: str) -> None:
+    """scancel ``job_id`` and wait (bounded) until it has left the queue; never raises for a job that is gone."""
+    try:
+        await commands.cancel(job_id)
+    except SlurmError as exc:
+        log.warning("Slurm job %s: scancel failed (%s): run 'scancel %s' once Slurm answers", job_id, exc, job_id)
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SLURM_CANCEL_WAIT
+    delay = SLURM_QUEUE_FIRST_INTERVAL
+    while True:
+        try:
+            job = await commands.status(job_id)
+        except SlurmError as exc:
+            log.warning("Slurm job %s: cancelled, but its end cannot be confirmed: %s", job_id, exc)
+            return
+        if job is None or job.phase == "ended":
+            return
+        if loop.time() > deadline:
+            log.warning("Slurm job %s is still %s %g s after scancel", job_id, job.state, SLURM_CANCEL_WAIT)
+            return
+        await asyncio.sleep(delay)  # no event to wait on: a bounded, backed-off query
+        delay = min(delay * 2, SLURM_QUEUE_MAX_INTERVAL)
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "%u"

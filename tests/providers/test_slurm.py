@@ -1,0 +1,476 @@
+"""The Slurm provider against a real single-node Slurm cluster (slurmctld, slurmd, munge; see slurm_cluster.py).
+
+Every test ends with no job of ours in the queue (the ``slurm`` fixture checks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from kernel_nanny import (
+    InvalidRequest,
+    KernelClient,
+    KernelDied,
+    KernelExecution,
+    KernelFinder,
+    LaunchError,
+    LaunchRequest,
+    ManagerClient,
+    NoSuchKernel,
+    start_kernel,
+)
+from kernel_nanny.cli import main as cli_main
+from kernel_nanny.launch.progress import listening
+from kernel_nanny.providers.slurm import SlurmKernelManager, SlurmProvider
+from kernel_nanny.providers.slurm_commands import SlurmError
+from kernel_nanny.providers.slurm_job import state_file
+
+from ..daemons import RunningDaemon
+from ..helpers import interrupted
+from ..reattach import reattach_elsewhere
+from .slurm_cluster import SlurmCluster
+
+pytestmark = pytest.mark.timeout(240)
+
+KERNEL = "spec/python3"
+
+
+def _table(**kernels: Mapping[str, Any]) -> str:
+    lines = []
+    for name, settings in kernels.items():
+        lines.append(f"[providers.slurm.kernels.{name}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in {"kernel": KERNEL, **settings}.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def configure(tmp_path, monkeypatch, slurm):
+    """Write a [providers.slurm] configuration for everybody (nannies included); the finder that reads it."""
+
+    def write(**kernels: Mapping[str, Any]) -> KernelFinder:
+        path = tmp_path / "config.toml"
+        path.write_text(_table(**kernels))
+        monkeypatch.setenv("KERNEL_NANNY_CONFIG", str(path))
+        return KernelFinder.from_entrypoints()
+
+    return write
+
+
+def _request(name: str = "py", **params: Any) -> LaunchRequest:
+    return LaunchRequest(kernel_type=f"slurm/{name}", supervised=True, params=params or None)
+
+
+async def _run(info: Mapping[str, Any], code: str) -> str:
+    async with KernelClient(dict(info)) as kc:
+        await kc.wait_for_ready(timeout=60)
+        result = await kc.execute_interactive(code, timeout=60)
+    assert result.ok, result.error
+    return "".join(m.content.get("text", "") for m in result.outputs if m.msg_type == "stream")
+
+
+class _Events:
+    """A nanny's events, collected; ``until(kind)`` returns the first of that kind."""
+
+    def __init__(self, manager: ManagerClient) -> None:
+        self.seen: list[Any] = []
+        self._changed = asyncio.Event()
+        manager.add_event_handler(self._on_event)
+
+    def _on_event(self, event: Any) -> None:
+        self.seen.append(event)
+        self._changed.set()
+
+    async def until(self, kind: str, timeout: float = 120) -> dict[str, Any]:
+        async def found() -> dict[str, Any]:
+            while True:
+                for event in self.seen:
+                    if event.msg_type == kind:
+                        return dict(event.content)
+                self._changed.clear()
+                await self._changed.wait()
+
+        return await asyncio.wait_for(found(), timeout)
+
+
+# -- listing -----------------------------------------------------------------------------
+
+
+def test_kernel_types_come_from_the_settings_without_contacting_slurm(tmp_path, monkeypatch):
+    (tmp_path / "config.toml").write_text(_table(gpu={"partition": "gpu", "display_name": "GPU Python"}))
+    monkeypatch.setenv("KERNEL_NANNY_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Slurm command can run: listing must not need one
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "nowhere.conf"))
+    kernels = dict(KernelFinder.from_entrypoints().find_kernels())
+    assert kernels["slurm/gpu"]["display_name"] == "GPU Python"
+    assert kernels["slurm/gpu"]["kernel"] == KERNEL
+
+
+# -- the life of a Slurm kernel ---------------------------------------------------------------
+
+
+async def test_launch_execute_interrupt_restart_in_place_and_kill(configure, slurm: SlurmCluster):
+    finder = configure(py={"time": 10})
+    async with start_kernel(_request(), finder=finder) as (info, manager):
+        assert isinstance(manager, ManagerClient)
+        first = await manager.info()
+        place = first["placement"]
+        job_id = place["slurm_job"]
+        assert slurm.jobs() == [job_id] and place["job_state"] == "RUNNING"
+        assert 540 < place["time_left"] <= 600
+        # Every socket on the node is CurveZMQ-encrypted.
+        assert info["transport"] == "tcp" and info["curve_publickey"]
+        output = await _run(info, "import os; print(os.environ['SLURM_JOB_ID'], os.getpid())")
+        assert output.split()[0] == job_id
+        assert (await interrupted(info, manager)).error["ename"] == "KeyboardInterrupt"
+        await manager.restart()
+        # In place: the same job, a new kernel process.
+        after = await _run(info, "import os; print(os.environ['SLURM_JOB_ID'], os.getpid())")
+        assert after.split()[0] == job_id and after.split()[1] != output.split()[1]
+        assert (await manager.info())["placement"]["slurm_job"] == job_id
+        events = _Events(manager)
+        await manager.subscribe()
+        await manager.kill()
+        died = await events.until("kernel_died")
+        assert died["reason"] == "killed" and died["requested"] and not died["final"]
+        assert slurm.jobs() == [job_id]  # killing the kernel keeps the job for a restart
+        await manager.restart()
+        assert "ok" in await _run(info, "print('ok')")
+        assert state_file(job_id).exists() and oct(state_file(job_id).stat().st_mode & 0o777) == "0o600"
+    await slurm.wait_gone(job_id, 60)
+    assert not state_file(job_id).exists()
+
+
+async def test_a_pending_job_reports_its_state_and_a_cancelled_start_cancels_it(configure, slurm: SlurmCluster):
+    finder = configure(py={})
+    pending: list[Mapping[str, Any]] = []
+    seen = asyncio.Event()
+
+    def on_event(event: str, content: Mapping[str, Any]) -> None:
+        if event == "kernel_pending" and content["state"] == "PENDING" and content["reason"]:
+            pending.append(content)
+            seen.set()
+
+    async with slurm.hold_all_cpus():
+        with listening(on_event):
+            launch = asyncio.ensure_future(start_kernel(_request(startup_timeout=300), finder=finder))
+            await asyncio.wait_for(seen.wait(), 60)
+        job_id = pending[0]["slurm_job"]
+        assert pending[0]["reason"] in ("Resources", "Priority") and job_id in pending[0]["message"]
+        launch.cancel()  # what Ctrl-C does
+        with pytest.raises(asyncio.CancelledError):
+            await launch
+        # The nanny abandoned the launch: the job was cancelled, and confirmed gone, before the start returned.
+        status = slurm.status(job_id)
+        assert status in ("", "CANCELLED"), status
+
+
+async def test_a_start_that_times_out_in_the_queue_cancels_the_job(configure, slurm: SlurmCluster):
+    finder = configure(py={})
+    async with slurm.hold_all_cpus():
+        with pytest.raises(LaunchError) as error:
+            await start_kernel(_request(startup_timeout=3), finder=finder)
+    message = str(error.value)
+    assert "still PENDING" in message and "cancelled it" in message and "--startup-timeout" in message
+
+
+def test_the_cli_start_is_cancelled_by_sigterm_while_pending(configure, slurm: SlurmCluster, tmp_path):
+    configure(py={})
+    env = dict(os.environ)
+    with open(tmp_path / "out", "wb") as out:
+        with slurm.hold_all_cpus_sync():
+            process = subprocess.Popen(
+                [sys.executable, "-m", "kernel_nanny", "start", "slurm/py", "--startup-timeout", "300"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            job_id = slurm.wait_for_job(lambda job: job["name"] == "kernel-nanny:py" and job["state"] == "PENDING", 60)
+            process.terminate()
+            assert process.wait(90) == 130
+    assert "interrupted" in (tmp_path / "out").read_text()
+    assert slurm.status(job_id) in ("", "CANCELLED")
+
+
+async def test_an_external_scancel_is_a_cancelled_death_and_final(configure, slurm: SlurmCluster):
+    finder = configure(py={})
+    async with start_kernel(_request(), finder=finder) as (info, manager):
+        job_id = (await manager.info())["placement"]["slurm_job"]
+        events = _Events(manager)
+        await manager.subscribe()
+        slurm.run("scancel", job_id)
+        died = await events.until("kernel_died")
+        assert died["reason"] == "cancelled" and died["final"] and not died["restarting"]
+        info_now = await manager.info()
+        assert info_now["state"] == "dead" and info_now["last_exit"]["reason"] == "cancelled"
+        with pytest.raises(Exception, match="cannot be restarted in place"):
+            await manager.restart()
+
+
+@pytest.mark.slow
+async def test_a_time_limit_that_runs_out_is_reported_as_time_limit(configure, slurm: SlurmCluster):
+    """Slurm time limits are whole minutes: this takes about a minute (plus the cluster's KillWait)."""
+    finder = configure(py={"time": 1})
+    async with start_kernel(_request(), finder=finder) as (info, manager):
+        events = _Events(manager)
+        await manager.subscribe()
+        died = await events.until("kernel_died", timeout=180)
+        assert died["reason"] == "time_limit" and died["final"]
+
+
+async def test_killing_the_kernel_in_a_kernel_execution_names_the_job_end(configure, slurm: SlurmCluster):
+    finder = configure(py={})
+    async with KernelExecution(kernel_type="slurm/py", finder=finder) as execution:
+        await execution.start()
+        assert await execution.run(["print('in the job')"]) == 0
+        [job_id] = slurm.jobs()
+        run = asyncio.ensure_future(execution.run(["import time; time.sleep(120)"]))
+        slurm.run("scancel", job_id)
+        with pytest.raises(KernelDied) as died:
+            await asyncio.wait_for(run, 120)
+        assert died.value.status.reason == "cancelled"
+        assert "cancelled from outside" in str(died.value)
+
+
+# -- re-attaching ---------------------------------------------------------------------------
+
+
+async def test_the_state_json_reattaches_in_a_new_process_with_full_control(configure, slurm: SlurmCluster):
+    configure(py={})
+    provider = SlurmProvider()
+    provider.load_config(json.loads(json.dumps({"kernels": {"py": {"kernel": KERNEL}}})))
+    info, manager = await provider.launch("py")
+    assert isinstance(manager, SlurmKernelManager)
+    try:
+        state = manager.to_json()
+        assert json.loads(state)["kind"] == "slurm" and json.loads(state)["job_id"] == manager.state.job_id
+        await manager.cleanup()  # this process lets go; the kernel runs on
+        result = await reattach_elsewhere(
+            "kernel_nanny.providers.slurm:SlurmKernelManager",
+            state,
+            "alive",
+            "execute:import os; print(os.environ['SLURM_JOB_ID'])",
+            "interrupt",
+            "restart",
+            "execute:print('after restart')",
+        )
+        assert result == {
+            "results": [True, f"{manager.state.job_id}\n", "KeyboardInterrupt", "restarted", "after restart\n"]
+        }
+        again = await SlurmKernelManager.from_state_file(manager.state.job_id)
+    except BaseException:
+        await manager.shutdown(now=True)
+        raise
+    await again.shutdown()
+    await slurm.wait_gone(manager.state.job_id, 60)
+    with pytest.raises(NoSuchKernel, match="is gone|no state"):
+        await SlurmKernelManager.from_json(state)
+
+
+async def test_a_wrong_state_json_is_refused_before_anything_is_contacted():
+    with pytest.raises(InvalidRequest, match="kind 'local'"):
+        await SlurmKernelManager.from_json(json.dumps({"kind": "local", "version": 1}))
+    with pytest.raises(InvalidRequest, match="lacks"):
+        await SlurmKernelManager.from_json(json.dumps({"kind": "slurm", "version": 1, "job_id": "1"}))
+
+
+async def test_a_restarted_daemon_readopts_a_slurm_kernel(configure, slurm: SlurmCluster, tmp_path, monkeypatch):
+    configure(py={})
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    daemon = RunningDaemon(tmp_path, _table(py={}))
+    await daemon.start()
+    try:
+        async with daemon.client() as client:
+            info, manager = await client.launch("slurm/py", name="on-slurm")
+            await manager.cleanup()
+        job_id = slurm.jobs()[0]
+        await daemon.kill()
+        await daemon.start()
+        async with daemon.client() as client:
+            [entry] = await client.list_kernels(info=True)
+            assert entry["name"] == "on-slurm" and entry["info"]["placement"]["slurm_job"] == job_id
+            assert "readopted" in await _run(info, "print('readopted')")
+            await client.shutdown_kernel("on-slurm")
+        await slurm.wait_gone(job_id, 60)
+    finally:
+        assert await daemon.stop() == 0
+
+
+async def test_ps_shows_the_job_node_state_and_walltime_and_names_jobs_nobody_owns(
+    configure, slurm: SlurmCluster, capsys
+):
+    finder = configure(py={"time": 30})
+    stray = slurm.run("sbatch", "--parsable", "--job-name=kernel-nanny:lost", "--wrap", "sleep 300").strip()
+    try:
+        async with start_kernel(_request(), finder=finder) as (info, manager):
+            job_id = (await manager.info())["placement"]["slurm_job"]
+            assert await asyncio.to_thread(cli_main, ["ps"]) == 0
+            out, err = capsys.readouterr()
+            row = next(line for line in out.splitlines() if "slurm/py" in line)
+            assert f"slurm job {job_id} on " in row and "RUNNING" in row and "left" in row
+            assert f"Slurm job {stray}" in err and f"scancel {stray}" in err and f"Slurm job {job_id} " not in err
+    finally:
+        slurm.run("scancel", stray)
+        await slurm.wait_gone(stray, 60)
+
+
+# -- Jupyter ----------------------------------------------------------------------------------
+
+
+async def test_the_provisioner_runs_a_slurm_kernel_and_restarts_it_in_the_same_job(
+    configure, slurm, tmp_path, monkeypatch
+):
+    from jupyter_client.manager import AsyncKernelManager
+
+    configure(py={})
+    spec_dir = tmp_path / "share" / "jupyter" / "kernels" / "on-slurm"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python on Slurm",
+                "language": "python",
+                "metadata": {
+                    "kernel_provisioner": {"provisioner_name": "kernel-nanny", "config": {"kernel_type": "slurm/py"}}
+                },
+            }
+        )
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share" / "jupyter"))
+    km = AsyncKernelManager(kernel_name="on-slurm")
+    await km.start_kernel()
+    try:
+        [job_id] = slurm.jobs()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            reply = await kc.execute_interactive("import os; print(os.environ['SLURM_JOB_ID'])", timeout=60)
+            assert reply["content"]["status"] == "ok"
+        finally:
+            kc.stop_channels()
+        await km.restart_kernel()
+        assert slurm.jobs() == [job_id]
+    finally:
+        await km.shutdown_kernel()
+    await slurm.wait_gone(job_id, 60)
+
+
+# -- errors: Slurm's own message, and nothing left queued -------------------------------------
+
+
+async def test_an_invalid_partition_is_slurms_message(configure, slurm: SlurmCluster):
+    finder = configure(py={"partition": "no-such-partition"})
+    with pytest.raises(SlurmError, match="(?i)invalid partition"):
+        await finder.launch("slurm/py")
+    assert slurm.jobs() == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "slurm_says"),
+    [
+        ({"gres": "gpu:1"}, "(?i)invalid generic resource"),
+        ({"cpus": 999}, "(?i)cannot start as asked.*PartitionConfig"),
+    ],
+    ids=["gres", "cpus"],
+)
+async def test_a_request_the_cluster_cannot_meet_is_slurms_message(
+    configure, slurm: SlurmCluster, settings, slurm_says
+):
+    """(Accounts and QOS are checked only where accounting enforces them; this cluster has none.)"""
+    finder = configure(py=settings)
+    with pytest.raises(LaunchError, match=slurm_says):
+        await finder.launch("slurm/py")
+    assert slurm.jobs() == []
+
+
+async def test_missing_slurm_commands_are_named_with_the_fix(configure, slurm: SlurmCluster, tmp_path, monkeypatch):
+    finder = configure(py={})
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(SlurmError, match="'sbatch' was not found on this machine.*slurm-client"):
+        await finder.launch("slurm/py")
+
+
+async def test_a_controller_that_is_down_at_submit_is_named(configure, slurm: SlurmCluster):
+    finder = configure(py={})
+    slurm.stop_controller()
+    try:
+        with pytest.raises(SlurmError, match="(?i)unable to contact slurm controller|connect"):
+            await finder.launch("slurm/py")
+    finally:
+        slurm.start_controller()
+    assert slurm.jobs() == []
+
+
+async def test_a_job_that_fails_before_its_nanny_reports_shows_its_output(configure, slurm: SlurmCluster, tmp_path):
+    output = tmp_path / "job-%j.out"
+    finder = configure(py={"setup": ["echo 'module: cuda/99 not found' >&2", "exit 3"], "output": str(output)})
+    with pytest.raises(LaunchError) as error:
+        await finder.launch("slurm/py")
+    message = str(error.value)
+    assert "before its nanny reported" in message and "FAILED" in message and "exit code 3" in message
+    assert "module: cuda/99 not found" in message
+    assert slurm.jobs() == []
+
+
+async def test_a_kernel_type_unknown_on_the_node_is_reported_back(configure, slurm: SlurmCluster):
+    finder = configure(py={"kernel": "spec/no-such-kernel"})
+    with pytest.raises(Exception, match="no-such-kernel"):
+        await finder.launch("slurm/py")
+    assert slurm.jobs() == []
+
+
+def test_a_callback_from_a_stranger_is_ignored():
+    """Only a report signed with the job's one-time token is taken; a forged one is logged and ignored."""
+
+    async def scenario() -> None:
+        from kernel_nanny.launch.callback import CallbackAddress, CallbackListener, call_back
+
+        async with CallbackListener("127.0.0.1") as listener:
+            receiving = asyncio.ensure_future(listener.receive())
+            forged = CallbackAddress(listener.address.endpoint, listener.address.server_key, "0" * 64)
+            with pytest.raises(LaunchError, match="did not acknowledge"):
+                await call_back(forged, {"nanny": {"ip": "attacker"}})
+            assert not receiving.done()
+            await call_back(listener.address, {"nanny": {"ip": "node"}})
+            assert (await receiving)["nanny"] == {"ip": "node"}
+
+    asyncio.run(scenario())
+
+
+def test_slurm_settings_are_checked_with_their_key(tmp_path):
+    provider = SlurmProvider()
+    with pytest.raises(Exception, match=r"\[providers.slurm.kernels.py\] time"):
+        provider.load_config({"kernels": {"py": {"kernel": KERNEL, "time": "soon"}}})
+    with pytest.raises(Exception, match="kernel = 'spec/python3'"):
+        provider.load_config({"kernels": {"py": {"partition": "debug"}}})
+    with pytest.raises(Exception, match="unknown setting"):
+        provider.load_config({"kernels": {"py": {"kernel": KERNEL, "gpus": 1}}})
+
+
+async def test_a_job_whose_nanny_was_killed_is_named_by_ps_and_taken_over_from_its_state(
+    configure, slurm: SlurmCluster, capsys
+):
+    finder = configure(py={})
+    info, manager = await start_kernel(_request(), finder=finder)
+    assert isinstance(manager, ManagerClient)
+    job_id = (await manager.info())["placement"]["slurm_job"]
+    os.kill(int(info["nanny_pid"]), 9)  # the local nanny dies without a word; the job runs on
+    await manager.cleanup()
+    assert await asyncio.to_thread(cli_main, ["ps"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"Slurm job {job_id} (RUNNING" in err and f"from_state_file('{job_id}')" in err and f"scancel {job_id}" in err
+    )
+    orphan = await SlurmKernelManager.from_state_file(job_id)
+    assert "still here" in await _run(orphan.connection_info, "print('still here')")
+    await orphan.shutdown()
+    await slurm.wait_gone(job_id, 60)
