@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import Config, Row, fmt_time, goal_over_local, ratio_ci, sample_interleaved, timed, timed_start
-from _sides import READY_TIMEOUT, TYPE_ID, Nanny, Ours, Theirs, time_our_interrupt, time_their_interrupt
+from _common import Config, Row, fmt_time, ratio_ci, sample_interleaved, timed
+from _providers import interrupt_rows, launch_rows, ready_clients
+from _sides import READY_TIMEOUT, TYPE_ID, Nanny, Ours, Theirs
 
 from kernel_nanny import KernelClient
 from kernel_nanny.providers.slurm import SlurmKernelManager, SlurmProvider
@@ -61,111 +62,55 @@ async def bench_slurm(cfg: Config) -> list[Row]:
 
 
 async def _launches(cfg: Config, provider: SlurmProvider) -> list[Row]:
-    rounds = cfg.n(8, 2)
-    jobs = {
-        "slurm": timed_start(lambda: launch_in_job(provider)),
-        "local": timed_start(lambda: Ours.launch("ipc")),
-        "theirs": timed_start(lambda: Theirs.launch("tcp", "disabled")),
-    }
-    samples = await sample_interleaved(jobs, rounds)
-    return [
-        Row(
-            "slurm",
-            "launch -> ready: slurm/bench (a job) / jc local start",
-            samples["slurm"],
-            samples["theirs"],
-            notes=[
-                "slurm: launch = sbatch + the scheduler starting the job + the in-job nanny starting its kernel + "
-                "the callback, then wait_for_ready; one idle node, so the queue costs only the scheduler's cycle"
-            ],
-            **goal_over_local(samples, "slurm", GOAL_LAUNCH_EXTRA),
-        ),
-        Row("slurm", "launch -> ready: local ours (ipc) / jc local start", samples["local"], samples["theirs"]),
-    ]
+    return await launch_rows(
+        cfg,
+        "slurm",
+        lambda: launch_in_job(provider),
+        what="slurm/bench (a job)",
+        note="slurm: launch = sbatch + the scheduler starting the job + the in-job nanny starting its kernel + "
+        "the callback, then wait_for_ready; one idle node, so the queue costs only the scheduler's cycle",
+        extra=GOAL_LAUNCH_EXTRA,
+    )
 
 
 async def _interrupts(cfg: Config, provider: SlurmProvider) -> list[Row]:
-    rounds = cfg.n(15, 4)
-    kernels: list[Any] = []
-    clients: list[KernelClient] = []
-    try:
-        kernels = [await launch_in_job(provider), await Ours.launch("ipc"), await Theirs.launch("tcp", "disabled")]
-        in_job, local, theirs = kernels
-        for kernel in (in_job, local):
-            client = KernelClient(kernel.info)
-            clients.append(client)
-            await client.wait_for_ready(timeout=READY_TIMEOUT)
-
-        async def ours_once(client: KernelClient, manager: Any) -> float:
-            _, replied = await time_our_interrupt(client, manager.interrupt)
-            return replied
-
-        times = await sample_interleaved(
-            {
-                "slurm": lambda: ours_once(clients[0], in_job.manager),
-                "local": lambda: ours_once(clients[1], local.manager),
-                "theirs": lambda: time_their_interrupt(theirs.kc, theirs.km),
-            },
-            rounds,
-        )
-    finally:
-        for client in clients:
-            client.close()
-            await client.wait_closed()
-        await asyncio.gather(*(k.stop(now=True) for k in kernels), return_exceptions=True)
-    ratio = statistics.median(times["slurm"]) / statistics.median(times["local"])
-    lo, hi = ratio_ci(times["slurm"], times["local"])
-    return [
-        Row(
-            "slurm",
-            "interrupt -> KeyboardInterrupt reply: through the in-job nanny / jc local",
-            times["slurm"],
-            times["theirs"],
-            notes=["slurm interrupt: a request to the in-job nanny (tcp + CurveZMQ), which signals its kernel"],
-            goal=f"<= {GOAL_INTERRUPT_RATIO:g}x local",
-            goal_met=ratio <= GOAL_INTERRUPT_RATIO,
-            goal_detail=f"slurm / local (LocalKernelManager) medians {ratio:.2f} [{lo:.2f}-{hi:.2f}]: "
-            f"{fmt_time(statistics.median(times['slurm']))} vs {fmt_time(statistics.median(times['local']))}",
-        ),
-        Row("slurm", "interrupt -> KeyboardInterrupt reply: local ours / jc local", times["local"], times["theirs"]),
-    ]
+    return await interrupt_rows(
+        cfg,
+        "slurm",
+        lambda: launch_in_job(provider),
+        what="through the in-job nanny",
+        note="slurm interrupt: a request to the in-job nanny (tcp + CurveZMQ), which signals its kernel",
+        goal_ratio=GOAL_INTERRUPT_RATIO,
+    )
 
 
 async def _restarts(cfg: Config, provider: SlurmProvider) -> list[Row]:
     """A requested restart -> the connected client's kernel ready again: in the job vs a local nanny."""
-    rounds = cfg.n(8, 2)
     kernels: list[Any] = []
-    clients: list[KernelClient] = []
     try:
         kernels = [await launch_in_job(provider), await Nanny.start("ipc"), await Theirs.launch("tcp", "disabled")]
         in_job, nanny, theirs = kernels
-        for kernel in (in_job, nanny):
-            client = KernelClient(kernel.info)
-            clients.append(client)
-            await client.wait_for_ready(timeout=READY_TIMEOUT)
+        async with ready_clients([in_job, nanny]) as clients:
 
-        async def ours_once(client: KernelClient, manager: Any) -> float:
-            elapsed, _ = await timed(_restart_ready(client, manager))
-            return elapsed
+            async def ours_once(client: KernelClient, manager: Any) -> float:
+                elapsed, _ = await timed(_restart_ready(client, manager))
+                return elapsed
 
-        async def theirs_once() -> float:
-            t0 = time.perf_counter()
-            await theirs.km.restart_kernel(now=True)
-            await theirs.kc.wait_for_ready(timeout=READY_TIMEOUT)
-            return time.perf_counter() - t0
+            async def theirs_once() -> float:
+                t0 = time.perf_counter()
+                await theirs.km.restart_kernel(now=True)
+                await theirs.kc.wait_for_ready(timeout=READY_TIMEOUT)
+                return time.perf_counter() - t0
 
-        times = await sample_interleaved(
-            {
-                "slurm": lambda: ours_once(clients[0], in_job.manager),
-                "nanny": lambda: ours_once(clients[1], nanny.manager),
-                "theirs": theirs_once,
-            },
-            rounds,
-        )
+            times = await sample_interleaved(
+                {
+                    "slurm": lambda: ours_once(clients[0], in_job.manager),
+                    "nanny": lambda: ours_once(clients[1], nanny.manager),
+                    "theirs": theirs_once,
+                },
+                cfg.n(8, 2),
+            )
     finally:
-        for client in clients:
-            client.close()
-            await client.wait_closed()
         await asyncio.gather(*(k.stop(now=True) for k in kernels), return_exceptions=True)
     ratio = statistics.median(times["slurm"]) / statistics.median(times["nanny"])
     lo, hi = ratio_ci(times["slurm"], times["nanny"])

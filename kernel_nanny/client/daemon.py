@@ -21,7 +21,7 @@ from .._lifetime import Lifetime
 from .._loop import BlockingTwin, blocking
 from .._tasks import TaskGroup
 from ..config import RestartPolicy
-from ..defaults import DAEMON_LAUNCH_TIMEOUT, DEFAULT_DAEMON_TIMEOUT
+from ..defaults import DAEMON_LAUNCH_TIMEOUT, DEFAULT_DAEMON_TIMEOUT, NANNY_REPORT_MARGIN
 from ..paths import daemon_discovery_file
 from ..protocol import LaunchResult, Session
 from ..protocol.daemon import KernelEntry
@@ -140,7 +140,12 @@ class DaemonClient(Lifetime):
         if restart_policy is not None:
             content["restart_policy"] = restart_policy.to_dict()
         await self.info()  # an unreachable daemon fails within the client's timeout, not the launch's
-        reply = await self.request("launch", content, timeout=DAEMON_LAUNCH_TIMEOUT)
+        # A long start-up timeout (a Slurm job waiting in the queue) is the daemon's to use: wait as long.
+        startup = (launch_params or {}).get("startup_timeout")
+        timeout = DAEMON_LAUNCH_TIMEOUT
+        if isinstance(startup, (int, float)) and startup > 0:
+            timeout = max(timeout, float(startup) + NANNY_REPORT_MARGIN)
+        reply = await self.request("launch", content, timeout=timeout)
         info = reply["kernel"]["connection_info"]
         return LaunchResult(info, ManagerClient(info))
 

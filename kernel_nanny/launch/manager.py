@@ -23,11 +23,11 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import ConnectionInfoError, KernelNotRunning, NoSuchKernel
+from .._exceptions import ConnectionInfoError, KernelNotRunning
 from .._logging import KernelLogAdapter
 from ..client.running import ProcessIdentity
 from ..protocol import ConnectionInfo, ExitStatus, ipc_socket_paths, normalize_connection_info
-from ..protocol.manager_state import dump_manager_state, load_manager_state, wrong_field
+from ..protocol.manager_state import check_same_host, dump_manager_state, load_manager_state, wrong_field
 from .adopted import AdoptedProcess
 from .base_manager import BaseKernelManager
 from .child import ChildProcess
@@ -248,9 +248,7 @@ class LocalKernelManager(BaseKernelManager):
         except (ConnectionInfoError, KeyError, TypeError, ValueError) as exc:
             raise wrong_field("local", exc) from None
         what = f"kernel {info.get('kernel_name') or '?'} (connection file {manager.connection_file})"
-        here = socket.gethostname()
-        if state["host"] != here:
-            raise NoSuchKernel(f"{what} runs on host {state['host']!r}, not on this one ({here!r}): re-attach it there")
+        check_same_host(state, what, socket.gethostname())
         manager._process = AdoptedProcess.open(identity, what)
         manager._identity = identity
         manager._log.info("re-attached (started by another process)")

@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from .._exceptions import InvalidRequest
+from .._exceptions import InvalidRequest, NoSuchKernel
 
-__all__ = ["MANAGER_STATE_VERSION", "dump_manager_state", "load_manager_state", "wrong_field"]
+__all__ = ["MANAGER_STATE_VERSION", "check_same_host", "dump_manager_state", "load_manager_state", "wrong_field"]
 
 #: The envelope's version; a reader refuses any other (a newer writer may mean something else by a field).
 MANAGER_STATE_VERSION = 1
@@ -59,6 +59,12 @@ def load_manager_state(data: str | bytes, kind: str, required: Collection[str]) 
     if missing:
         raise InvalidRequest(f"the {what} lacks {', '.join(repr(m) for m in missing)}: it is incomplete or edited")
     return state
+
+
+def check_same_host(state: dict[str, Any], what: str, here: str) -> None:
+    """Refuse the state of ``what`` (a kernel named for messages) written on another host than ``here``."""
+    if state["host"] != here:
+        raise NoSuchKernel(f"{what} runs on host {state['host']!r}, not on this one ({here!r}): re-attach it there")
 
 
 def wrong_field(kind: str, exc: Exception) -> InvalidRequest:

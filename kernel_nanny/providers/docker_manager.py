@@ -31,7 +31,7 @@ from ..launch.base_manager import BaseKernelManager
 from ..launch.lifeline import Lifeline
 from ..launch.params import DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT
 from ..protocol import ConnectionInfo, ExitStatus, normalize_connection_info
-from ..protocol.manager_state import dump_manager_state, load_manager_state, wrong_field
+from ..protocol.manager_state import check_same_host, dump_manager_state, load_manager_state, wrong_field
 from .docker_engine import StreamThread, connect, describe_host, docker_sdk
 
 __all__ = ["DockerKernelManager", "exit_status"]
@@ -298,9 +298,7 @@ class DockerKernelManager(BaseKernelManager):
         except (ConnectionInfoError, KeyError, TypeError, ValueError) as exc:
             raise wrong_field("docker", exc) from None
         what = f"kernel {info.get('kernel_name') or 'docker/?'}"
-        here = socket.gethostname()
-        if state["host"] != here:
-            raise NoSuchKernel(f"{what} runs on host {state['host']!r}, not on this one ({here!r}): re-attach it there")
+        check_same_host(state, what, socket.gethostname())
         client = await asyncio.to_thread(connect, engine)
         try:
             container = await asyncio.to_thread(client.api.inspect_container, container_id)

@@ -40,7 +40,6 @@ from .._exceptions import (
     NoSuchKernelType,
 )
 from .._logging import KernelLogAdapter
-from ..client.manager import ManagerClient
 from ..defaults import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     SLURM_CANCEL_WAIT,
@@ -53,12 +52,12 @@ from ..discovery import KernelProvider
 from ..launch.callback import CallbackListener
 from ..launch.connection import write_connection_file
 from ..launch.job import node_address
-from ..launch.output import OutputListener, OutputRelay
+from ..launch.output import OutputListener
 from ..launch.params import LaunchParams
 from ..launch.progress import report_pending
-from ..protocol import ExitStatus, LaunchResult, Message
-from ..protocol.connection import CHANNELS
+from ..protocol import ExitStatus, LaunchResult
 from ..protocol.manager_state import wrong_field
+from .remote_nanny import RemoteNanny, forward_ports
 from .slurm_commands import JobStatus, Runner, SlurmCommands, SlurmError, SlurmUnreachable, local_runner
 from .slurm_config import SlurmCluster, SlurmKernel, parse_slurm
 from .slurm_job import JOB_NAME_PREFIX, SlurmKernelState, batch_script, state_file
@@ -69,10 +68,6 @@ __all__ = ["SlurmKernelManager", "SlurmProvider", "cancel_job"]
 
 log = logging.getLogger("kernel_nanny.providers.slurm")
 
-#: What clients of the kernel get from the in-job nanny's connection info (the rest is the nanny's).
-_KERNEL_KEYS = ("transport", "ip", "key", "signature_scheme", "kernel_name", "curve_publickey", "curve_secretkey")
-_KERNEL_PORT_KEYS = tuple(f"{channel}_port" for channel in CHANNELS)
-_NANNY_PORT_KEYS = ("nanny_control_port", "nanny_events_port")
 #: Pending reasons that no wait cures: the request itself exceeds what the partition or account allows.
 _NEVER_STARTS = {
     "BadConstraints",
@@ -119,7 +114,7 @@ class SlurmProvider(KernelProvider):
 
     async def connect(self) -> tuple[SlurmCommands, SSHTunnel | None]:
         """The Slurm commands, run where the settings say: here, or on the login host (with its SSH connection)."""
-        return await _connect(self.cluster.login)
+        return await _connect(self.cluster.login, self.cluster.environment)
 
     async def launch(
         self, name: str, *, cwd: str | None = None, launch_params: LaunchParams | Mapping[str, Any] | None = None
@@ -168,11 +163,12 @@ async def stray_jobs(provider: SlurmProvider, owned: Collection[str] | None) -> 
     return [job for job in jobs if not state_file(job.job_id).exists()]
 
 
-async def _connect(login: SSHHost | None) -> tuple[SlurmCommands, SSHTunnel | None]:
+async def _connect(login: SSHHost | None, environment: Mapping[str, str]) -> tuple[SlurmCommands, SSHTunnel | None]:
     if login is None:
-        return SlurmCommands(local_runner()), None
+        return SlurmCommands(local_runner(environment)), None
     tunnel = await SSHTunnel.open(login)
-    return SlurmCommands(ssh_runner(tunnel), where=f"login host {login.name} ({login.address})"), tunnel
+    where = f"login host {login.name} ({login.address})"
+    return SlurmCommands(ssh_runner(tunnel, environment), where=where), tunnel
 
 
 async def _close(tunnel: SSHTunnel | None) -> None:
@@ -181,11 +177,12 @@ async def _close(tunnel: SSHTunnel | None) -> None:
         await tunnel.wait_closed()
 
 
-def ssh_runner(tunnel: SSHTunnel) -> Runner:
-    """Run the Slurm commands on the tunnel's host (a login host)."""
+def ssh_runner(tunnel: SSHTunnel, environment: Mapping[str, str]) -> Runner:
+    """Run the Slurm commands on the tunnel's host (a login host), with ``environment`` set."""
+    prefix = ["env", *(f"{name}={value}" for name, value in environment.items())] if environment else []
 
     async def run(argv: list[str], stdin: str | None) -> tuple[int, str, str]:
-        return await tunnel.execute(shlex.join(argv), stdin=stdin)
+        return await tunnel.execute(shlex.join([*prefix, *argv]), stdin=stdin)
 
     return run
 
@@ -206,20 +203,15 @@ class SlurmKernelManager:
         self._tunnel = tunnel
         self._log = KernelLogAdapter(log, f"slurm-{state.job_id}")
         nanny_info = {**state.nanny_info, "ip": "127.0.0.1", **local_ports} if local_ports else state.nanny_info
-        self._nanny = ManagerClient(nanny_info)
-        self.connection_info: dict[str, Any] = {
-            key: value for key, value in nanny_info.items() if key in _KERNEL_KEYS or key in _KERNEL_PORT_KEYS
-        }
+        self._remote = RemoteNanny(nanny_info)
+        self._nanny = self._remote.client
+        self.connection_info = self._remote.connection_info
         self.connection_info["kernel_name"] = state.kernel_type
-        self._output = OutputRelay(echo=False)
         #: The job's end as the kernel's death, once Slurm says it ended.
         self._ended: ExitStatus | None = None
         #: We asked for the kernel to stop (kill, shutdown): its death is ours, not the job's end.
         self._stopping = False
-        self._nanny_exiting = False
-        self._last_death: dict[str, Any] = {}
         self.job_state = "RUNNING"
-        self._nanny.add_event_handler(self._on_event)
 
     def __repr__(self) -> str:
         return f"<SlurmKernelManager job={self.state.job_id} node={self.state.node} state={self.job_state}>"
@@ -284,6 +276,7 @@ class SlurmKernelManager:
             start_time=job.start_time if job else None,
             deadline=time.time() + left if left is not None else None,
             login=tunnel.host.to_dict() if tunnel is not None else None,
+            environment=dict(cluster.environment),
         )
         manager = cls(state, commands, tunnel, await _forward(tunnel, state.nanny_info))
         state.save()
@@ -310,7 +303,7 @@ class SlurmKernelManager:
             login = SSHHost.from_dict(state.login) if state.login is not None else None
         except (KeyError, TypeError, ValueError) as exc:
             raise wrong_field("slurm", exc) from None
-        commands, tunnel = await _connect(login)
+        commands, tunnel = await _connect(login, state.environment)
         try:
             manager = cls(state, commands, tunnel, await _forward(tunnel, state.nanny_info))
         except BaseException:
@@ -351,21 +344,12 @@ class SlurmKernelManager:
 
     def add_output_listener(self, listener: OutputListener) -> None:
         """Call ``listener(name, data)`` with the kernel process's own stdout/stderr."""
-        self._output.add_listener(listener)
-
-    def _on_event(self, event: Message) -> None:
-        content = event.content
-        if event.msg_type == "stream":
-            self._output.feed(str(content.get("name", "stdout")), str(content.get("text", "")).encode())
-        elif event.msg_type == "kernel_died":
-            self._last_death = dict(content)
-        elif event.msg_type == "nanny_exiting":
-            self._nanny_exiting = True
+        self._remote.add_output_listener(listener)
 
     # -- the manager interface -------------------------------------------------------------
 
     async def is_alive(self) -> bool:
-        if self._ended is not None or self._nanny_exiting:
+        if self._ended is not None or self._remote.exiting:
             return False  # the job ended, or ends now with its nanny
         try:
             return bool(await self._nanny.is_alive())
@@ -413,8 +397,7 @@ class SlurmKernelManager:
             await self.cleanup()
 
     async def cleanup(self) -> None:
-        self._nanny.close()
-        await self._nanny.wait_closed()
+        await self._remote.close()
         await _close(self._tunnel)
 
     async def wait(self) -> ExitStatus:
@@ -426,8 +409,8 @@ class SlurmKernelManager:
                 return self._ended or ExitStatus(reason="lost")
             except NannyUnavailable:
                 status = None  # the node, the nanny or the network: Slurm tells which
-            death = self._last_death
-            job_ending = self._nanny_exiting or (death.get("requested") and not death.get("restarting"))
+            death = self._remote.last_death
+            job_ending = self._remote.exiting or (death.get("requested") and not death.get("restarting"))
             if status is not None and (self._stopping or not job_ending):
                 return status  # a death inside a running job: the kernel can come back in place
             ended = await self._job_end(expect_end=status is not None)
@@ -478,10 +461,7 @@ class SlurmKernelManager:
 
 async def _forward(tunnel: SSHTunnel | None, nanny_info: Mapping[str, Any]) -> dict[str, int] | None:
     """Through a login host: a local port forwarded to each of the node's ports (kernel and nanny); else None."""
-    if tunnel is None:
-        return None
-    node = str(nanny_info["ip"])
-    return {key: await tunnel.forward(int(nanny_info[key]), node) for key in (*_KERNEL_PORT_KEYS, *_NANNY_PORT_KEYS)}
+    return None if tunnel is None else await forward_ports(tunnel, nanny_info, str(nanny_info["ip"]))
 
 
 def _death(job: JobStatus | None) -> ExitStatus:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import shlex
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -101,8 +102,9 @@ class JobStatus:
         return text
 
 
-def local_runner(environment: dict[str, str] | None = None) -> Runner:
-    """Run the Slurm commands on this machine."""
+def local_runner(environment: Mapping[str, str] | None = None) -> Runner:
+    """Run the Slurm commands on this machine, with ``environment`` added to ours."""
+    env = {**os.environ, **environment} if environment else None
 
     async def run(argv: list[str], stdin: str | None) -> tuple[int, str, str]:
         try:
@@ -111,7 +113,7 @@ def local_runner(environment: dict[str, str] | None = None) -> Runner:
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env=environment,
+                env=env,
             )
         except FileNotFoundError:
             return 127, "", f"{argv[0]}: command not found"

@@ -26,7 +26,7 @@ _MEMORY = re.compile(r"^\d+[KMGT]?$", re.IGNORECASE)
 #: Settings of a job, allowed in [providers.slurm] (defaults) and in each kernel's table.
 _JOB_KEYS = {"partition", "time", "cpus", "memory", "gres", "account", "qos", "sbatch", "setup", "python", "output"}
 _KERNEL_KEYS = _JOB_KEYS | {"kernel", "display_name", "language"}
-_CLUSTER_KEYS = _JOB_KEYS | {"kernels", "login", "callback_address", "bind_address"}
+_CLUSTER_KEYS = _JOB_KEYS | {"kernels", "login", "callback_address", "bind_address", "environment"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,8 @@ class SlurmCluster:
     callback_address: str | None = None
     #: The address the in-job nanny binds on the node. None: the node's own address (its hostname's).
     bind_address: str | None = None
+    #: Environment of the Slurm commands (``SLURM_CONF`` of a second cluster...), here or on the login host.
+    environment: Mapping[str, str] = field(default_factory=dict)
 
 
 def parse_slurm(table: Mapping[str, Any]) -> SlurmCluster:
@@ -98,9 +100,14 @@ def parse_slurm(table: Mapping[str, Any]) -> SlurmCluster:
             language=entry.string("language", ""),
             **{**defaults, **_job_settings(entry)},
         )
+    environment = settings.table("environment")
+    for name, value in environment.items():
+        if not isinstance(value, str):
+            raise environment.invalid(name, "a string")
     return SlurmCluster(
         kernels=kernels,
         login=login,
+        environment=dict(environment),
         callback_address=settings.string("callback_address", None),
         bind_address=settings.string("bind_address", None),
     )

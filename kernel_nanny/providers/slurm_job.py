@@ -91,6 +91,8 @@ class SlurmKernelState:
     deadline: float | None = None
     #: The login host's settings (``[providers.slurm] login``) when the commands run there.
     login: dict[str, Any] | None = None
+    #: The Slurm commands' environment (``[providers.slurm] environment``).
+    environment: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """The state as JSON, with the kernel's key: write it only where :func:`state_file` does (0600)."""

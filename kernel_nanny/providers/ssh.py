@@ -40,25 +40,21 @@ from .._exceptions import (
 )
 from .._logging import KernelLogAdapter
 from .._tasks import wait_for
-from ..client.manager import ManagerClient
 from ..client.running import ProcessIdentity
 from ..defaults import SSH_RECONNECT_WAIT
 from ..discovery import KernelProvider
 from ..launch.connection import write_connection_file
-from ..launch.output import OutputListener, OutputRelay
+from ..launch.output import OutputListener
 from ..paths import open_private_file, secure_directory
-from ..protocol import ExitStatus, LaunchResult, Message
-from ..protocol.connection import CHANNELS
+from ..protocol import ExitStatus, LaunchResult
 from ..protocol.manager_state import dump_manager_state, load_manager_state, wrong_field
+from .remote_nanny import RemoteNanny, forward_ports
 from .ssh_config import SSHHost, parse_hosts
 from .ssh_tunnel import SSHTunnel, import_asyncssh
 
 __all__ = ["SSHKernelManager", "SSHProvider", "add_known_host", "fetch_host_key"]
 
 log = logging.getLogger("kernel_nanny.providers.ssh")
-
-_KERNEL_PORT_KEYS = tuple(f"{channel}_port" for channel in CHANNELS)
-_NANNY_PORT_KEYS = ("nanny_control_port", "nanny_events_port")
 
 
 class SSHProvider(KernelProvider):
@@ -126,17 +122,10 @@ class SSHKernelManager:
         self._tunnel = tunnel
         self.remote_info = dict(remote_info)
         self._log = KernelLogAdapter(log, self.remote_kernel_id)
-        nanny_info = {**self.remote_info, "ip": "127.0.0.1", **local_ports}
-        self._nanny = ManagerClient(nanny_info)
+        self._remote = RemoteNanny({**self.remote_info, "ip": "127.0.0.1", **local_ports})
+        self._nanny = self._remote.client
         #: What clients on this machine connect to: the kernel's channels on local forwards.
-        self.connection_info: dict[str, Any] = {
-            key: value for key, value in nanny_info.items() if key in _KERNEL_KEYS or key in _KERNEL_PORT_KEYS
-        }
-        #: The remote kernel process's own output, as its nanny's ``stream`` events bring it.
-        self._output = OutputRelay(echo=False)
-        #: The remote kernel's last death, as its nanny reported it (what wait() returns once closed).
-        self._last_exit: ExitStatus | None = None
-        self._nanny.add_event_handler(self._on_event)
+        self.connection_info = self._remote.connection_info
 
     @classmethod
     async def start(cls, tunnel: SSHTunnel, remote_type: str) -> SSHKernelManager:
@@ -151,7 +140,7 @@ class SSHKernelManager:
         kernel_id, path = lines[0], lines[1]
         try:
             remote_info = json.loads(await tunnel.run_shell(f"cat {shlex.quote(path)}"))
-            local_ports = await _forward_ports(tunnel, remote_info)
+            local_ports = await forward_ports(tunnel, remote_info)
         except BaseException as exc:
             await _stop_remote(tunnel, kernel_id)
             if isinstance(exc, (ValueError, KeyError)):
@@ -205,7 +194,7 @@ class SSHKernelManager:
                     f"kernel {kernel_id[:12]} on ssh host {host.name} is gone: its nanny (pid {nanny.pid}) has "
                     f"exited, or that pid now belongs to another program; start a new kernel"
                 )
-            local_ports = await _forward_ports(tunnel, remote_info)
+            local_ports = await forward_ports(tunnel, remote_info)
         except BaseException:
             tunnel.close()
             await tunnel.wait_closed()
@@ -238,14 +227,7 @@ class SSHKernelManager:
 
     def add_output_listener(self, listener: OutputListener) -> None:
         """Call ``listener(name, data)`` with the remote kernel process's own stdout/stderr."""
-        self._output.add_listener(listener)
-
-    def _on_event(self, event: Message) -> None:
-        content = event.content
-        if event.msg_type == "stream":
-            self._output.feed(str(content.get("name", "stdout")), str(content.get("text", "")).encode())
-        elif event.msg_type == "kernel_died":
-            self._last_exit = ExitStatus.from_dict(content)
+        self._remote.add_output_listener(listener)
 
     # -- the manager interface ------------------------------------------------
 
@@ -280,8 +262,7 @@ class SSHKernelManager:
             await self.cleanup()
 
     async def cleanup(self) -> None:
-        self._nanny.close()
-        await self._nanny.wait_closed()
+        await self._remote.close()
         self._tunnel.close()
         await self._tunnel.wait_closed()
 
@@ -295,7 +276,7 @@ class SSHKernelManager:
                 await self._tunnel.wait_connected()
                 return await self._nanny.wait()
             except ClientClosed:
-                return self._last_exit or ExitStatus(reason="lost")
+                return self._remote.last_exit or ExitStatus(reason="lost")
             except NannyUnavailable:
                 alive = await self._tunnel.process_alive(self.remote_pid)
                 if alive is False:
@@ -319,24 +300,6 @@ class SSHKernelManager:
                 if attempt == 2 or await self._tunnel.process_alive(self.remote_pid) is False:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-#: Connection-info keys that describe the kernel itself (the rest is the remote nanny's).
-_KERNEL_KEYS = (
-    "transport",
-    "ip",
-    "key",
-    "signature_scheme",
-    "kernel_name",
-    "curve_publickey",
-    "curve_secretkey",
-    "curve_serverkey",
-)
-
-
-async def _forward_ports(tunnel: SSHTunnel, remote_info: Mapping[str, Any]) -> dict[str, int]:
-    """Forward each kernel and nanny port of ``remote_info`` from a fresh local port; the local ports by key."""
-    return {key: await tunnel.forward(int(remote_info[key])) for key in (*_KERNEL_PORT_KEYS, *_NANNY_PORT_KEYS)}
 
 
 async def _stop_remote(tunnel: SSHTunnel, kernel_id: str) -> None:

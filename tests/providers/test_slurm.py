@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+import tomllib
 
 from kernel_nanny import (
     InvalidRequest,
@@ -473,4 +474,73 @@ async def test_a_job_whose_nanny_was_killed_is_named_by_ps_and_taken_over_from_i
     orphan = await SlurmKernelManager.from_state_file(job_id)
     assert "still here" in await _run(orphan.connection_info, "print('still here')")
     await orphan.shutdown()
+    await slurm.wait_gone(job_id, 60)
+
+
+# -- through a login host ----------------------------------------------------------------------
+
+
+async def test_through_a_login_host_commands_forwards_and_reattach_go_over_ssh(
+    slurm: SlurmCluster, sshd, tmp_path, monkeypatch
+):
+    """The Slurm commands run on the login host (sshd here; no Slurm command is on this side's PATH), the
+    job calls back through a port the login host listens on, and the node's ports come through SSH forwards."""
+    login = {
+        "host": sshd.address,
+        "port": sshd.port,
+        "user": "root",
+        "keys": [str(sshd.client_key)],
+        "known_hosts": str(sshd.known_hosts),
+    }
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[providers.slurm]\n"
+        f"environment = {{ SLURM_CONF = {json.dumps(str(slurm.conf))}, PATH = {json.dumps(os.environ['PATH'])} }}\n"
+        "[providers.slurm.login]\n"
+        + "".join(f"{key} = {json.dumps(value)}\n" for key, value in login.items())
+        + _table(py={})
+    )
+    monkeypatch.setenv("KERNEL_NANNY_CONFIG", str(config))
+    provider = SlurmProvider()
+    provider.load_config(tomllib.loads(config.read_text())["providers"]["slurm"])
+    monkeypatch.setenv("PATH", str(tmp_path / "no-slurm-here"))
+    monkeypatch.delenv("SLURM_CONF")
+    info, manager = await provider.launch("py")
+    assert isinstance(manager, SlurmKernelManager)
+    try:
+        assert info["ip"] == "127.0.0.1" and info["shell_port"] != manager.state.nanny_info["shell_port"]  # forwards
+        assert manager.state.login is not None and manager.state.login["port"] == sshd.port
+        job_id = manager.state.job_id
+        assert (await _run(info, "import os; print(os.environ['SLURM_JOB_ID'])")).strip() == job_id
+        assert (await interrupted(info, manager)).error["ename"] == "KeyboardInterrupt"
+        await manager.restart()
+        assert "again" in await _run(info, "print('again')")
+        result = await reattach_elsewhere(
+            "kernel_nanny.providers.slurm:SlurmKernelManager", manager.to_json(), "alive", "execute:print('there')"
+        )
+        assert result == {"results": [True, "there\n"]}
+    finally:
+        await manager.shutdown()
+    await slurm.wait_gone(job_id, 60)
+
+
+async def test_an_unreachable_controller_is_not_a_dead_kernel(configure, slurm: SlurmCluster, capsys):
+    """Interrupts, restarts and code go to the in-job nanny, not to slurmctld: with the controller down
+    the kernel works on, and ps says it cannot check the queue instead of declaring anything dead."""
+    finder = configure(py={})
+    async with start_kernel(_request(), finder=finder) as (info, manager):
+        job_id = (await manager.info())["placement"]["slurm_job"]
+        slurm.stop_controller()
+        try:
+            assert await manager.is_alive()
+            assert (await interrupted(info, manager)).error["ename"] == "KeyboardInterrupt"
+            await manager.restart()
+            assert "up" in await _run(info, "print('up')")
+            assert await asyncio.to_thread(cli_main, ["ps"]) == 0
+            out, err = capsys.readouterr()
+            assert "running" in next(line for line in out.splitlines() if "slurm/py" in line)
+            assert "could not check for Slurm jobs left behind" in err
+        finally:
+            slurm.start_controller()
+        assert (await manager.info())["state"] == "running"
     await slurm.wait_gone(job_id, 60)
