@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import secrets
 import signal
@@ -217,3 +218,41 @@ async def test_kernels_outlive_a_crashed_server(server):
         # The killed server's own connection file for the kernel: only the server could have removed it.
         (Path(jupyter_runtime_dir()) / f"kernel-{kernel_id}.json").unlink()
     assert nanny_named(kernel_id) == []
+
+
+async def test_a_crash_is_one_restart_for_the_servers_restarter_and_the_nanny(server):
+    """jupyter_server's restarter sees the crash (the kernel it knew died) and restarts the kernel; that restart
+    adopts the one the nanny already brought back: one crash, one death, one restart (RESTARTS 1 in ps)."""
+    kernel = await server.request("POST", "/api/kernels", {"name": LOCAL_SPEC})
+    kernel_id = kernel["id"]
+    [nanny] = nanny_named(kernel_id)
+    ws = await server.channels(kernel_id)
+    try:
+        await run(ws, "print('up')")
+        async with ManagerClient.from_connection_file(nanny.connection_file) as manager:
+            deaths: list[dict[str, Any]] = []
+            second_death = asyncio.Event()
+
+            def on_event(event: Any) -> None:
+                if event.msg_type == "kernel_died":
+                    deaths.append(event.content)
+                    if len(deaths) > 1:
+                        second_death.set()
+
+            manager.add_event_handler(on_event)
+            await manager.subscribe()
+            os.kill((await manager.info())["pid"], signal.SIGKILL)
+            while True:  # the server's restarter polls every few seconds, then tells the browser
+                msg = json.loads(await asyncio.wait_for(ws.read_message(), 60))
+                if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "restarting":
+                    break
+            cell = await run(ws, "print('back')")
+            assert cell.printed == "back\n"
+            # Before the fix, the server's restart killed the nanny's new kernel within a second of telling
+            # the browser: a second death. A bounded wait for a death that must not come.
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(second_death.wait(), 5)
+            assert len(deaths) == 1 and (await manager.info())["restart_count"] == 1
+    finally:
+        ws.close()
+        await server.request("DELETE", f"/api/kernels/{kernel_id}")
