@@ -40,6 +40,7 @@ from .protocol import Message
 from .protocol.errors import is_known_error
 from .protocol.nanny import NannyInfo
 from .providers.slurm import SlurmProvider, stray_jobs
+from .providers.slurm_config import LOGIN_HOST_NAME
 from .providers.slurm_job import state_file
 from .providers.ssh import SSHProvider, add_known_host, fetch_host_key
 from .start import start_kernel
@@ -318,8 +319,9 @@ def _parser() -> argparse.ArgumentParser:
         "ssh-trust",
         help="trust an SSH host's key: add it to the host's known_hosts file",
         description=(
-            "Fetch the host key that the SSH host NAME (a [providers.ssh.hosts.NAME] table of the configuration) "
-            "presents, print its fingerprint and, once you confirm that it is the key you expect (compare it "
+            "Fetch the host key that the SSH host NAME (a [providers.ssh.hosts.NAME] table of the configuration, "
+            "or 'slurm-login' for the Slurm cluster's [providers.slurm.login]) presents, print its fingerprint "
+            "and, once you confirm that it is the key you expect (compare it "
             "with 'ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub' on the host), append it to the known_hosts "
             "file of the host's settings. kernel-nanny never connects to a host whose key it cannot check."
         ),
@@ -834,10 +836,15 @@ def _cmd_keys_new(args: argparse.Namespace) -> int:
 
 
 def _cmd_ssh_trust(args: argparse.Namespace) -> int:
-    provider = KernelFinder.from_entrypoints(config=args.config).providers.get("ssh")
-    if not isinstance(provider, SSHProvider):
-        raise ConfigError("the ssh provider needs asyncssh: pip install asyncssh (the 'ssh' extra of kernel-nanny)")
-    host = provider.host(args.host)
+    providers = KernelFinder.from_entrypoints(config=args.config).providers
+    slurm = providers.get("slurm")
+    if args.host == LOGIN_HOST_NAME and isinstance(slurm, SlurmProvider) and slurm.cluster.login is not None:
+        host = slurm.cluster.login  # the Slurm cluster's login host
+    else:
+        provider = providers.get("ssh")
+        if not isinstance(provider, SSHProvider):
+            raise ConfigError("the ssh provider needs asyncssh: pip install asyncssh (the 'ssh' extra of kernel-nanny)")
+        host = provider.host(args.host)
     key = asyncio.run(fetch_host_key(host))
     print(f"{host.name} ({host.address}) presents this {key.get_algorithm()} key:")
     print(f"  {key.get_fingerprint('sha256')}")

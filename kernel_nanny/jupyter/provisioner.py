@@ -70,7 +70,7 @@ import functools
 import logging
 import os
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -86,7 +86,7 @@ from ..launch.command import _PLACEHOLDER, KernelCommand
 from ..launch.params import LaunchParams
 from ..launch.request import LaunchRequest
 from ..paths import public_connection_file
-from ..protocol import CHANNELS
+from ..protocol import CHANNELS, ExitStatus
 from ..start import start_kernel
 from ._watch import NannyWatch, popen_returncode
 
@@ -162,6 +162,8 @@ class NannyProvisioner(KernelProvisionerBase):
         #: The kernel jupyter_client knows: the watch's counts and the nanny's restart count when it started.
         self._known_marks = (0, 0, 0)
         self._known_restart_count = 0
+        #: The death of the kernel jupyter_client knows is told in the log (:meth:`_tell_death`).
+        self._death_told = False
 
     def __repr__(self) -> str:
         nanny = self._manager.kernel_id[:12] if self._manager else None
@@ -259,6 +261,7 @@ class NannyProvisioner(KernelProvisionerBase):
         self._stopping, self._killed = None, False
         self._known_marks = self._watch.marks()
         self._known_restart_count = int((await self._manager.info())["restart_count"])
+        self._death_told = False
 
     def _jupyter_connection_info(self, *, key_bytes: bool) -> KernelConnectionInfo:
         """The kernel's connection info as jupyter_client writes it (no nanny sockets).
@@ -333,6 +336,7 @@ class NannyProvisioner(KernelProvisionerBase):
         if self._stopping is not None:
             return watch.exit_code if watch.deaths > self._marks[0] else None
         if watch.deaths > self._known_marks[0]:
+            self._tell_death(watch.last_death)
             return watch.exit_code
         try:
             info = await manager.info()  # authoritative where events wait unread (a synchronous manager)
@@ -343,8 +347,16 @@ class NannyProvisioner(KernelProvisionerBase):
             return None
         if info["alive"] and info["restart_count"] == self._known_restart_count:
             return None
+        self._tell_death(info.get("last_exit"))
         code = popen_returncode(info.get("last_exit"))
         return code if code is not None else _DIED_WITH_NANNY
+
+    def _tell_death(self, death: Mapping[str, Any] | None) -> None:
+        """Say once in the server's log how the kernel jupyter_client knew died (an exit code says less:
+        a Slurm job's time limit, an external scancel)."""
+        if not self._death_told and death is not None:
+            self._death_told = True
+            self.log.warning("kernel %s died: %s", self.kernel_id, ExitStatus.from_dict(death))
 
     @_on_shared_loop
     async def wait(self) -> int | None:

@@ -82,6 +82,8 @@ async def run(job: JobKernel) -> int:
     except (KernelNannyError, OSError) as exc:
         log.error("could not report the nanny to the launcher: %s; stopping it", exc)
         _pass_on(nanny, signal.SIGTERM)
+        await nanny.wait()
+        return 1  # the job failed: nobody could use its kernel
     return await nanny.wait()
 
 

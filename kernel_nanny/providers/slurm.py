@@ -168,7 +168,8 @@ async def _connect(login: SSHHost | None, environment: Mapping[str, str]) -> tup
         return SlurmCommands(local_runner(environment)), None
     tunnel = await SSHTunnel.open(login)
     where = f"login host {login.name} ({login.address})"
-    return SlurmCommands(ssh_runner(tunnel, environment), where=where), tunnel
+    fix = "install the Slurm client commands there, or add their directory to PATH in [providers.slurm] environment"
+    return SlurmCommands(ssh_runner(tunnel, environment), where=where, fix=fix), tunnel
 
 
 async def _close(tunnel: SSHTunnel | None) -> None:
@@ -240,7 +241,9 @@ class SlurmKernelManager:
             callback = listener.address
             if tunnel is not None:
                 login_address = cluster.callback_address or tunnel.host.host
-                callback = listener.reached_at(login_address, await tunnel.forward_back(listener.port, login_address))
+                port = await tunnel.forward_back(listener.port, login_address)
+                await _check_reachable(commands, login_address, port)
+                callback = listener.reached_at(login_address, port)
             script = batch_script(
                 kernel,
                 callback,
@@ -459,6 +462,19 @@ class SlurmKernelManager:
             delay = min(delay * 2, SLURM_QUEUE_MAX_INTERVAL)
 
 
+async def _check_reachable(commands: SlurmCommands, address: str, port: int) -> None:
+    """That the login host listens on ``address:port`` for the job's callback: sshd without ``GatewayPorts
+    clientspecified`` quietly listens on loopback instead, and the job would call back into the void."""
+    probe = f"exec 3<>/dev/tcp/{address}/{port}"
+    status, _, _ = await commands.run_raw(["timeout", "5", "bash", "-c", probe])
+    if status != 0:
+        raise LaunchError(
+            f"the login host's sshd does not listen on {address}:{port} for the job's callback: set "
+            "'GatewayPorts clientspecified' in its sshd_config, or set [providers.slurm] callback_address to an "
+            "address of the login host its sshd listens on (loopback only if the nodes are the login host)"
+        )
+
+
 async def _forward(tunnel: SSHTunnel | None, nanny_info: Mapping[str, Any]) -> dict[str, int] | None:
     """Through a login host: a local port forwarded to each of the node's ports (kernel and nanny); else None."""
     return None if tunnel is None else await forward_ports(tunnel, nanny_info, str(nanny_info["ip"]))
@@ -544,15 +560,15 @@ async def _until_reported(
 
 
 async def _failed_before_report(commands: SlurmCommands, job_id: str, kernel: SlurmKernel) -> LaunchError:
-    """The error for a job that ended before its nanny reported: Slurm's end state, and its output if readable here."""
+    """The error for a job that ended before its nanny reported: Slurm's end state, and the end of its output
+    where the Slurm commands run can read it (a file system shared with the node)."""
     end = await commands.end_status(job_id)
     how = "ended" if end is None else f"ended {end.state}" + (f" (exit code {end.exit_code})" if end.exit_code else "")
-    output = kernel.output.replace("%j", job_id).replace("%u", _user())
     text = f"Slurm job {job_id} for slurm/{kernel.name} {how} before its nanny reported"
-    try:
-        tail = Path(output).read_text(errors="replace").strip().splitlines()[-15:]
-    except OSError:
-        return LaunchError(f"{text}; its output is in {output} on node {end.node if end else '?'}")
+    output = end.output if end is not None and end.output else kernel.output.replace("%j", job_id)
+    tail = await commands.tail(output)
+    if tail is None:
+        return LaunchError(f"{text}; its output is in {output} on node {end.node if end and end.node else '?'}")
     return LaunchError(f"{text}; the end of its output ({output}):\n" + "\n".join(f"    {line}" for line in tail))
 
 
@@ -579,12 +595,3 @@ async def cancel_job(commands: SlurmCommands, job_id: str) -> None:
             return
         await asyncio.sleep(delay)  # no event to wait on: a bounded, backed-off query
         delay = min(delay * 2, SLURM_QUEUE_MAX_INTERVAL)
-
-
-def _user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "%u"

@@ -79,6 +79,8 @@ class JobStatus:
     submit_time: str | None = None
     exit_code: int | None = None
     signal: int | None = None
+    #: The job's stdout file, as Slurm expanded it (``StdOut``).
+    output: str | None = None
 
     @property
     def phase(self) -> str:
@@ -139,22 +141,31 @@ def local_runner(environment: Mapping[str, str] | None = None) -> Runner:
 class SlurmCommands:
     """The Slurm commands a kernel needs, through a :data:`Runner` (here, or on a login host over SSH)."""
 
-    def __init__(self, runner: Runner, *, where: str = "this machine") -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        where: str = "this machine",
+        fix: str = "the Slurm client commands must be installed here (Debian: apt install slurm-client), "
+        "or set [providers.slurm] login to a cluster login host",
+    ) -> None:
         self._runner = runner
         #: Where the commands run, for messages (``this machine``, ``login host hpc``).
         self.where = where
+        self._fix = fix
 
     def __repr__(self) -> str:
         return f"<SlurmCommands on {self.where}>"
+
+    async def run_raw(self, argv: list[str]) -> tuple[int, str, str]:
+        """Run any command where the Slurm commands run (a probe); its exit status, stdout and stderr."""
+        return await self._runner(argv, None)
 
     async def _run(self, argv: list[str], stdin: str | None = None, *, check: bool = True) -> tuple[int, str, str]:
         status, out, err = await self._runner(argv, stdin)
         log.debug("%s -> %d: %s %s", shlex.join(argv), status, out.strip()[:200], err.strip()[:200])
         if status == 127:
-            raise SlurmError(
-                f"'{argv[0]}' was not found on {self.where}: the Slurm client commands must be installed there "
-                "(Debian: apt install slurm-client), or set [providers.slurm] login to a cluster login host"
-            )
+            raise SlurmError(f"'{argv[0]}' was not found on {self.where}: {self._fix}")
         if check and status != 0:
             message = _message(err, out, status)
             error = SlurmUnreachable if _UNREACHABLE.search(message) else SlurmError
@@ -199,7 +210,9 @@ class SlurmCommands:
         """An ended job's state with its exit code: from scontrol while Slurm keeps the record, else sacct."""
         status, out, _ = await self._run(["scontrol", "--oneliner", "show", "job", job_id], check=False)
         if status == 0 and out.strip():
-            fields = dict(re.findall(r"(?:^|\s)(JobState|Reason|ExitCode|NodeList|StartTime|SubmitTime)=(\S*)", out))
+            fields = dict(
+                re.findall(r"(?:^|\s)(JobState|Reason|ExitCode|NodeList|StartTime|SubmitTime|StdOut)=(\S*)", out)
+            )
             code, _, signum = fields.get("ExitCode", "0:0").partition(":")
             return JobStatus(
                 job_id=job_id,
@@ -210,6 +223,7 @@ class SlurmCommands:
                 submit_time=_time_or_none(fields.get("SubmitTime", "")),
                 exit_code=int(code) if code.isdigit() else None,
                 signal=int(signum) if signum.isdigit() and int(signum) else None,
+                output=fields.get("StdOut") or None,
             )
         return await self.accounting(job_id)
 
@@ -234,6 +248,11 @@ class SlurmCommands:
                     signal=int(signum) if signum.isdigit() and int(signum) else None,
                 )
         return None
+
+    async def tail(self, path: str, lines: int = 15) -> list[str] | None:
+        """The last ``lines`` of ``path`` where the commands run (a job's output); None if unreadable there."""
+        status, out, _ = await self._run(["tail", "-n", str(lines), "--", path], check=False)
+        return out.rstrip().splitlines() if status == 0 else None
 
     async def cancel(self, job_id: str) -> None:
         """scancel the job (a job that already ended is no error)."""

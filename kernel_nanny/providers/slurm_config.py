@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config import ConfigTable
 from .ssh_config import SSHHost, parse_host
 
-__all__ = ["SlurmCluster", "SlurmKernel", "parse_slurm"]
+__all__ = ["LOGIN_HOST_NAME", "SlurmCluster", "SlurmKernel", "parse_slurm"]
 
 #: Slurm's time formats: minutes, minutes:seconds, hours:minutes:seconds, days-hours[:minutes[:seconds]].
 _TIME = re.compile(r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+(:\d{1,2}(:\d{1,2})?)?|UNLIMITED|INFINITE)$")
@@ -26,6 +26,10 @@ _MEMORY = re.compile(r"^\d+[KMGT]?$", re.IGNORECASE)
 #: Settings of a job, allowed in [providers.slurm] (defaults) and in each kernel's table.
 _JOB_KEYS = {"partition", "time", "cpus", "memory", "gres", "account", "qos", "sbatch", "setup", "python", "output"}
 _KERNEL_KEYS = _JOB_KEYS | {"kernel", "display_name", "language"}
+#: An ssh host's settings but the remote kernel-nanny ones (nothing but the Slurm commands runs there).
+_LOGIN_KEYS = {"host", "port", "user", "key", "keys", "known_hosts", "connect_timeout"}
+#: The login host's name in messages and for ``kernel-nanny ssh-trust``.
+LOGIN_HOST_NAME = "slurm-login"
 _CLUSTER_KEYS = _JOB_KEYS | {"kernels", "login", "callback_address", "bind_address", "environment"}
 
 
@@ -79,7 +83,8 @@ def parse_slurm(table: Mapping[str, Any]) -> SlurmCluster:
     settings.check_keys(_CLUSTER_KEYS)
     login = None
     if "login" in settings:
-        login = parse_host(settings, "login")
+        settings.table("login").check_keys(_LOGIN_KEYS)
+        login = replace(parse_host(settings, "login"), name=LOGIN_HOST_NAME)
     defaults = _job_settings(settings)
     kernels_table = settings.table("kernels")
     kernels = {}

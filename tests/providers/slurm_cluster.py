@@ -5,6 +5,12 @@ the node is this host (``hostname -s``), no accounting (``sacct`` says so), MinJ
 ended job's state stays readable that long), KillWait 5 s; and, for quicker tests, MessageTimeout 5 s
 and backfill every second. The daemons run in the foreground as children of the test session,
 with their own state directory, ports and munge socket, and stop with it. :func:`start_slurm_cluster` is also what bench/bench_slurm.py uses.
+
+A second cluster, ``slurm_accounting``, has job accounting as many real clusters do: MariaDB in a private
+data directory (loopback port), slurmdbd in the foreground, associations enforced, and MinJobAge 2 s so an
+ended job soon leaves slurmctld and only ``sacct`` knows it. It is separate, so the other tests keep
+MinJobAge 30 and do not pay for MariaDB and slurmdbd; its job ids start at 100000, so its kernels' state files
+(runtime directory, by job id) never meet the first cluster's.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import os
 import shutil
 import socket
+import secrets
 import subprocess
 import tempfile
 import time
@@ -24,7 +31,15 @@ import pytest
 
 #: The daemons and commands a cluster needs.
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol", "sinfo")
+#: And the accounting cluster's.
+ACCOUNTING_BINARIES = ("mariadb-install-db", "mariadbd", "mariadb", "slurmdbd", "sacctmgr", "sacct")
+#: The account every job of the accounting cluster may use (root's default is Slurm's own "root").
+ACCOUNT = "kntest"
 _INSTALL = "install them once, as root: bash .ci/install-test-deps.sh"
+
+
+#: slurm.conf without accounting: an ended job's state stays readable for 30 s.
+_NO_ACCOUNTING = ("AccountingStorageType=accounting_storage/none", "MinJobAge=30")
 
 
 def _free_port() -> int:
@@ -36,8 +51,10 @@ def _free_port() -> int:
 class SlurmCluster:
     """A running cluster: ``conf``, ``env`` for subprocesses, and the commands tests need."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, accounting: bool = False) -> None:
         self.dir = directory
+        self.accounting = accounting
+        self.name = "kntestacct" if accounting else "kntest"
         self.conf = directory / "slurm.conf"
         self.munge_socket = directory / "munge-socket" / "munge.socket"
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
@@ -48,8 +65,9 @@ class SlurmCluster:
     # -- running it -------------------------------------------------------------------
 
     def start(self) -> None:
+        needed = BINARIES + ACCOUNTING_BINARIES if self.accounting else BINARIES
         missing = [
-            name for name in BINARIES if shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin") is None
+            name for name in needed if shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin") is None
         ]
         if missing:
             pytest.fail(f"Slurm is not installed here (missing: {', '.join(missing)}): {_INSTALL}", pytrace=False)
@@ -61,10 +79,11 @@ class SlurmCluster:
             (self.dir / sub).chmod(mode)
         node = socket.gethostname().split(".")[0]
         ctld_port, slurmd_port = _free_port(), _free_port()
+        accounting = self._accounting_settings(node) if self.accounting else _NO_ACCOUNTING
         self.conf.write_text(
             "\n".join(
                 [
-                    "ClusterName=kntest",
+                    f"ClusterName={self.name}",
                     f"SlurmctldHost={node}(127.0.0.1)",
                     "SlurmUser=root",
                     "SlurmdUser=root",
@@ -87,8 +106,7 @@ class SlurmCluster:
                     "SelectTypeParameters=CR_Core",
                     "ReturnToService=2",
                     "JobAcctGatherType=jobacct_gather/none",
-                    "AccountingStorageType=accounting_storage/none",
-                    "MinJobAge=30",
+                    *accounting,
                     "KillWait=5",
                     # A command gives up on a stopped slurmctld after about MessageTimeout - 1 s (9 s by default).
                     "MessageTimeout=5",
@@ -117,9 +135,90 @@ class SlurmCluster:
             "munged",
         )
         self._until(lambda: self.munge_socket.exists(), 10, "munged to open its socket")
+        if self.accounting:
+            self._start_accounting()
         self.start_controller()
         self._spawn(["slurmd", "-D", "-f", str(self.conf)], "slurmd")
         self._until(self._node_idle, 30, "the node to be idle")
+
+    def _accounting_settings(self, node: str) -> list[str]:
+        """slurm.conf's accounting lines, and slurmdbd.conf beside it (where slurmdbd looks, by SLURM_CONF)."""
+        self._dbd_port, self._db_port = _free_port(), _free_port()
+        self._db_password = secrets.token_hex(16)
+        dbd_conf = self.dir / "slurmdbd.conf"
+        dbd_conf.touch(mode=0o600)  # slurmdbd refuses a readable one: it holds the database password
+        dbd_conf.write_text(
+            "\n".join(
+                [
+                    f"DbdHost={node}",
+                    "DbdAddr=127.0.0.1",
+                    f"DbdPort={self._dbd_port}",
+                    "SlurmUser=root",
+                    "AuthType=auth/munge",
+                    f"AuthInfo=socket={self.munge_socket}",
+                    f"PidFile={self.dir / 'slurmdbd.pid'}",
+                    f"LogFile={self.dir / 'log' / 'slurmdbd.log'}",
+                    "StorageType=accounting_storage/mysql",
+                    "StorageHost=127.0.0.1",
+                    f"StoragePort={self._db_port}",
+                    "StorageUser=slurm",
+                    f"StoragePass={self._db_password}",
+                    "StorageLoc=slurm_acct_db",
+                    "",
+                ]
+            )
+        )
+        return [
+            "AccountingStorageType=accounting_storage/slurmdbd",
+            "AccountingStorageHost=127.0.0.1",
+            f"AccountingStoragePort={self._dbd_port}",
+            # A job needs an association (user, account, cluster): an unknown account is refused at submission.
+            "AccountingStorageEnforce=associations",
+            # An ended job leaves slurmctld within seconds (the least Slurm allows is 2): then only sacct knows it.
+            "MinJobAge=2",
+            "FirstJobId=100000",
+        ]
+
+    def _start_accounting(self) -> None:
+        """MariaDB in a private data directory, slurmdbd on it, and this cluster registered with an account."""
+        data = self.dir / "mariadb"
+        socket_path = self.dir / "mariadb.sock"
+        install = subprocess.run(
+            ["mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={data}", "--skip-test-db"],
+            capture_output=True,
+            text=True,
+        )
+        if install.returncode != 0:
+            raise RuntimeError(f"Slurm test cluster: mariadb-install-db failed: {install.stdout}{install.stderr}")
+        self._spawn(
+            [
+                "mariadbd",
+                "--no-defaults",
+                "--user=root",
+                f"--datadir={data}",
+                f"--socket={socket_path}",
+                f"--pid-file={self.dir / 'mariadb.pid'}",
+                "--bind-address=127.0.0.1",
+                f"--port={self._db_port}",
+                "--skip-name-resolve",
+                "--innodb-buffer-pool-size=16M",
+            ],
+            "mariadbd",
+        )
+        sql = ["mariadb", "--no-defaults", f"--socket={socket_path}", "--user=root", "--execute"]
+        self._until(lambda: self.try_run(*sql, "SELECT 1") is not None, 30, "answer from MariaDB")
+        self.run(
+            *sql,
+            "CREATE DATABASE slurm_acct_db;"
+            f" CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY '{self._db_password}';"
+            " GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';",
+        )
+        self._spawn(["slurmdbd", "-D"], "slurmdbd")
+        self._until(lambda: self.try_run("sacctmgr", "--noheader", "list", "cluster") is not None, 30, "slurmdbd")
+        # Adding the cluster adds Slurm's "root" account with user root; ours is for jobs that name one.
+        self.run("sacctmgr", "-i", "add", "cluster", self.name)
+        self.run("sacctmgr", "-i", "add", "account", ACCOUNT, f"Cluster={self.name}")
+        self.run("sacctmgr", "-i", "add", "user", "root", f"Account={ACCOUNT}", f"Cluster={self.name}")
 
     def _spawn(self, argv: list[str], name: str) -> subprocess.Popen[bytes]:
         with open(self.dir / "log" / f"{name}.out", "ab") as out:

@@ -326,7 +326,7 @@ async def test_ps_shows_the_job_node_state_and_walltime_and_names_jobs_nobody_ow
 
 
 async def test_the_provisioner_runs_a_slurm_kernel_and_restarts_it_in_the_same_job(
-    configure, slurm, tmp_path, monkeypatch
+    configure, slurm, tmp_path, monkeypatch, caplog
 ):
     from jupyter_client.manager import AsyncKernelManager
 
@@ -360,6 +360,12 @@ async def test_the_provisioner_runs_a_slurm_kernel_and_restarts_it_in_the_same_j
             kc.stop_channels()
         await km.restart_kernel()
         assert slurm.jobs() == [job_id]
+        # A job cancelled from outside: jupyter_client sees a dead kernel, and the server's log says why.
+        with caplog.at_level("WARNING"):
+            slurm.run("scancel", job_id)
+            while await km.is_alive():
+                await asyncio.sleep(0.2)  # what jupyter_server's restarter does, faster
+        assert any("cancelled from outside (scancel)" in record.getMessage() for record in caplog.records)
     finally:
         await km.shutdown_kernel()
     await slurm.wait_gone(job_id, 60)
@@ -455,6 +461,10 @@ def test_slurm_settings_are_checked_with_their_key(tmp_path):
         provider.load_config({"kernels": {"py": {"partition": "debug"}}})
     with pytest.raises(Exception, match="unknown setting"):
         provider.load_config({"kernels": {"py": {"kernel": KERNEL, "gpus": 1}}})
+    with pytest.raises(Exception, match="would submit a job from the job"):
+        provider.load_config({"kernels": {"py": {"kernel": "slurm/py"}}})
+    with pytest.raises(Exception, match=r"\[providers.slurm.login\] command: unknown setting"):
+        provider.load_config({"login": {"host": "hpc", "command": "kernel-nanny"}, "kernels": {}})
 
 
 async def test_a_job_whose_nanny_was_killed_is_named_by_ps_and_taken_over_from_its_state(
@@ -480,11 +490,7 @@ async def test_a_job_whose_nanny_was_killed_is_named_by_ps_and_taken_over_from_i
 # -- through a login host ----------------------------------------------------------------------
 
 
-async def test_through_a_login_host_commands_forwards_and_reattach_go_over_ssh(
-    slurm: SlurmCluster, sshd, tmp_path, monkeypatch
-):
-    """The Slurm commands run on the login host (sshd here; no Slurm command is on this side's PATH), the
-    job calls back through a port the login host listens on, and the node's ports come through SSH forwards."""
+def _login_config(tmp_path, slurm: SlurmCluster, sshd, **cluster: str) -> str:
     login = {
         "host": sshd.address,
         "port": sshd.port,
@@ -492,14 +498,44 @@ async def test_through_a_login_host_commands_forwards_and_reattach_go_over_ssh(
         "keys": [str(sshd.client_key)],
         "known_hosts": str(sshd.known_hosts),
     }
-    config = tmp_path / "config.toml"
-    config.write_text(
+    settings = {
+        "environment": f"{{ SLURM_CONF = {json.dumps(str(slurm.conf))}, PATH = {json.dumps(os.environ['PATH'])} }}"
+    }
+    settings.update({key: json.dumps(value) for key, value in cluster.items()})
+    return (
         "[providers.slurm]\n"
-        f"environment = {{ SLURM_CONF = {json.dumps(str(slurm.conf))}, PATH = {json.dumps(os.environ['PATH'])} }}\n"
-        "[providers.slurm.login]\n"
+        + "".join(f"{key} = {value}\n" for key, value in settings.items())
+        + "[providers.slurm.login]\n"
         + "".join(f"{key} = {json.dumps(value)}\n" for key, value in login.items())
         + _table(py={})
     )
+
+
+def _non_loopback_address() -> str:
+    probe = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=True).stdout.split()
+    return next(address for address in probe if "." in address and not address.startswith("127."))
+
+
+async def test_a_login_host_that_cannot_listen_for_the_callback_is_named_before_submitting(
+    slurm: SlurmCluster, sshd, tmp_path
+):
+    """The test sshd has no 'GatewayPorts clientspecified': asked to listen on another address, OpenSSH
+    quietly listens on loopback; the launch says so instead of submitting a job that cannot call back."""
+    provider = SlurmProvider()
+    config = _login_config(tmp_path, slurm, sshd, callback_address=_non_loopback_address())
+    provider.load_config(tomllib.loads(config)["providers"]["slurm"])
+    with pytest.raises(LaunchError, match="GatewayPorts clientspecified"):
+        await provider.launch("py")
+    assert slurm.jobs() == []
+
+
+async def test_through_a_login_host_commands_forwards_and_reattach_go_over_ssh(
+    slurm: SlurmCluster, sshd, tmp_path, monkeypatch
+):
+    """The Slurm commands run on the login host (sshd here; no Slurm command is on this side's PATH), the
+    job calls back through a port the login host listens on, and the node's ports come through SSH forwards."""
+    config = tmp_path / "config.toml"
+    config.write_text(_login_config(tmp_path, slurm, sshd))
     monkeypatch.setenv("KERNEL_NANNY_CONFIG", str(config))
     provider = SlurmProvider()
     provider.load_config(tomllib.loads(config.read_text())["providers"]["slurm"])
