@@ -59,8 +59,16 @@ class JobKernel:
             ) from None
 
 
-def node_address() -> str:
-    """This node's address as the cluster knows it (its hostname's)."""
+def node_address(toward: str | None = None) -> str:
+    """This machine's address as others reach it: the one on its route to ``toward`` (a job: the address
+    its launcher can connect back to), else its hostname's (which may be loopback: 127.0.1.1 on Debian)."""
+    if toward:
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in toward else socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect((toward, 9))  # sends nothing: only picks the route, and so the source address
+                return str(probe.getsockname()[0])
+        except OSError:
+            pass
     try:
         return socket.gethostbyname(socket.gethostname())
     except OSError:

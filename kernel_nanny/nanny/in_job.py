@@ -45,7 +45,9 @@ log = logging.getLogger("kernel_nanny.nanny.in_job")
 
 async def run(job: JobKernel) -> int:
     """Start the nanny, report it, and wait for it; the exit status of the job."""
-    params: dict[str, Any] = {"transport": "tcp", "ip": job.bind_address or node_address(), "encryption": "required"}
+    launcher = job.callback.endpoint.removeprefix("tcp://").rsplit(":", 1)[0].strip("[]")
+    ip = job.bind_address or node_address(toward=launcher)  # where the launcher (or login host) can reach us
+    params: dict[str, Any] = {"transport": "tcp", "ip": ip, "encryption": "required"}
     if job.startup_timeout is not None:
         params["startup_timeout"] = job.startup_timeout
     try:

@@ -70,7 +70,8 @@ class SlurmCluster:
     login: SSHHost | None = None
     #: Where nodes reach this machine for the job's one callback (direct reach). None: this host's address.
     callback_address: str | None = None
-    #: The address the in-job nanny binds on the node. None: the node's own address (its hostname's).
+    #: The address the in-job nanny binds on the node. None: the node's address on its route to the
+    #: launcher (with ``login``: to the login host), which can therefore reach it.
     bind_address: str | None = None
     #: Environment of the Slurm commands (``SLURM_CONF`` of a second cluster...), here or on the login host.
     environment: Mapping[str, str] = field(default_factory=dict)

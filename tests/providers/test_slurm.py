@@ -580,3 +580,20 @@ async def test_an_unreachable_controller_is_not_a_dead_kernel(configure, slurm: 
             slurm.start_controller()
         assert (await manager.info())["state"] == "running"
     await slurm.wait_gone(job_id, 60)
+
+
+async def test_the_job_binds_the_address_its_launcher_reaches_it_by(slurm: SlurmCluster):
+    """With the launcher on a network address, the job's nanny and kernel bind the node's address on its
+    route there (not its hostname's, which may be loopback), CurveZMQ-encrypted, and clients connect to it."""
+    address = _non_loopback_address()
+    provider = SlurmProvider()
+    provider.load_config({"callback_address": address, "kernels": {"py": {"kernel": KERNEL}}})
+    info, manager = await provider.launch("py")
+    assert isinstance(manager, SlurmKernelManager)
+    try:
+        assert info["ip"] == address and manager.state.nanny_info["ip"] == address
+        assert info["curve_publickey"] and manager.state.nanny_info["curve_publickey"]
+        assert "reached" in await _run(info, "print('reached')")
+    finally:
+        await manager.shutdown()
+    await slurm.wait_gone(manager.state.job_id, 60)
