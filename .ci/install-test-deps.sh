@@ -7,7 +7,8 @@
 #   tests/providers/  OpenSSH's sshd, iproute2 (network namespaces, ss), procps (pkill), python3-venv
 #                     (a remote user's Python); Debian's Docker Engine (docker.io), podman's Docker API
 #                     with catatonit (its init), mmdebstrap for the ipykernel image; Debian's Slurm
-#                     (slurmctld, slurmd, slurm-client) and munge: the session's own single-node cluster
+#                     (slurmctld, slurmd, slurm-client) and munge: the session's own single-node cluster;
+#                     slurmdbd and Debian's MariaDB (mariadb-server) for a second one with job accounting
 #   README command    python3-pip (Debian's python3 has no pip; .ci/run lets it install, PEP 668)
 #
 # Idempotent and quick when everything is already there: safe to run on every CI run.
@@ -17,7 +18,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Without recommends (buildah, slirp4netns, ... are not needed); mmdebstrap with them (gpg for keyrings).
 plain=(systemd podman runc catatonit docker.io openssh-server iproute2 procps python3-venv python3-pip
-       slurmctld slurmd slurm-client munge)
+       slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
 with_recommends=(mmdebstrap gpg)
 installed() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 missing_plain=() missing_rec=()
@@ -34,7 +35,7 @@ if ((${#missing_plain[@]} + ${#missing_rec[@]})); then
     echo "installing: ${missing_plain[*]} ${missing_rec[*]}"
     apt-get update -q >/dev/null
     if ((${#missing_plain[@]})); then
-        # docker.io's, openssh-server's, munge's and slurm's postinst cannot start their daemons here (no systemd):
+        # docker.io's, openssh-server's, munge's, slurm's and mariadb's postinst cannot start their daemons here (no systemd):
         # harmless. munge's writes the key /etc/munge/munge.key that the tests' own munged uses.
         apt-get install -y -q --no-install-recommends "${missing_plain[@]}" >/dev/null
     fi
@@ -71,7 +72,8 @@ podman info >/dev/null
 test -x /usr/sbin/sshd
 command -v dockerd ip ss pkill mmdebstrap >/dev/null
 command -v sbatch squeue scancel scontrol sacct sinfo slurmctld slurmd munged munge >/dev/null
+command -v slurmdbd sacctmgr mariadbd mariadb-install-db mariadb >/dev/null
 test -r /etc/munge/munge.key
 /usr/bin/python3 -c 'import venv, ensurepip'
 /usr/bin/python3 -m pip --version >/dev/null
-echo "test dependencies ready: $(systemd-analyze --version | head -1), podman $(podman --version | awk '{print $3}'), $(dockerd --version), $(ssh -V 2>&1), $(slurmctld -V), mmdebstrap"
+echo "test dependencies ready: $(systemd-analyze --version | head -1), podman $(podman --version | awk '{print $3}'), $(dockerd --version), $(ssh -V 2>&1), $(slurmctld -V), $(mariadbd --version | awk '{print $3}'), mmdebstrap"

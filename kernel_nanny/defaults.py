@@ -178,5 +178,8 @@ SLURM_UNREACHABLE_RETRY_MAX = 30.0
 #: Seconds a job gets to report its nanny once it runs (module loads, a cold Python on a
 #: network file system), on top of the kernel's start-up timeout.
 SLURM_REPORT_MARGIN = 60.0
+#: Seconds a kernel killed by a signal inside its job gets for its nanny to say it is exiting too (the
+#: job is ending: Slurm signals all its processes at once) before the death counts as the kernel's own.
+JOB_END_GRACE = 1.0
 #: Seconds an in-job nanny waits for the launcher to acknowledge its callback.
 CALLBACK_ACK_TIMEOUT = 10.0

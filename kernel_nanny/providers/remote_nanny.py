@@ -9,9 +9,11 @@ is exiting. :class:`RemoteNanny` is that shared part.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from .._tasks import wait_for
 from ..client.manager import ManagerClient
 from ..launch.output import OutputListener, OutputRelay
 from ..protocol import ExitStatus, Message
@@ -46,8 +48,7 @@ class RemoteNanny:
         }
         #: The content of the last ``kernel_died`` event (empty: none yet).
         self.last_death: dict[str, Any] = {}
-        #: The nanny said ``nanny_exiting``.
-        self.exiting = False
+        self._exiting = asyncio.Event()
         self._output = OutputRelay(echo=False)
         self.client.add_event_handler(self._on_event)
 
@@ -67,7 +68,20 @@ class RemoteNanny:
         elif event.msg_type == "kernel_died":
             self.last_death = dict(content)
         elif event.msg_type == "nanny_exiting":
-            self.exiting = True
+            self._exiting.set()
+
+    @property
+    def exiting(self) -> bool:
+        """The nanny said ``nanny_exiting``."""
+        return self._exiting.is_set()
+
+    async def until_exiting(self, timeout: float) -> bool:
+        """Whether the nanny says ``nanny_exiting`` within ``timeout`` seconds (at once if it did)."""
+        try:
+            await wait_for(self._exiting.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     async def close(self) -> None:
         """Stop talking to the nanny (it keeps running)."""

@@ -42,6 +42,7 @@ from .._exceptions import (
 from .._logging import KernelLogAdapter
 from ..defaults import (
     DEFAULT_SHUTDOWN_TIMEOUT,
+    JOB_END_GRACE,
     SLURM_CANCEL_WAIT,
     SLURM_QUEUE_FIRST_INTERVAL,
     SLURM_QUEUE_MAX_INTERVAL,
@@ -413,6 +414,10 @@ class SlurmKernelManager:
             except NannyUnavailable:
                 status = None  # the node, the nanny or the network: Slurm tells which
             death = self._remote.last_death
+            if status is not None and status.signal is not None and not self._stopping:
+                # Slurm signals every process of a job it ends (scancel, the time limit): the kernel may
+                # die of it a moment before its nanny says it is exiting. Give the nanny that moment.
+                await self._remote.until_exiting(JOB_END_GRACE)
             job_ending = self._remote.exiting or (death.get("requested") and not death.get("restarting"))
             if status is not None and (self._stopping or not job_ending):
                 return status  # a death inside a running job: the kernel can come back in place

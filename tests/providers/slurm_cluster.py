@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import socket
-import secrets
 import subprocess
 import tempfile
 import time
@@ -321,6 +321,10 @@ class SlurmCluster:
         """Return once job ``job_id`` has left the queue (ended or forgotten)."""
         await asyncio.to_thread(self._until, lambda: job_id not in self.jobs(), timeout, f"end of job {job_id}")
 
+    async def wait_forgotten(self, job_id: str, timeout: float) -> None:
+        """Return once slurmctld has purged ended job ``job_id`` (MinJobAge passed; its next purge runs)."""
+        await asyncio.to_thread(self._until, lambda: not self.status(job_id), timeout, f"purge of job {job_id}")
+
     @contextlib.contextmanager
     def hold_all_cpus_sync(self) -> Iterator[str]:
         """A running job that holds every CPU of the node (so the next one pends), cancelled afterwards."""
@@ -344,11 +348,11 @@ class SlurmCluster:
             await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
-def start_slurm_cluster() -> SlurmCluster:
+def start_slurm_cluster(*, accounting: bool = False) -> SlurmCluster:
     """Start a cluster (root only) and point this process's Slurm commands at it (``SLURM_CONF``)."""
     if os.geteuid() != 0:
         pytest.fail(f"the Slurm test cluster runs as root: {_INSTALL} and run the tests as root", pytrace=False)
-    cluster = SlurmCluster(Path(tempfile.mkdtemp(prefix="kn-slurm-")))
+    cluster = SlurmCluster(Path(tempfile.mkdtemp(prefix="kn-slurm-")), accounting=accounting)
     try:
         cluster.start()
     except BaseException:
@@ -358,29 +362,59 @@ def start_slurm_cluster() -> SlurmCluster:
     return cluster
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[SlurmCluster]:
+def _session_cluster(accounting: bool) -> Iterator[SlurmCluster]:
     previous = os.environ.get("SLURM_CONF")
-    cluster = start_slurm_cluster()
+    cluster = start_slurm_cluster(accounting=accounting)
+    if accounting:  # only the tests that ask for it (fixture slurm_accounting) point SLURM_CONF at it
+        _restore_slurm_conf(previous)
     try:
         yield cluster
     finally:
         cluster.stop()
-        if previous is None:
-            os.environ.pop("SLURM_CONF", None)
-        else:
-            os.environ["SLURM_CONF"] = previous
+        _restore_slurm_conf(previous)
+
+
+def _restore_slurm_conf(previous: str | None) -> None:
+    if previous is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = previous
+
+
+def _used_by_a_test(cluster: SlurmCluster) -> Iterator[SlurmCluster]:
+    """``SLURM_CONF`` points at ``cluster`` during the test; after it the queue must be empty."""
+    previous = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(cluster.conf)
+    try:
+        yield cluster
+        cluster.start_controller()  # a test that stopped it may have failed before starting it again
+        with contextlib.suppress(RuntimeError):  # a job being cancelled takes up to KillWait to leave
+            cluster._until(lambda: not cluster.jobs(), 30, "empty queue")
+        if left := cluster.live_jobs():
+            cluster.run("scancel", *left)  # so that the next test starts with an empty queue
+            cluster._until(lambda: not cluster.jobs(), 60, "end of the jobs left behind")
+            pytest.fail(f"the test left Slurm jobs behind (now cancelled): {left}", pytrace=False)
+    finally:
+        _restore_slurm_conf(previous)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    yield from _session_cluster(accounting=False)
+
+
+@pytest.fixture(scope="session")
+def slurm_accounting_cluster() -> Iterator[SlurmCluster]:
+    yield from _session_cluster(accounting=True)
 
 
 @pytest.fixture
 def slurm(slurm_cluster: SlurmCluster) -> Iterator[SlurmCluster]:
     """The cluster, checked empty after the test: a job left behind fails the test (and is cancelled)."""
-    os.environ["SLURM_CONF"] = str(slurm_cluster.conf)
-    yield slurm_cluster
-    slurm_cluster.start_controller()  # a test that stopped it may have failed before starting it again
-    with contextlib.suppress(RuntimeError):  # a job being cancelled takes up to KillWait to leave
-        slurm_cluster._until(lambda: not slurm_cluster.jobs(), 30, "empty queue")
-    if left := slurm_cluster.live_jobs():
-        slurm_cluster.run("scancel", *left)  # so that the next test starts with an empty queue
-        slurm_cluster._until(lambda: not slurm_cluster.jobs(), 60, "end of the jobs left behind")
-        pytest.fail(f"the test left Slurm jobs behind (now cancelled): {left}", pytrace=False)
+    yield from _used_by_a_test(slurm_cluster)
+
+
+@pytest.fixture
+def slurm_accounting(slurm_accounting_cluster: SlurmCluster) -> Iterator[SlurmCluster]:
+    """The cluster with job accounting (slurmdbd on MariaDB, MinJobAge 2 s), checked empty after the test."""
+    yield from _used_by_a_test(slurm_accounting_cluster)

@@ -392,7 +392,7 @@ async def test_an_invalid_partition_is_slurms_message(configure, slurm: SlurmClu
 async def test_a_request_the_cluster_cannot_meet_is_slurms_message(
     configure, slurm: SlurmCluster, settings, slurm_says
 ):
-    """(Accounts and QOS are checked only where accounting enforces them; this cluster has none.)"""
+    """(Accounts and QOS are checked only where accounting enforces them: see test_slurm_accounting.py.)"""
     finder = configure(py=settings)
     with pytest.raises(LaunchError, match=slurm_says):
         await finder.launch("slurm/py")
