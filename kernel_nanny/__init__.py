@@ -77,6 +77,7 @@ if TYPE_CHECKING:  # the static view of the lazy names below
         Message,
         Session,
     )
+    from .protocol.nanny import JournalEntry
     from .start import KernelLaunch, start_kernel
 
 _LAZY = {
@@ -100,6 +101,7 @@ _LAZY = {
     "InvalidJSON": "._exceptions",
     "InvalidRequest": "._exceptions",
     "InvalidSignature": "._exceptions",
+    "JournalEntry": ".protocol.nanny",
     "KernelClient": ".client",
     "KernelCommand": ".launch",
     "KernelDied": "._exceptions",
@@ -158,6 +160,7 @@ __all__ = [
     "InvalidJSON",
     "InvalidRequest",
     "InvalidSignature",
+    "JournalEntry",
     "KernelClient",
     "KernelCommand",
     "KernelDied",

@@ -40,6 +40,14 @@ __all__ = ["Handler", "PeerCheck", "RequestServer", "bind"]
 Handler = Callable[[Message], Awaitable[Mapping[str, Any]]]
 
 
+class BufferedReply(dict[str, Any]):
+    """A reply's content with binary ``buffers`` (a handler returns it for bulk bytes, e.g. journal entries)."""
+
+    def __init__(self, content: Mapping[str, Any], buffers: list[bytes]) -> None:
+        super().__init__(content)
+        self.buffers = buffers
+
+
 def bind(
     sock: zmq.Socket[Any],
     endpoint: str,
@@ -144,13 +152,15 @@ class RequestServer:
                 raise refused
             if handler is None:
                 raise UnknownRequest(f"unknown request {msg.msg_type!r}")
-            content = {"status": "ok", **await handler(msg)}
+            answer = await handler(msg)
+            buffers = answer.buffers if isinstance(answer, BufferedReply) else []
+            content = {"status": "ok", **answer}
         except Exception as exc:
             # A refusal the protocol names (protocol.errors) is routine; anything else is a failure worth a warning.
             level = logging.INFO if is_known_error(exc) else logging.WARNING
             self._log.log(level, "%s %s failed: %s", self._label, msg.msg_type, exc)
-            content = error_reply(exc)
-        reply = self.session.msg(reply_type, content, parent=msg)
+            content, buffers = error_reply(exc), []
+        reply = self.session.msg(reply_type, content, parent=msg, buffers=list(buffers))
         await self.sock.send_multipart(self.session.serialize(reply, msg.identities))
         if self._after_reply is not None:
             self._after_reply(msg, content)

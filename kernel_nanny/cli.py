@@ -38,7 +38,7 @@ from .nanny.output_log import read_log
 from .paths import public_connection_file, secure_directory, systemd_user_unit_dir, write_private_file
 from .protocol import Message
 from .protocol.errors import is_known_error
-from .protocol.nanny import NannyInfo
+from .protocol.nanny import JournalEntry, NannyInfo
 from .providers.slurm import SlurmProvider, stray_jobs
 from .providers.slurm_config import LOGIN_HOST_NAME
 from .providers.slurm_job import state_file
@@ -251,6 +251,28 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("kernel", metavar="KERNEL", help="kernel id, id prefix or name")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new output until the kernel stops")
     logs.set_defaults(handler=_cmd_logs)
+
+    output = commands.add_parser(
+        "output",
+        help="print a kernel's recorded output (its nanny's journal), also what nobody was there to see",
+        description="Print what the kernel sent on iopub, as its nanny recorded it under sequence numbers: "
+        "streams, results, errors and display data rendered as 'exec' prints them, and markers where the "
+        "kernel started, died or restarted. The journal is bounded (8 MiB in memory, 64 MiB on disk): "
+        "older output is dropped first, and a gap says how many entries went. Remember the last SEQ you "
+        "saw and pass it to --since to print only what came after.",
+    )
+    output.add_argument("kernel", metavar="KERNEL", help="kernel id, id prefix or name")
+    output.add_argument("--since", type=int, default=0, metavar="SEQ", help="only entries after sequence number SEQ")
+    output.add_argument("--last", type=int, metavar="N", help="only the last N entries")
+    output.add_argument(
+        "--parent", metavar="MSG_ID", help="only the output of this request (an execute_request's msg_id)"
+    )
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per entry: seq, received, kind, msg_type, parent_msg_id, content (for scripts)",
+    )
+    output.set_defaults(handler=_cmd_output)
 
     events = commands.add_parser(
         "events",
@@ -901,6 +923,42 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                     position = _print_new_output(kernel.log_file, position)
 
     return _until_interrupted(follow())
+
+
+def _cmd_output(args: argparse.Namespace) -> int:
+    if args.since < 0 or (args.last is not None and args.last < 0):
+        raise UsageError("--since and --last take whole numbers >= 0")
+    kernel = find_running_kernel(args.kernel)
+    printer = OutputPrinter(sys.stdout, sys.stderr)
+
+    async def show() -> None:
+        async with ManagerClient(kernel.info) as manager:
+            async for entry in manager.replay(args.since, parent_msg_id=args.parent, last=args.last):
+                if args.json:
+                    print(json.dumps(_entry_json(entry)), flush=False)
+                elif entry.message is not None:
+                    printer(entry.message)
+                elif entry.kind == "lost":
+                    print(f"kernel-nanny: [{entry.content['count']} entries dropped from the journal]", file=sys.stderr)
+                else:
+                    print(f"kernel-nanny: [{entry.kind} {json.dumps(entry.content)}]", file=sys.stderr)
+            sys.stdout.flush()
+
+    asyncio.run(show())
+    return EXIT_OK
+
+
+def _entry_json(entry: JournalEntry) -> dict[str, Any]:
+    """A journal entry as ``output --json`` prints it."""
+    message = entry.message
+    return {
+        "seq": entry.seq,
+        "received": entry.received,
+        "kind": entry.kind,
+        "msg_type": message.msg_type if message else None,
+        "parent_msg_id": message.parent_header.get("msg_id") if message else None,
+        "content": message.content if message else entry.content,
+    }
 
 
 def _cmd_events(args: argparse.Namespace) -> int:

@@ -58,6 +58,9 @@ DEFAULT_HEARTBEAT_INTERVAL = 1.0
 MISSED_HEARTBEATS = 3
 #: Seconds a nanny may take to report beyond its kernel's start-up timeout (its own start, imports).
 NANNY_REPORT_MARGIN = 10.0
+#: Bytes of journal entries one replay reply carries at most: big enough for thousands of messages a
+#: page, small enough that a reply never holds the nanny's loop (or a client's memory) for long.
+REPLAY_MAX_BYTES = 1 << 20
 #: Seconds a nanny whose starter gave up gets to abandon its launch (cancel a queued job, remove
 #: a container) and exit before it is killed: a Slurm job's cancellation is confirmed within it.
 NANNY_ABANDON_TIMEOUT = 90.0
@@ -75,6 +78,10 @@ PROVISIONER_NANNY_TIMEOUT = 10.0
 #: Without a pidfd (not Linux), how often a nanny's exit is checked once it said it is exiting:
 #: the exit is imminent, so checking often costs little.
 NANNY_EXIT_CHECK_INTERVAL = 0.05
+#: The longest a journal entry waits in memory before it is written to its segment file: what a
+#: crash of the nanny can lose from the files. Short enough for a post-mortem, long enough that a
+#: burst of output costs one write per 64 KiB rather than one per message.
+JOURNAL_FLUSH_INTERVAL = 0.05
 
 # -- sockets --------------------------------------------------------------------------
 

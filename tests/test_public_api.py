@@ -28,6 +28,7 @@ EXPECTED = [
     "InvalidJSON",
     "InvalidRequest",
     "InvalidSignature",
+    "JournalEntry",
     "KernelClient",
     "KernelCommand",
     "KernelDied",

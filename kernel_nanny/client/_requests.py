@@ -86,7 +86,18 @@ class RequestChannel:
         timeout: float,
         watch: Callable[[Awaitable[Message]], Awaitable[Message]] | None = None,
     ) -> dict[str, Any]:
-        """One request; ``watch`` may wrap the wait for the reply (e.g. to notice a dead peer sooner)."""
+        """One request; the reply's content. ``watch`` may wrap the wait for the reply (e.g. to notice a dead
+        peer sooner)."""
+        return (await self.call_for_message(name, content, timeout, watch)).content
+
+    async def call_for_message(
+        self,
+        name: str,
+        content: dict[str, Any] | None,
+        timeout: float,
+        watch: Callable[[Awaitable[Message]], Awaitable[Message]] | None = None,
+    ) -> Message:
+        """One request; the whole reply (its buffers too), once its status is ok."""
         if self._closed:
             raise ClientClosed(f"the {self._label} client is closed")
         if self._refused:
@@ -102,7 +113,7 @@ class RequestChannel:
             self._replies.forget(msg.msg_id)
         if reply.content.get("status") != "ok":
             raise error_from_reply(reply.content)
-        return reply.content
+        return reply
 
     def close(self, reason: str) -> None:
         if not self._closed:

@@ -10,6 +10,7 @@ and follow its events. Requests go to ``nanny_control``; events come from
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -31,6 +32,7 @@ from ..defaults import (
     NANNY_SLOW_REQUEST_TIMEOUT,
 )
 from ..protocol import (
+    DELIMITER,
     NANNY_PROTOCOL_VERSION,
     ExitStatus,
     Message,
@@ -40,7 +42,7 @@ from ..protocol import (
     normalize_connection_info,
 )
 from ..protocol.manager_state import dump_manager_state, load_manager_state, wrong_field
-from ..protocol.nanny import NannyInfo
+from ..protocol.nanny import JournalEntry, NannyInfo
 from ._requests import RequestChannel
 from ._sockets import connect, read_messages
 from .running import ProcessIdentity
@@ -310,6 +312,43 @@ class ManagerClient(Lifetime):
     def remove_event_handler(self, handler: EventHandler) -> None:
         """Stop calling ``handler`` (added with :meth:`add_event_handler`)."""
         self._handlers.remove(handler)
+
+    async def replay(
+        self, since: int = 0, *, parent_msg_id: str | None = None, last: int | None = None
+    ) -> AsyncIterator[JournalEntry]:
+        """The kernel's recorded output after sequence number ``since``, oldest first, from the nanny's journal.
+
+        The nanny keeps every iopub message of its kernel (and markers for its
+        starts, deaths and restarts) under a sequence number, so a client that
+        was away, or too slow, reads what it missed: remember the last ``seq``
+        processed and ask from there. ``parent_msg_id`` keeps only the output of
+        one request (an ``execute_request``'s msg_id); ``last=N`` starts with the
+        last N entries. Entries come in pages; the iterator asks for the next as
+        it goes. Dropped entries (the journal is bounded) show as one ``lost``
+        entry where they were. Messages are verified with the kernel's key.
+        """
+        session = Session(self.session.key, self.session.signature_scheme)
+        watch = self._next_or_unavailable if self._events is not None else None
+        cursor: int = since
+        request: dict[str, Any] = {"since": since, "parent_msg_id": parent_msg_id, "last": last}
+        while True:
+            reply = await self._control_channel().call_for_message("replay", request, self.timeout, watch)
+            content = reply.content
+            if content["lost"]:
+                yield JournalEntry(seq=cursor, received=0.0, kind="lost", content={"count": content["lost"]})
+            buffers = iter(reply.buffers)
+            for entry in content["entries"]:
+                frames = [bytes(next(buffers)) for _ in range(entry["frames"])]
+                seq, received, kind = int(entry["seq"]), float(entry["received"]), str(entry["kind"])
+                if kind == "iopub":
+                    message = session.deserialize([DELIMITER, *frames], fresh=False)
+                    yield JournalEntry(seq=seq, received=received, kind=kind, message=message)
+                else:
+                    yield JournalEntry(seq=seq, received=received, kind=kind, content=json.loads(frames[0]))
+                cursor = seq
+            if not content["more"]:
+                return
+            request = {"since": cursor, "parent_msg_id": parent_msg_id}
 
     async def events(self) -> AsyncIterator[Message]:
         """Iterate over the nanny's events, from now until it says ``nanny_exiting``.

@@ -38,11 +38,10 @@ import zmq.asyncio
 from .. import __version__
 from .._exceptions import InvalidRequest, KernelNotRunning, LaunchError, NannyStopping
 from .._logging import KernelLogAdapter
-from .._serving import Handler, RequestServer, bind
+from .._serving import BufferedReply, Handler, RequestServer, bind
 from .._tasks import TaskGroup
-from ..client.kernel import KernelClient
 from ..client.running import ProcessIdentity
-from ..defaults import DEFAULT_HEARTBEAT_INTERVAL, SERVER_LINGER_MS
+from ..defaults import DEFAULT_HEARTBEAT_INTERVAL, REPLAY_MAX_BYTES, SERVER_LINGER_MS
 from ..discovery.resolved import ResolvedKernel
 from ..launch.connection import write_connection_file
 from ..launch.request import LaunchRequest
@@ -61,9 +60,11 @@ from ..protocol import (
     parse_signal,
 )
 from ..protocol.nanny import HeartbeatContent, KernelDiedContent, NannyInfo
+from .journal import Journal
 from .oom import OomCounter
 from .output_log import DEFAULT_LOG_MAX_BYTES, OutputLog
 from .owner import OwnerWatch
+from .recorder import IopubRecorder
 from .restarts import RestartBudget
 from .startup import kernel_params
 from .supervision import Decision, Intent, Next, after_death, after_failed_restart, restart_superseded
@@ -72,10 +73,11 @@ __all__ = ["DEFAULT_HEARTBEAT_INTERVAL", "KernelNanny", "NannyState"]
 
 log = logging.getLogger("kernel_nanny.nanny")
 
-#: The kernel's iopub messages the nanny reads: status and shutdown replies, which ipykernel publishes
-#: as ``kernel.<id>.status``/``kernel.<id>.shutdown`` (other kernels: ``status``). Not everything: the
-#: first client's catch-all subscription must stay new to the kernel, which greets it with iopub_welcome.
+#: The kernel's iopub messages the nanny acts on (it journals them all, see .recorder): status and shutdown
+#: replies, which ipykernel publishes as ``kernel.<id>.status``/``kernel.<id>.shutdown`` (other kernels: ``status``).
 IOPUB_TOPICS = (b"kernel.", b"status", b"shutdown")
+#: Nanny events that also go into the journal, as markers in the output's sequence.
+JOURNAL_MARKERS = frozenset({"kernel_started", "kernel_died", "kernel_restarted", "restart_failed"})
 #: ipc "ports" of the nanny sockets (the kernel's channels use 1-5 under the same prefix).
 _IPC_CONTROL, _IPC_EVENTS = 6, 7
 
@@ -142,7 +144,8 @@ class KernelNanny:
         self._output_log: OutputLog | None = None
         self._decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")}
         self._oom: OomCounter | None = None
-        self._iopub: KernelClient | None = None
+        self._journal: Journal | None = None
+        self._recorder: IopubRecorder | None = None
         self._handlers: dict[str, Handler] = {
             "is_alive_request": self._on_is_alive,
             "interrupt_request": self._on_interrupt,
@@ -151,6 +154,7 @@ class KernelNanny:
             "restart_request": self._on_restart,
             "shutdown_request": self._on_shutdown,
             "info_request": self._on_info,
+            "replay_request": self._on_replay,
         }
 
     def __repr__(self) -> str:
@@ -219,12 +223,14 @@ class KernelNanny:
             add_listener(self._on_output)
         self._bind_sockets()
         self.connection_file = write_connection_file(self._public_info(), self.kernel_id)
-        # Our own reader of the kernel's iopub: a small replay window keeps the nanny lean.
+        # Our own reader of the kernel's iopub, into the journal: a small replay window keeps the nanny lean.
         kernel_session = Session(
             self.connection_info["key"], self.connection_info["signature_scheme"], replay_window=4096
         )
-        self._iopub = KernelClient(self.connection_info, session=kernel_session, iopub_topics=IOPUB_TOPICS)
-        self._iopub.add_iopub_handler(self._on_kernel_iopub)
+        self._journal = Journal(self._state_dir)
+        self._recorder = IopubRecorder(
+            self.connection_info, kernel_session, self._journal, self._on_kernel_iopub, IOPUB_TOPICS
+        )
         self._kernel_running()
         self._publish("kernel_started", {"pid": self._kernel_pid()})
         self._tasks.spawn(self._supervise(), name="nanny-supervise")
@@ -291,9 +297,8 @@ class KernelNanny:
         await self._tasks.cancel_all()
         if self._owner is not None:
             self._owner.close()
-        if self._iopub is not None:
-            self._iopub.close()
-            await self._iopub.wait_closed()
+        if self._recorder is not None:
+            await self._recorder.close()
         if self.manager is not None:
             alive = await self.manager.is_alive()
             try:
@@ -431,6 +436,8 @@ class KernelNanny:
     # -- events -----------------------------------------------------------------
 
     def _publish(self, event: str, content: Mapping[str, Any]) -> None:
+        if event in JOURNAL_MARKERS and self._journal is not None:
+            self._journal.mark(event, dict(content))  # in the output's sequence, where it happened
         if self._events is None or self._session is None or self._events.closed:
             return
         msg = self._session.msg(event, dict(content))
@@ -545,6 +552,36 @@ class KernelNanny:
                 self.last_exit = await self.manager.wait()
                 self._publish_death(self.last_exit, restarting=False, requested=True)
         return {}
+
+    async def _on_replay(self, msg: Message) -> BufferedReply:
+        """Journal entries after ``since`` (a page of at most ``max_bytes``): their frames as the reply's buffers."""
+        content = msg.content
+        since, last, max_bytes = (content.get(key) for key in ("since", "last", "max_bytes"))
+        parent = content.get("parent_msg_id")
+        if not isinstance(since, int) or since < 0:
+            raise InvalidRequest(f"replay needs 'since', a sequence number >= 0 (0: from the start), got {since!r}")
+        if last is not None and (not isinstance(last, int) or last < 0):
+            raise InvalidRequest(f"'last' must be a whole number >= 0, got {last!r}")
+        if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes <= 0):
+            raise InvalidRequest(f"'max_bytes' must be a positive whole number, got {max_bytes!r}")
+        if parent is not None and not isinstance(parent, str):
+            raise InvalidRequest(f"'parent_msg_id' must be a message id, got {parent!r}")
+        if self._journal is None:
+            raise KernelNotRunning.named(self.name or self.kernel_id[:12], self.state.value)
+        batch = self._journal.read(
+            since, parent_msg_id=parent, last=last, max_bytes=min(max_bytes or REPLAY_MAX_BYTES, REPLAY_MAX_BYTES)
+        )
+        entries = [
+            {"seq": e.seq, "received": e.received, "kind": e.kind, "frames": len(e.frames)} for e in batch.entries
+        ]
+        reply = {
+            "entries": entries,
+            "lost": batch.lost,
+            "more": batch.more,
+            "first_seq": self._journal.first_seq,
+            "last_seq": self._journal.last_seq,
+        }
+        return BufferedReply(reply, [frame for entry in batch.entries for frame in entry.frames])
 
     async def _on_info(self, msg: Message) -> NannyInfo:
         alive = self.manager is not None and await self.manager.is_alive()

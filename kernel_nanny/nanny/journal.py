@@ -16,7 +16,7 @@ they sit in the same sequence as the output around them.
 Record format (little-endian), one per entry, each segment starting with the 8-byte :data:`MAGIC`::
 
     u32 record length (this header included)  u64 seq  f64 received (epoch seconds)
-    u8 len(kind)  u16 len(msg_type)  u16 len(parent msg_id), 0xFFFF for none  u16 frame count
+    u8 len(kind)  u16 len(msg_type)  u16 len(parent msg_id), 0xFFFF for none  u32 frame count
     u32 length of each frame
     kind, msg_type, parent msg_id (UTF-8), then the frames, byte for byte
 
@@ -25,12 +25,12 @@ content, *buffers``), never re-serialised: a replayed message verifies with the 
 live one. A marker has one frame, its JSON content.
 
 **Flush policy.** An append packs its record into a pending buffer (no system call); the buffer is
-written with one ``os.write`` when it passes :data:`FLUSH_BYTES`, when the event loop has been
-given :data:`FLUSH_INTERVAL` seconds since the first pending entry (a timer armed by that entry),
-before a read from disk, and on :meth:`Journal.close`. No fsync: a crash of the nanny loses at most
-the entries of the last ``FLUSH_INTERVAL`` seconds (and never more than ``FLUSH_BYTES``) from the
-files; what was written survives in the page cache, a crash of the machine may lose more. Nothing
-reads a dead nanny's journal anyway: a new nanny starts a new journal (and deletes the old
+written with one ``os.write`` when it passes :data:`FLUSH_BYTES`, when the event loop has run for
+``JOURNAL_FLUSH_INTERVAL`` (50 ms, in :mod:`kernel_nanny.defaults`) since the first pending entry
+(a timer armed by that entry), before a read from disk, and on :meth:`Journal.close`. No fsync: a
+crash of the nanny loses at most the last 50 ms of entries (never more than ``FLUSH_BYTES``) from
+the files; what was written survives in the page cache, a crash of the machine may lose more.
+Nothing reads a dead nanny's journal anyway: a new nanny starts a new journal (and deletes the old
 segments), so the files serve the running nanny, whose memory holds the same entries.
 
 **A full disk** (or any other write error) never stops the nanny: the journal logs one warning,
@@ -47,10 +47,13 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
+import errno
+import itertools
 import json
 import logging
 import os
 import struct
+import time
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -58,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import LaunchError
+from ..defaults import JOURNAL_FLUSH_INTERVAL
 from ..paths import open_private_file, secure_directory
 
 __all__ = [
@@ -82,16 +86,17 @@ DEFAULT_READ_BYTES = 1 * MiB
 MESSAGE = "iopub"
 #: Written first in every segment: the format's name and version.
 MAGIC = b"KNJRNL1\n"
-#: Pending bytes that trigger a write at once, and the longest an entry waits for one (seconds).
+#: Pending bytes that trigger a write at once (the longest wait is ``JOURNAL_FLUSH_INTERVAL``).
 FLUSH_BYTES = 64 * 1024
-FLUSH_INTERVAL = 0.05
 #: What the memory ring charges an entry beyond its frames' bytes: the Entry, its tuple, its
 #: float and strings, and each frame's bytes object header (measured with tracemalloc, rounded up).
 ENTRY_OVERHEAD = 240
 FRAME_OVERHEAD = 40
 
-_HEADER = struct.Struct("<IQdBHHH")
+_HEADER = struct.Struct("<IQdBHHI")
 _NO_PARENT = 0xFFFF
+#: The longest msg_type or parent msg_id kept as such (characters; UTF-8 fits in a u16 length).
+_MAX_NAME = 1024
 _SEGMENT_SUFFIX = ".seg"
 
 
@@ -201,8 +206,8 @@ class _Segment:
         count = len(self.offsets)
         while count and self.end(count - 1) > self.durable:
             count -= 1
+        self.size = self.end(count - 1) if count else len(MAGIC)
         del self.offsets[count:]
-        self.size = self.offsets[-1] if False else (self.end(count - 1) if count else len(MAGIC))
         last = self.first_seq + count - 1
         for parent, seqs in list(self.parents.items()):
             del seqs[bisect.bisect_right(seqs, last) :]
@@ -255,8 +260,13 @@ class Journal:
         #: parent msg_id -> [first, last, count] of its dropped entries (the most recent parents only).
         self._dropped: collections.OrderedDict[str, list[int]] = collections.OrderedDict()
         if self._disk_enabled:
-            secure_directory(self.directory)
-            self._delete_segment_files()
+            try:
+                if os.path.islink(self.directory):
+                    raise LaunchError(f"{self.directory} is a symbolic link, and the journal never writes through one")
+                secure_directory(self.directory)
+                self._delete_segment_files()
+            except (OSError, LaunchError) as exc:
+                self._disable_disk(exc)
 
     def __repr__(self) -> str:
         disk = f"{len(self._segments)} segments {self._disk_total} B" if self._disk_enabled else "disk off"
@@ -270,14 +280,15 @@ class Journal:
     def append(self, frames: Sequence[bytes], *, received: float, parent_msg_id: str | None, msg_type: str) -> int:
         """Record one iopub message: its signed frames after the identities and the delimiter
         (``signature, header, parent_header, metadata, content, *buffers``), kept as they are."""
+        if len(msg_type) > _MAX_NAME or (parent_msg_id is not None and len(parent_msg_id) > _MAX_NAME):
+            # Not a real msg_id or type (a kernel can publish anything): not indexed, never a crash.
+            msg_type, parent_msg_id = msg_type[:_MAX_NAME], None
         return self._add(MESSAGE, msg_type, parent_msg_id, tuple(frames), received)
 
     def mark(self, kind: str, content: dict[str, Any], *, received: float | None = None) -> int:
         """Record a lifecycle fact (``kernel_started``, ``kernel_died``, ``kernel_restarted``) in the sequence."""
         if kind == MESSAGE or not kind or len(kind.encode()) > 255:
             raise ValueError(f"invalid journal marker kind {kind!r}")
-        import time  # noqa: PLC0415  (markers are rare; the hot path never needs it)
-
         frame = json.dumps(content, separators=(",", ":")).encode()
         return self._add(kind, kind, None, (frame,), time.time() if received is None else received)
 
@@ -296,7 +307,11 @@ class Journal:
         return entry.seq
 
     def _write(self, entry: Entry) -> None:
-        record = _pack(entry)
+        try:
+            record = _pack(entry)
+        except (struct.error, OverflowError):  # a frame of 4 GiB or more: the record format cannot hold it
+            self._disable_disk(OSError(errno.EFBIG, f"journal entry {entry.seq} is too large for a segment"))
+            return
         segment = self._segments[-1] if self._segments else None
         if segment is None or (segment.offsets and segment.size + len(record) > self.segment_bytes):
             segment = self._new_segment(entry.seq, len(record))
@@ -369,7 +384,7 @@ class Journal:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop (a script, a test): the next flush trigger writes it
-        self._flush_timer = loop.call_later(FLUSH_INTERVAL, self.flush)
+        self._flush_timer = loop.call_later(JOURNAL_FLUSH_INTERVAL, self.flush)
 
     def flush(self) -> None:
         """Write what is pending to the current segment (one ``os.write``; no fsync)."""
@@ -457,49 +472,46 @@ class Journal:
 
         A batch holds at most ``max_bytes`` of frames (but always one entry if there is one), so a
         read never holds the event loop for long; ``more`` says whether to read on from
-        ``batch.last_seq``. ``lost`` counts the entries after ``since`` that were dropped: exact
-        without a filter; with one, from a tally of the most recent parents' dropped entries, which
-        counts all of a parent's dropped entries when ``since`` falls among them.
+        ``batch.last_seq``. ``lost`` counts the entries after ``since`` (after the first entry's
+        predecessor, with ``last``) that were dropped: exact without a filter; with one, from a
+        tally of the most recent parents' dropped entries, which counts all of a parent's dropped
+        entries when ``since`` falls among them.
         """
         if last is not None and last < 0:
             raise ValueError(f"last must be >= 0, not {last}")
-        lost = self._lost(since, parent_msg_id)
-        candidates = self._candidates(since, parent_msg_id)
+        self.flush()  # first: a write error found now changes what the disk holds
+        if last is not None and parent_msg_id is None and self._lost(max(since, self._last_seq - last), None) == 0:
+            since, last = max(since, self._last_seq - last), None  # the last N are all kept: no need to count
+        ring_first = self._ring[0].seq if self._ring else self._last_seq + 1
+        candidates: Iterator[int | Entry] = itertools.chain(
+            self._disk_candidates(since, parent_msg_id, ring_first), self._ring_candidates(since, parent_msg_id)
+        )
         if last is not None:
             tail = collections.deque(candidates, maxlen=last)
-            if tail and tail[0] > since + 1:
-                lost = self._lost(tail[0] - 1, parent_msg_id) if parent_msg_id is None else 0
+            if tail:
+                since = _seq_of(tail[0]) - 1
             candidates = iter(tail)
-        entries: list[Entry] = []
-        budget = max_bytes
-        pending_disk: list[int] = []
-        ring_first = self._ring[0].seq if self._ring else self._last_seq + 1
+        lost = self._lost(since, parent_msg_id)
+        on_disk: list[int] = []
+        from_ring: list[Entry] = []
+        used = 0
         more = False
-        for seq in candidates:
-            if seq >= ring_first:
-                if pending_disk:
-                    budget = self._read_disk(pending_disk, entries, budget)
-                    pending_disk = []
-                    if budget < 0:
-                        more = True
-                        break
-                entry = self._ring[seq - ring_first]
-                if entries and entry.nbytes > budget:
-                    more = True
-                    break
-                entries.append(entry)
-                budget -= entry.nbytes
+        for candidate in candidates:
+            if isinstance(candidate, Entry):
+                size = candidate.nbytes
             else:
-                if pending_disk and self._disk_bytes_of(pending_disk) > budget:
-                    more = True
-                    break
-                pending_disk.append(seq)
-        else:
-            if pending_disk:
-                self._read_disk(pending_disk, entries, budget)
-            return Batch(tuple(entries), lost, False)
-        if pending_disk:
-            self._read_disk(pending_disk, entries, budget)
+                segment, index = self._locate(candidate)
+                size = segment.end(index) - segment.offsets[index]  # >= its frames' bytes
+            if used + size > max_bytes and (on_disk or from_ring):
+                more = True
+                break
+            used += size
+            if isinstance(candidate, Entry):
+                from_ring.append(candidate)
+            else:
+                on_disk.append(candidate)
+        entries = self._read_disk(on_disk) if on_disk else []
+        entries += from_ring
         return Batch(tuple(entries), lost, more)
 
     def _lost(self, since: int, parent: str | None) -> int:
@@ -513,57 +525,50 @@ class Journal:
         kept += max(0, self._last_seq - max(since + 1, ring_first) + 1)
         return max(0, self._last_seq - max(since, 0) - kept)
 
-    def _candidates(self, since: int, parent: str | None) -> Iterator[int]:
-        """The kept seqs after ``since`` (of ``parent``'s entries, if given), oldest first."""
-        ring_first = self._ring[0].seq if self._ring else self._last_seq + 1
+    def _disk_candidates(self, since: int, parent: str | None, ring_first: int) -> Iterator[int]:
+        """The seqs after ``since`` (of ``parent``'s entries, if given) read from disk: those on
+        disk and no longer in the ring, oldest first."""
         index = max(0, bisect.bisect_right(self._segment_firsts, since) - 1)
         for segment in self._segments[index:]:
             if segment.first_seq >= ring_first:
-                break
+                break  # this one and the later ones are in the ring
             stop = min(segment.last_seq, ring_first - 1)
+            if stop <= since:
+                continue
             if parent is None:
                 yield from range(max(since + 1, segment.first_seq), stop + 1)
             else:
                 seqs = segment.parents.get(parent, ())
-                start = bisect.bisect_right(seqs, since)
-                yield from (seq for seq in seqs[start:] if seq <= stop)
-            since = max(since, stop)
+                for seq in itertools.islice(seqs, bisect.bisect_right(seqs, since), None):
+                    if seq > stop:
+                        break
+                    yield seq
+
+    def _ring_candidates(self, since: int, parent: str | None) -> Iterator[Entry]:
+        """The ring's entries after ``since`` (of ``parent``, if given), oldest first."""
         if not self._ring:
             return
-        skip = max(0, since + 1 - ring_first)
-        ring = self._ring if skip == 0 else _islice(self._ring, skip)
+        entries = itertools.islice(self._ring, max(0, since + 1 - self._ring[0].seq), None)
         if parent is None:
-            yield from (entry.seq for entry in ring)
+            yield from entries
         else:
-            yield from (entry.seq for entry in ring if entry.parent_msg_id == parent)
+            yield from (entry for entry in entries if entry.parent_msg_id == parent)
 
     def _locate(self, seq: int) -> tuple[_Segment, int]:
         segment = self._segments[bisect.bisect_right(self._segment_firsts, seq) - 1]
         return segment, seq - segment.first_seq
 
-    def _disk_bytes_of(self, seqs: list[int]) -> int:
-        """An upper bound of the frames' bytes of these on-disk entries (their records' lengths)."""
-        total = 0
-        for seq in seqs:
-            segment, index = self._locate(seq)
-            total += segment.end(index) - segment.offsets[index]
-        return total
+    def _read_disk(self, seqs: list[int]) -> list[Entry]:
+        """The on-disk entries ``seqs`` (ascending), one pread per run of consecutive records."""
+        entries: list[Entry] = []
+        run_start = 0
+        for i in range(1, len(seqs) + 1):
+            if i == len(seqs) or seqs[i] != seqs[i - 1] + 1 or self._locate(seqs[i])[1] == 0:
+                self._read_run(seqs[run_start:i], entries)
+                run_start = i
+        return entries
 
-    def _read_disk(self, seqs: list[int], entries: list[Entry], budget: int) -> int:
-        """Append the on-disk entries ``seqs`` to ``entries``, one pread per run of consecutive
-        records; returns what is left of ``budget``."""
-        self.flush()
-        run: list[int] = []
-        for seq in seqs:
-            if run and not (seq == run[-1] + 1 and self._locate(seq)[0] is self._locate(run[0])[0]):
-                budget = self._read_run(run, entries, budget)
-                run = []
-            run.append(seq)
-        if run:
-            budget = self._read_run(run, entries, budget)
-        return budget
-
-    def _read_run(self, run: list[int], entries: list[Entry], budget: int) -> int:
+    def _read_run(self, run: list[int], entries: list[Entry]) -> None:
         segment, first = self._locate(run[0])
         start = segment.offsets[first]
         length = segment.end(first + len(run) - 1) - start
@@ -576,8 +581,6 @@ class Journal:
         for _ in run:
             entry, offset = _unpack(data, offset)
             entries.append(entry)
-            budget -= entry.nbytes
-        return budget
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -594,8 +597,10 @@ class Journal:
         self._disk_enabled = False
         self._segments.clear()
         self._segment_firsts.clear()
-        self._delete_segment_files()
+        if os.path.islink(self.directory):
+            return  # never ours: the journal refused it
         try:
+            self._delete_segment_files()
             self.directory.rmdir()
         except FileNotFoundError:
             pass
@@ -621,7 +626,5 @@ def _ring_cost(entry: Entry) -> int:
     return sum(map(len, entry.frames)) + ENTRY_OVERHEAD + FRAME_OVERHEAD * len(entry.frames)
 
 
-def _islice(ring: collections.deque[Entry], skip: int) -> Iterator[Entry]:
-    import itertools  # noqa: PLC0415
-
-    return itertools.islice(ring, skip, None)
+def _seq_of(candidate: int | Entry) -> int:
+    return candidate.seq if isinstance(candidate, Entry) else candidate

@@ -10,24 +10,27 @@ event name as the message type and as the ZeroMQ topic.
 from __future__ import annotations
 
 import signal as _signal
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from .manager import ExitStatusDict
+from .message import Message
 
 __all__ = [
     "NANNY_EVENTS",
     "NANNY_PROTOCOL_VERSION",
     "NANNY_REQUESTS",
     "HeartbeatContent",
+    "JournalEntry",
     "KernelDiedContent",
     "NannyInfo",
     "parse_signal",
 ]
 
 #: Version of the nanny protocol; the major part changes on incompatible changes.
-NANNY_PROTOCOL_VERSION = "1.0"
+NANNY_PROTOCOL_VERSION = "1.1"
 
-NANNY_REQUESTS = ("is_alive", "interrupt", "signal", "kill", "restart", "shutdown", "info")
+NANNY_REQUESTS = ("is_alive", "interrupt", "signal", "kill", "restart", "shutdown", "info", "replay")
 NANNY_EVENTS = (
     "kernel_started",
     "kernel_died",
@@ -104,3 +107,21 @@ def parse_signal(value: int | str) -> int:
         except KeyError:
             raise ValueError(f"unknown signal name {value!r}") from None
     raise ValueError(f"a signal is a number or a name, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One entry of a nanny's journal, as :meth:`ManagerClient.replay <kernel_nanny.ManagerClient.replay>` gives it.
+
+    ``kind`` is ``iopub`` (``message`` is the kernel's iopub message, verified
+    with the kernel's key), a marker (``kernel_started``, ``kernel_died``,
+    ``kernel_restarted``, ``restart_failed``: ``content`` is the event's), or
+    ``lost``: entries after the cursor were dropped from the bounded journal
+    before they could be read (``content["count"]`` of them), so a gap is never silent.
+    """
+
+    seq: int
+    received: float
+    kind: str
+    message: Message | None = None
+    content: dict[str, Any] = field(default_factory=dict)
