@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # the static view of the lazy names below
         ManagerClient,
     )
     from .config import (
+        JournalLimits,
         RestartPolicy,
     )
     from .discovery import (
@@ -102,6 +103,7 @@ _LAZY = {
     "InvalidRequest": "._exceptions",
     "InvalidSignature": "._exceptions",
     "JournalEntry": ".protocol.nanny",
+    "JournalLimits": ".config",
     "KernelClient": ".client",
     "KernelCommand": ".launch",
     "KernelDied": "._exceptions",
@@ -161,6 +163,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidSignature",
     "JournalEntry",
+    "JournalLimits",
     "KernelClient",
     "KernelCommand",
     "KernelDied",

@@ -22,12 +22,20 @@ from . import __version__
 from ._exceptions import ConfigError, KernelDied, KernelError, KernelNannyError, NannyUnavailable, NoSuchKernel
 from ._progress import Progress
 from .client import DaemonClient, ManagerClient
+from .client.follow import follow_output, recorded_output
 from .client.running import find_running_kernel, list_running_kernels
-from .config import CONFIG_ENV, RestartPolicy
+from .config import CONFIG_ENV, JournalLimits, RestartPolicy
 from .daemon.config import DaemonConfig, load_config
 from .daemon.keys import DaemonKeys, check_client_name
 from .daemon.service import NannyDaemon
-from .defaults import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, DEFAULT_STARTUP_TIMEOUT, NANNY_PROBE_TIMEOUT
+from .defaults import (
+    DEFAULT_JOURNAL_DISK_BYTES,
+    DEFAULT_JOURNAL_MEMORY_BYTES,
+    DEFAULT_MAX_RESTARTS,
+    DEFAULT_RESTART_WINDOW,
+    DEFAULT_STARTUP_TIMEOUT,
+    NANNY_PROBE_TIMEOUT,
+)
 from .discovery import DaemonProvider, KernelFinder
 from .execution import KernelExecution, OutputPrinter
 from .launch import LaunchParams
@@ -86,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="kernel-nanny",
         description="Find, run and manage Jupyter kernels: 'list' the kernel types, 'exec' code in a new "
         "kernel, or 'start' kernels behind nannies that keep them running, then 'ps', 'exec', 'interrupt', "
-        "'restart', 'stop', 'kill', 'logs' and 'events' by kernel id or name.",
+        "'restart', 'stop', 'kill', 'logs', 'output', 'attach' and 'events' by kernel id or name.",
         epilog="Run 'kernel-nanny COMMAND --help' for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"kernel-nanny {__version__}")
@@ -205,6 +213,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"the restart window (default: {DEFAULT_RESTART_WINDOW:g} s)",
     )
+    start.add_argument(
+        "--journal-memory",
+        metavar="SIZE",
+        help="how much of the kernel's output its nanny keeps in memory for replay ('kernel-nanny output'), "
+        f"e.g. 16MiB (default: {DEFAULT_JOURNAL_MEMORY_BYTES // 2**20} MiB)",
+    )
+    start.add_argument(
+        "--journal-disk",
+        metavar="SIZE",
+        help="how much of it the nanny keeps on disk, in its private state directory; 0 keeps it in memory "
+        f"only (default: {DEFAULT_JOURNAL_DISK_BYTES // 2**20} MiB)",
+    )
     start.set_defaults(handler=_cmd_start)
 
     ps = commands.add_parser(
@@ -257,7 +277,8 @@ def _parser() -> argparse.ArgumentParser:
         help="print a kernel's recorded output (its nanny's journal), also what nobody was there to see",
         description="Print what the kernel sent on iopub, as its nanny recorded it under sequence numbers: "
         "streams, results, errors and display data rendered as 'exec' prints them, and markers where the "
-        "kernel started, died or restarted. The journal is bounded (8 MiB in memory, 64 MiB on disk): "
+        "kernel started, died or restarted. The journal is bounded (by default 8 MiB in memory, 64 MiB on disk; "
+        "'start --journal-memory/--journal-disk', or [journal] in the configuration): "
         "older output is dropped first, and a gap says how many entries went. Remember the last SEQ you "
         "saw and pass it to --since to print only what came after.",
     )
@@ -273,6 +294,28 @@ def _parser() -> argparse.ArgumentParser:
         help="one JSON object per entry: seq, received, kind, msg_type, parent_msg_id, content (for scripts)",
     )
     output.set_defaults(handler=_cmd_output)
+
+    attach = commands.add_parser(
+        "attach",
+        help="show what a kernel is doing and follow its output live (Ctrl-C detaches; the kernel keeps running)",
+        description="Show the kernel's last execution (its input, and the output it printed so far, from the "
+        "nanny's journal, also while nobody was connected), then follow its output as it comes, like 'tail -f': "
+        "streams, results, errors and display data rendered as 'exec' prints them; markers (kernel died, "
+        "restarted) on stderr. Each message shows once, in order, across the switch from recorded to live. "
+        "Ctrl-C detaches and never interrupts the kernel, unless --interrupt-on-ctrl-c. Ends when the "
+        "nanny exits (status 0), or with status 3 if the nanny stops answering or the kernel is dead.",
+    )
+    attach.add_argument("kernel", metavar="KERNEL", help="kernel id, id prefix or name")
+    attach.add_argument(
+        "--since", type=int, metavar="SEQ", help="show the recorded entries after sequence number SEQ instead"
+    )
+    attach.add_argument("--last", type=int, metavar="N", help="show the last N recorded entries instead")
+    attach.add_argument(
+        "--interrupt-on-ctrl-c",
+        action="store_true",
+        help="the first Ctrl-C interrupts the kernel (through its nanny), a second detaches",
+    )
+    attach.set_defaults(handler=_cmd_attach)
 
     events = commands.add_parser(
         "events",
@@ -577,9 +620,11 @@ def _cmd_start(args: argparse.Namespace) -> int:
         policy["max_restarts"] = args.max_restarts
     if args.restart_window is not None:
         policy["window"] = args.restart_window
+    caps = {key: value for key in ("memory", "disk") if (value := getattr(args, f"journal_{key}")) is not None}
     launch_params = _launch_params(args)
     try:
         restart_policy = RestartPolicy(**policy)
+        journal = JournalLimits.from_dict(caps)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     request = LaunchRequest(
@@ -588,6 +633,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
         params=LaunchParams.from_mapping(launch_params),
         name=args.name,
         restart_policy=restart_policy,
+        journal=journal,
         supervised=True,
     )
 
@@ -602,6 +648,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
                     cwd=request.cwd,
                     launch_params=launch_params,
                     restart_policy=restart_policy if policy else None,
+                    journal=journal if caps else None,
                 )
         else:
             async with Progress(f"{request.kernel_type} to become ready") as progress:
@@ -936,16 +983,114 @@ def _cmd_output(args: argparse.Namespace) -> int:
             async for entry in manager.replay(args.since, parent_msg_id=args.parent, last=args.last):
                 if args.json:
                     print(json.dumps(_entry_json(entry)), flush=False)
-                elif entry.message is not None:
-                    printer(entry.message)
-                elif entry.kind == "lost":
-                    print(f"kernel-nanny: [{entry.content['count']} entries dropped from the journal]", file=sys.stderr)
                 else:
-                    print(f"kernel-nanny: [{entry.kind} {json.dumps(entry.content)}]", file=sys.stderr)
+                    _show_entry(entry, printer)
             sys.stdout.flush()
 
     asyncio.run(show())
     return EXIT_OK
+
+
+def _show_entry(entry: JournalEntry, printer: OutputPrinter) -> None:
+    """A journal entry as 'output' and 'attach' show it: output rendered as 'exec' does, markers on stderr."""
+    if entry.message is not None:
+        printer(entry.message)
+    elif entry.kind == "lost":
+        print(f"kernel-nanny: [{entry.content['count']} entries dropped from the journal]", file=sys.stderr)
+    else:
+        print(f"kernel-nanny: [{entry.kind} {json.dumps(entry.content)}]", file=sys.stderr)
+
+
+def _show_input(entry: JournalEntry) -> None:
+    """A cell's code (an execute_input) as IPython shows it, for 'attach': ``In [N]:``, continuation lines aligned."""
+    if entry.message is None or entry.message.msg_type != "execute_input":
+        return
+    content = entry.message.content
+    prompt = f"In [{content.get('execution_count', ' ')}]: "
+    lines = str(content.get("code", "")).splitlines() or [""]
+    continuation = "...: ".rjust(len(prompt))
+    sys.stdout.write(prompt + f"\n{continuation}".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+def _cmd_attach(args: argparse.Namespace) -> int:
+    if (args.since is not None and args.since < 0) or (args.last is not None and args.last < 0):
+        raise UsageError("--since and --last take whole numbers >= 0")
+    if args.since is not None and args.last is not None:
+        raise UsageError("give --since or --last, not both")
+    kernel = find_running_kernel(args.kernel)
+    printer = OutputPrinter(sys.stdout, sys.stderr)
+    label = kernel.name or kernel.kernel_id[:8]
+
+    async def attach() -> int:
+        detached = asyncio.Event()
+        async with ManagerClient(kernel.info) as manager:
+            interrupted = False
+
+            def on_ctrl_c() -> None:
+                nonlocal interrupted
+                if args.interrupt_on_ctrl_c and not interrupted:
+                    interrupted = True
+                    asyncio.ensure_future(manager.interrupt())
+                    print(f"kernel-nanny: interrupted kernel {label}; Ctrl-C again detaches", file=sys.stderr)
+                else:
+                    detached.set()
+
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGINT, on_ctrl_c)
+            try:
+                return await _follow(manager, args, printer, label, detached)
+            finally:
+                loop.remove_signal_handler(signal.SIGINT)
+
+    return asyncio.run(attach())
+
+
+async def _follow(
+    manager: ManagerClient,
+    args: argparse.Namespace,
+    printer: OutputPrinter,
+    label: str,
+    detached: asyncio.Event,
+) -> int:
+    """Print the kernel's output until Ctrl-C (0), its nanny's exit (0) or silence (3)."""
+    info = await manager.info()
+    if info["state"] == "dead":
+        async for entry in recorded_output(manager, since=args.since, last=args.last):
+            _show_input(entry)
+            _show_entry(entry, printer)
+        last_exit = info["last_exit"]
+        print(
+            f"kernel-nanny: kernel {label} is dead ({last_exit['reason'] if last_exit else 'not started'}): "
+            "nothing to follow; "
+            f"'kernel-nanny restart {label}' starts it again",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+    async def show() -> int:
+        async for entry in follow_output(manager, since=args.since, last=args.last):
+            _show_input(entry)
+            _show_entry(entry, printer)
+            if entry.kind == "nanny_exiting":
+                print(f"kernel-nanny: the nanny of kernel {label} exited", file=sys.stderr)
+        return EXIT_OK
+
+    following = asyncio.ensure_future(show())
+    detaching = asyncio.ensure_future(detached.wait())
+    try:
+        await asyncio.wait({following, detaching}, return_when=asyncio.FIRST_COMPLETED)
+        if detaching.done():
+            print(f"kernel-nanny: detached; kernel {label} keeps running", file=sys.stderr)
+            return EXIT_OK
+        try:
+            return following.result()
+        except NannyUnavailable as exc:
+            print(f"kernel-nanny: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    finally:
+        following.cancel()
+        detaching.cancel()
 
 
 def _entry_json(entry: JournalEntry) -> dict[str, Any]:

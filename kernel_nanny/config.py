@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -24,7 +25,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ._exceptions import ConfigError
-from .defaults import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_BACKOFF, DEFAULT_RESTART_MAX_BACKOFF, DEFAULT_RESTART_WINDOW
+from .defaults import (
+    DEFAULT_JOURNAL_DISK_BYTES,
+    DEFAULT_JOURNAL_MEMORY_BYTES,
+    DEFAULT_MAX_RESTARTS,
+    DEFAULT_RESTART_BACKOFF,
+    DEFAULT_RESTART_MAX_BACKOFF,
+    DEFAULT_RESTART_WINDOW,
+    JOURNAL_MIN_BYTES,
+)
 from .paths import user_config_dir
 
 if sys.version_info >= (3, 11):
@@ -32,7 +41,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["CONFIG_ENV", "ConfigTable", "RestartPolicy", "config_files", "provider_settings", "read_config_file"]
+__all__ = [
+    "CONFIG_ENV",
+    "ConfigTable",
+    "JournalLimits",
+    "RestartPolicy",
+    "config_files",
+    "parse_size",
+    "provider_settings",
+    "read_config_file",
+]
 
 SYSTEM_CONFIG = Path("/etc/kernel-nanny/config.toml")
 #: Environment variable naming the one configuration file to read (set by ``serve --config`` for its nannies).
@@ -293,3 +311,86 @@ class RestartPolicy:
 
 #: What each restart setting must be, for Python callers and ``[restart]`` tables alike.
 _RESTART_SETTINGS = {"max_restarts": _WHOLE_NUMBER, "window": _SECONDS, "backoff": _SECONDS, "max_backoff": _SECONDS}
+
+
+@dataclass(frozen=True, kw_only=True)
+class JournalLimits:
+    """How much of a kernel's output its nanny's journal keeps (bytes), oldest dropped first.
+
+    ``memory`` caps the ring that answers replays from RAM; ``disk`` caps the
+    segment files in the nanny's private state directory (``0``: memory only).
+    Each is a whole number of bytes, at least ``JOURNAL_MIN_BYTES`` (64 KiB);
+    :meth:`from_dict` and ``[journal]`` tables also take sizes with a unit
+    (``"8MiB"``, ``"512K"``: see :func:`parse_size`).
+    """
+
+    memory: int = DEFAULT_JOURNAL_MEMORY_BYTES
+    disk: int = DEFAULT_JOURNAL_DISK_BYTES
+
+    def __post_init__(self) -> None:
+        for name in _JOURNAL_SETTINGS:
+            problem = _cap_problem(name, getattr(self, name))
+            if problem:
+                raise ValueError(f"journal {name}: {problem}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The caps as a JSON-ready dict of bytes (what :meth:`from_dict` takes)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JournalLimits:
+        """Caps from a dict of bytes or sizes with a unit; unknown keys are an error."""
+        unknown = set(data) - set(_JOURNAL_SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown journal setting(s): {', '.join(sorted(unknown))}")
+        sizes = {}
+        for key, value in data.items():
+            try:
+                sizes[key] = parse_size(value)
+            except ValueError as exc:
+                raise ValueError(f"journal {key}: {exc}") from None
+        return cls(**sizes)
+
+    @classmethod
+    def from_table(cls, table: ConfigTable) -> JournalLimits:
+        """Caps from a ``[journal]`` table; a wrong one is a ConfigError naming the file, table and key."""
+        table.check_keys(_JOURNAL_SETTINGS)
+        sizes = {}
+        for key in _JOURNAL_SETTINGS:
+            if key in table:
+                try:
+                    sizes[key] = parse_size(table[key])
+                except ValueError as exc:
+                    raise table.error(key, str(exc)) from None
+                problem = _cap_problem(key, sizes[key])
+                if problem:
+                    raise table.error(key, problem)
+        return cls(**sizes)
+
+
+_JOURNAL_SETTINGS = ("disk", "memory")
+
+
+def _cap_problem(name: str, value: object) -> str | None:
+    """What is wrong with ``value`` as the journal's ``name`` cap (None: nothing)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value >= JOURNAL_MIN_BYTES or (name == "disk" and value == 0):
+            return None
+    minimum = f"a size from {JOURNAL_MIN_BYTES // 1024}KiB"
+    return f"must be {'0 (memory only) or ' if name == 'disk' else ''}{minimum}, got {value!r}"
+
+
+#: Units of :func:`parse_size`, powers of 1024 as systemd reads them (``K``, ``KiB`` and ``KB`` alike).
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SIZE = re.compile(r"^\s*(\d+)\s*(?:([KMGT])(?:I?B)?|(B))?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: object) -> int:
+    """Bytes from a whole number or a size with a unit: ``"8MiB"``, ``"512K"``, ``"1 GB"`` (powers of 1024)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"must be a size in bytes, as a whole number or with a unit ('8MiB', '512K'), got {value!r}")
+    number, unit = match[1], (match[2] or match[3] or "").upper()
+    return int(number) * _SIZE_UNITS[unit]

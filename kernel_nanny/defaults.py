@@ -83,6 +83,18 @@ NANNY_EXIT_CHECK_INTERVAL = 0.05
 #: burst of output costs one write per 64 KiB rather than one per message.
 JOURNAL_FLUSH_INTERVAL = 0.05
 
+# -- the journal (JournalLimits) ---------------------------------------------------------
+
+#: Bytes of a kernel's recent output its nanny keeps in memory (``[journal] memory``): replays of
+#: the last minutes of a busy cell come from RAM, and a full ring keeps a nanny within 45 MiB RSS.
+DEFAULT_JOURNAL_MEMORY_BYTES = 8 * 1024 * 1024
+#: Bytes of output kept on disk (``[journal] disk``; 0: memory only): hours of printed progress, or
+#: a few dozen plots, for a client back from a night away, and little next to a kernel's own footprint.
+DEFAULT_JOURNAL_DISK_BYTES = 64 * 1024 * 1024
+#: The smallest cap accepted (besides a disk cap of 0): one write's worth of entries. A smaller
+#: value is likelier a unit forgotten (``memory = 8`` for 8 MiB) than a wish.
+JOURNAL_MIN_BYTES = 64 * 1024
+
 # -- sockets --------------------------------------------------------------------------
 
 #: Milliseconds a client's closed socket may keep trying to deliver what was sent: enough for a

@@ -29,6 +29,7 @@ EXPECTED = [
     "InvalidRequest",
     "InvalidSignature",
     "JournalEntry",
+    "JournalLimits",
     "KernelClient",
     "KernelCommand",
     "KernelDied",

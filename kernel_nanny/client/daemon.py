@@ -20,7 +20,7 @@ from .._exceptions import ConnectionInfoError, DaemonNotRunning, DaemonUnavailab
 from .._lifetime import Lifetime
 from .._loop import BlockingTwin, blocking
 from .._tasks import TaskGroup
-from ..config import RestartPolicy
+from ..config import JournalLimits, RestartPolicy
 from ..defaults import DAEMON_LAUNCH_TIMEOUT, DEFAULT_DAEMON_TIMEOUT, NANNY_REPORT_MARGIN
 from ..paths import daemon_discovery_file
 from ..protocol import LaunchResult, Session
@@ -132,13 +132,19 @@ class DaemonClient(Lifetime):
         launch_params: Mapping[str, Any] | None = None,
         name: str | None = None,
         restart_policy: RestartPolicy | None = None,
+        journal: JournalLimits | None = None,
     ) -> LaunchResult:
-        """Launch a kernel behind its own nanny; ``(connection_info, ManagerClient)`` once it is ready."""
+        """Launch a kernel behind its own nanny; ``(connection_info, ManagerClient)`` once it is ready.
+
+        ``restart_policy`` and ``journal`` left None are the daemon's own (its configuration's).
+        """
         content: dict[str, Any] = {"type_id": type_id, "cwd": cwd, "name": name}
         if launch_params:
             content["launch_params"] = dict(launch_params)
         if restart_policy is not None:
             content["restart_policy"] = restart_policy.to_dict()
+        if journal is not None:
+            content["journal"] = journal.to_dict()
         await self.info()  # an unreachable daemon fails within the client's timeout, not the launch's
         # A long start-up timeout (a Slurm job waiting in the queue) is the daemon's to use: wait as long.
         startup = (launch_params or {}).get("startup_timeout")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import ConfigError
-from ..config import ConfigTable, RestartPolicy, config_files, read_config_file
+from ..config import ConfigTable, JournalLimits, RestartPolicy, config_files, read_config_file
 from ..launch.params import TRANSPORTS
 from ..paths import user_state_dir
 from .keys import is_z85_key
@@ -54,6 +54,8 @@ class DaemonConfig:
     #: Shut down kernels busy executing for longer than this many seconds (0: never).
     busy_timeout: float = 0.0
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
+    #: How much of each kernel's output its nanny keeps for replay (``[journal]``).
+    journal: JournalLimits = field(default_factory=JournalLimits)
     #: Other daemons whose kernel types are offered as ``<name>/<type>``: name -> client connection file.
     remote_daemons: dict[str, Path] = field(default_factory=dict)
     #: The files this configuration came from (for messages).
@@ -118,7 +120,7 @@ _SETTINGS: dict[str, dict[str, tuple[str, Callable[[ConfigTable, str], Any]]]] =
         "busy_timeout": ("busy_timeout", lambda table, key: table.number(key, None)),
     },
 }
-_SECTIONS = sorted([*_SETTINGS, "providers", "restart", "remote_daemons"])
+_SECTIONS = sorted([*_SETTINGS, "providers", "restart", "journal", "remote_daemons"])
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
@@ -150,6 +152,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
     return DaemonConfig(
         **settings,
         restart_policy=RestartPolicy.from_table(tables["restart"]),
+        journal=JournalLimits.from_table(tables["journal"]),
         remote_daemons={name: _remote(remotes, name) for name in remotes},
         sources=tuple(files),
         origins=origins,

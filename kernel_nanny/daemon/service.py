@@ -523,6 +523,7 @@ class NannyDaemon:
         if cwd is not None and (not isinstance(cwd, str) or not os.path.isabs(cwd)):
             raise LaunchError(f"'cwd' must be an absolute path (the daemon's directory is not yours), got {cwd!r}")
         policy = content.get("restart_policy")
+        journal = content.get("journal")
         return LaunchRequest(
             kernel_type=type_id,
             cwd=cwd,
@@ -531,6 +532,7 @@ class NannyDaemon:
             ),
             name=content.get("name"),
             restart_policy=self.config.restart_policy if policy is None else policy,
+            journal=self.config.journal if journal is None else journal,
             supervised=True,
         )
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from .._exceptions import LaunchError
 from ..client.running import ProcessIdentity
-from ..config import RestartPolicy
+from ..config import JournalLimits, RestartPolicy
 from .command import KernelCommand
 from .params import LaunchParams
 
@@ -36,9 +36,11 @@ class LaunchRequest:
     is (it may name a directory on another host or in a container).
     ``params`` are the :class:`LaunchParams` (a dict is validated into one).
     ``supervised`` runs the kernel behind its own nanny process, which outlives
-    the caller; ``name`` (unique among running kernels, no ``/``) and
-    ``restart_policy`` apply to supervised kernels, ``heartbeat_interval`` is
-    the nanny's (seconds).
+    the caller; ``name`` (unique among running kernels, no ``/``),
+    ``restart_policy`` and ``journal`` (the caps of the nanny's record of the
+    kernel's output, :class:`~kernel_nanny.JournalLimits`; a dict is validated
+    into one) apply to supervised kernels, ``heartbeat_interval`` is the
+    nanny's (seconds).
 
     ``owner`` ties a supervised kernel to a process: the pid of the process
     whose end, however it ends (SIGKILL included), ends the kernel; None (the
@@ -54,6 +56,7 @@ class LaunchRequest:
     params: LaunchParams = field(default_factory=LaunchParams)
     name: str | None = None
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
+    journal: JournalLimits = field(default_factory=JournalLimits)
     supervised: bool = False
     heartbeat_interval: float | None = None
     owner: int | None = None
@@ -79,6 +82,12 @@ class LaunchRequest:
             except (TypeError, ValueError) as exc:
                 raise LaunchError(f"launch request field 'restart_policy': {exc}") from None
             object.__setattr__(self, "restart_policy", policy)
+        if not isinstance(self.journal, JournalLimits):
+            try:
+                limits = JournalLimits.from_dict(dict(self.journal))
+            except (TypeError, ValueError) as exc:
+                raise LaunchError(f"launch request field 'journal': {exc}") from None
+            object.__setattr__(self, "journal", limits)
         if not isinstance(self.supervised, bool):
             raise LaunchError(f"launch request field 'supervised' must be true or false, got {self.supervised!r}")
         interval = self.heartbeat_interval
@@ -123,6 +132,7 @@ class LaunchRequest:
             "params": self.params.to_dict(),
             "name": self.name,
             "restart_policy": self.restart_policy.to_dict(),
+            "journal": self.journal.to_dict(),
             "supervised": self.supervised,
             "heartbeat_interval": self.heartbeat_interval,
             "owner": self.owner,
@@ -141,7 +151,7 @@ class LaunchRequest:
                 values["command"] = KernelCommand.from_dict(values["command"])
             except (TypeError, ValueError) as exc:
                 raise LaunchError(f"launch request field 'command': {exc}") from None
-        for key in ("params", "restart_policy"):
+        for key in ("params", "restart_policy", "journal"):
             if values.get(key) is None:
                 values.pop(key, None)
         return cls(**values)

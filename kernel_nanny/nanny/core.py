@@ -59,7 +59,7 @@ from ..protocol import (
     ipc_socket_paths,
     parse_signal,
 )
-from ..protocol.nanny import HeartbeatContent, KernelDiedContent, NannyInfo
+from ..protocol.nanny import HeartbeatContent, JournalInfo, KernelDiedContent, NannyInfo
 from .journal import Journal
 from .oom import OomCounter
 from .output_log import DEFAULT_LOG_MAX_BYTES, OutputLog
@@ -227,7 +227,8 @@ class KernelNanny:
         kernel_session = Session(
             self.connection_info["key"], self.connection_info["signature_scheme"], replay_window=4096
         )
-        self._journal = Journal(self._state_dir)
+        limits = self.request.journal
+        self._journal = Journal(self._state_dir, memory_bytes=limits.memory, disk_bytes=limits.disk)
         self._recorder = IopubRecorder(
             self.connection_info, kernel_session, self._journal, self._on_kernel_iopub, IOPUB_TOPICS
         )
@@ -606,6 +607,19 @@ class KernelNanny:
             "log_file": str(self.log_path),
             "heartbeat_interval": self.heartbeat_interval,
             "placement": placement() if (placement := getattr(self.manager, "placement", None)) else None,
+            "journal": None if self._journal is None else self._journal_info(self._journal),
+        }
+
+    @staticmethod
+    def _journal_info(journal: Journal) -> JournalInfo:
+        return {
+            "first_seq": journal.first_seq,
+            "last_seq": journal.last_seq,
+            "memory_bytes": journal.memory_bytes,
+            "memory_used": journal.memory_used,
+            "disk_bytes": journal.disk_bytes,
+            "disk_used": journal.disk_used,
+            "disk_enabled": journal.disk_enabled,
         }
 
 

@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import LaunchError
-from ..defaults import JOURNAL_FLUSH_INTERVAL
+from ..defaults import DEFAULT_JOURNAL_DISK_BYTES, DEFAULT_JOURNAL_MEMORY_BYTES, JOURNAL_FLUSH_INTERVAL
 from ..paths import open_private_file, secure_directory
 
 __all__ = [
@@ -77,8 +77,8 @@ __all__ = [
 log = logging.getLogger("kernel_nanny.nanny")
 
 MiB = 1024 * 1024
-DEFAULT_MEMORY_BYTES = 8 * MiB
-DEFAULT_DISK_BYTES = 64 * MiB
+DEFAULT_MEMORY_BYTES = DEFAULT_JOURNAL_MEMORY_BYTES
+DEFAULT_DISK_BYTES = DEFAULT_JOURNAL_DISK_BYTES
 DEFAULT_SEGMENT_BYTES = 4 * MiB
 DEFAULT_READ_BYTES = 1 * MiB
 
@@ -219,7 +219,8 @@ class Journal:
     """A bounded, sequence-numbered record of a kernel's iopub messages and lifecycle markers.
 
     ``directory`` is the nanny's private state directory; the journal lives in its ``journal/``
-    subdirectory. ``disk_bytes=0`` keeps the journal in memory only. One instance per nanny, used
+    subdirectory. ``disk_bytes=0`` keeps the journal in memory only. ``segment_bytes`` defaults to a
+    quarter of ``disk_bytes``, at most :data:`DEFAULT_SEGMENT_BYTES`. One instance per nanny, used
     from one thread (the nanny's event loop).
     """
 
@@ -229,9 +230,11 @@ class Journal:
         *,
         memory_bytes: int = DEFAULT_MEMORY_BYTES,
         disk_bytes: int = DEFAULT_DISK_BYTES,
-        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        segment_bytes: int | None = None,
         logger: logging.Logger | logging.LoggerAdapter[Any] = log,
     ) -> None:
+        if segment_bytes is None:  # a quarter of the cap at most, so dropping the oldest keeps three quarters
+            segment_bytes = min(DEFAULT_SEGMENT_BYTES, max(disk_bytes // 4, len(MAGIC) + 1))
         if memory_bytes < 0 or disk_bytes < 0 or segment_bytes <= len(MAGIC):
             raise ValueError(
                 f"journal sizes must be positive (memory_bytes={memory_bytes}, disk_bytes={disk_bytes}, "
@@ -433,6 +436,16 @@ class Journal:
     def disk_enabled(self) -> bool:
         """Whether entries still go to disk (false after a write error, or with ``disk_bytes=0``)."""
         return self._disk_enabled
+
+    @property
+    def memory_used(self) -> int:
+        """Bytes the memory ring holds, as counted against ``memory_bytes``."""
+        return self._ring_bytes
+
+    @property
+    def disk_used(self) -> int:
+        """Bytes of the segment files, as counted against ``disk_bytes`` (what is pending included)."""
+        return self._disk_total
 
     # -- reading ---------------------------------------------------------------------------------
 

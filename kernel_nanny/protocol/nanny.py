@@ -22,6 +22,7 @@ __all__ = [
     "NANNY_REQUESTS",
     "HeartbeatContent",
     "JournalEntry",
+    "JournalInfo",
     "KernelDiedContent",
     "NannyInfo",
     "parse_signal",
@@ -70,6 +71,23 @@ class NannyInfo(TypedDict):
     #: Where the kernel runs, when not on the nanny's machine (a Slurm kernel: ``slurm_job``,
     #: ``node``, ``job_state``, ``time_left`` seconds); None for a local kernel.
     placement: dict[str, Any] | None
+    #: The journal of the kernel's output, as it stands (None before the kernel's first start).
+    journal: JournalInfo | None
+
+
+class JournalInfo(TypedDict):
+    """The ``journal`` of an ``info_reply``: the seqs a replay can return, and the caps against their use."""
+
+    #: The oldest entry still kept (``last_seq + 1`` when none is) and the newest (0 before the first).
+    first_seq: int
+    last_seq: int
+    #: The caps (bytes) and what is used of them.
+    memory_bytes: int
+    memory_used: int
+    disk_bytes: int
+    disk_used: int
+    #: Whether entries still go to disk (false with ``disk_bytes`` 0, or after a write error such as a full disk).
+    disk_enabled: bool
 
 
 class HeartbeatContent(TypedDict):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import kernel_nanny.config
-from kernel_nanny import RestartPolicy
+from kernel_nanny import JournalLimits, RestartPolicy
 from kernel_nanny.daemon.config import ConfigError, load_config
 
 
@@ -49,6 +49,9 @@ def test_every_section_is_read(tmp_path):
             [restart]
             max_restarts = 2
             window = 30
+            [journal]
+            memory = "16MiB"
+            disk = 0
             [remote_daemons]
             gpu = "~/gpu.json"
             """,
@@ -64,6 +67,7 @@ def test_every_section_is_read(tmp_path):
     )
     assert (config.idle_timeout, config.busy_timeout) == (3600.0, 7200.5)
     assert config.restart_policy == RestartPolicy(max_restarts=2, window=30)
+    assert config.journal == JournalLimits(memory=16 * 1024 * 1024, disk=0)
     assert config.remote_daemons == {"gpu": Path("~/gpu.json").expanduser()}
 
 
@@ -106,6 +110,10 @@ def test_user_file_overrides_system_file(tmp_path, monkeypatch, isolated):
         ("[restart]\nmax_restarts = -2", r"\[restart\] max_restarts: must be"),
         ("[restart]\nwindow = -inf", r"\[restart\] window: must be a number of seconds >= 0, got -inf"),
         ("[restart]\nretries = 2", r"\[restart\] retries: unknown setting \(known: backoff, max_backoff"),
+        ("[journal]\nmemory = '8 bananas'", r"\[journal\] memory: must be a size in bytes, as a whole number or"),
+        ("[journal]\nmemory = 8", r"\[journal\] memory: must be a size from 64KiB, got 8"),
+        ("[journal]\ndisk = '1K'", r"\[journal\] disk: must be 0 \(memory only\) or a size from 64KiB, got 1024"),
+        ("[journal]\nring = '1MiB'", r"\[journal\] ring: unknown setting \(known: disk, memory\)"),
         ("[remote_daemons]\n'a/b' = 'x.json'", r"\[remote_daemons\] a/b: a remote daemon's name may not contain '/'"),
         ("[remote_daemons]\ngpu = 3", r"\[remote_daemons\] gpu: must be the path of a client connection file"),
         ("kernels = 3", r"\[kernels\]: must be a table, got 3"),
