@@ -345,7 +345,9 @@ class NannyProvisioner(KernelProvisionerBase):
                 return watch.exit_code if watch.exit_code is not None else _DIED_WITH_NANNY
             log.warning("[kernel=%s] its nanny does not answer; taking the kernel for running", self.kernel_id)
             return None
-        if info["alive"] and info["restart_count"] == self._known_restart_count:
+        # The kernel jupyter_client knows runs while the nanny runs it: not while it restarts it (its
+        # replacement may already be up, not yet counted), nor once another took its place.
+        if info["alive"] and info["state"] == "running" and info["restart_count"] == self._known_restart_count:
             return None
         self._tell_death(info.get("last_exit"))
         code = popen_returncode(info.get("last_exit"))

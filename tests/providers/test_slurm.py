@@ -287,6 +287,9 @@ async def test_a_wrong_state_json_is_refused_before_anything_is_contacted():
 
 async def test_a_restarted_daemon_readopts_a_slurm_kernel(configure, slurm: SlurmCluster, tmp_path, monkeypatch):
     configure(py={})
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))  # the daemon's files stay out of the session's
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     daemon = RunningDaemon(tmp_path, _table(py={}))
     await daemon.start()
