@@ -402,6 +402,10 @@ class NannyProvisioner(KernelProvisionerBase):
         if self._manager is None or watch is None or watch.gone:
             return
         crashed = watch.deaths > self._known_marks[0] and (watch.last_death or {}).get("restarting")
+        if self._stopping is None and not crashed:
+            # Its events may lag (they arrive on another loop): the nanny's own word is authoritative.
+            info = await self._manager.info()
+            crashed = info["state"] == "restarting" or info["restart_count"] > self._known_restart_count
         if self._stopping is None and crashed:
             self._expect("replaced", since=self._known_marks)
             return
