@@ -39,8 +39,6 @@ __all__ = ["EVERY_TOPIC", "IopubRecorder"]
 
 log = logging.getLogger("kernel_nanny.nanny")
 
-#: Messages read without yielding to the event loop, at most, before its other work (requests) gets a turn.
-DRAIN_BATCH = 256
 #: Subscriptions that match every topic kernels use (they are ASCII text: ``kernel.<id>.status``,
 #: ``stream.stdout``, ``execute_result``...) and leave the empty one to clients (see the module docstring).
 #: Printable ASCII only: xeus-python aborts on a subscription that is not valid UTF-8.
@@ -71,21 +69,12 @@ class IopubRecorder:
         return f"<IopubRecorder last_seq={self.journal.last_seq} closed={self._socket.closed}>"
 
     async def _read(self) -> None:
-        # A burst of output is drained with plain non-blocking receives: one trip through the event
-        # loop per burst, not per message (the nanny's CPU per flushed print is what this saves).
-        drain: zmq.Socket[bytes] = zmq.Socket.shadow(self._socket.underlying)
         while True:
-            batch = [await self._socket.recv_multipart(copy=True)]
-            for _ in range(DRAIN_BATCH):
-                try:
-                    batch.append(drain.recv_multipart(zmq.NOBLOCK, copy=True))
-                except zmq.Again:
-                    break
-            for frames in batch:
-                try:
-                    self._record(frames)
-                except Exception:  # a malformed message is the kernel's bug: never the end of the recording
-                    log.exception("could not record an iopub message of %d frames", len(frames))
+            frames = await self._socket.recv_multipart(copy=True)
+            try:
+                self._record(frames)
+            except Exception:  # a malformed message is the kernel's bug: never the end of the recording
+                log.exception("could not record an iopub message of %d frames", len(frames))
 
     def _record(self, frames: list[bytes]) -> None:
         try:
