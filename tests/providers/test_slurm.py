@@ -307,6 +307,10 @@ async def test_a_restarted_daemon_readopts_a_slurm_kernel(configure, slurm: Slur
             await client.shutdown_kernel("on-slurm")
         await slurm.wait_gone(job_id, 60)
     finally:
+        if daemon.running:  # a failed test leaves no kernel behind either
+            async with daemon.client() as client:
+                for entry in await client.list_kernels():
+                    await client.shutdown_kernel(entry["kernel_id"], now=True)
         assert await daemon.stop() == 0
 
 
