@@ -172,6 +172,9 @@ class SlurmCluster:
             "AccountingStorageType=accounting_storage/slurmdbd",
             "AccountingStorageHost=127.0.0.1",
             f"AccountingStoragePort={self._dbd_port}",
+            # The munge socket for talking to slurmdbd (slurmctld, sacctmgr): without it, the system's default
+            # munged (/run/munge), which a fresh machine does not run.
+            f"AccountingStoragePass={self.munge_socket}",
             # A job needs an association (user, account, cluster): an unknown account is refused at submission.
             "AccountingStorageEnforce=associations",
             # An ended job leaves slurmctld within seconds (the least Slurm allows is 2): then only sacct knows it.
@@ -214,7 +217,8 @@ class SlurmCluster:
             " GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';",
         )
         self._spawn(["slurmdbd", "-D"], "slurmdbd")
-        self._until(lambda: self.try_run("sacctmgr", "--noheader", "list", "cluster") is not None, 30, "slurmdbd")
+        # Its first start creates the database's tables: seconds when idle, longer under a loaded CI machine.
+        self._until(self._dbd_answers, 120, "answer from slurmdbd (sacctmgr list cluster)")
         # Adding the cluster adds Slurm's "root" account with user root; ours is for jobs that name one.
         self.run("sacctmgr", "-i", "add", "cluster", self.name)
         self.run("sacctmgr", "-i", "add", "account", ACCOUNT, f"Cluster={self.name}")
@@ -274,6 +278,20 @@ class SlurmCluster:
     def _command(self, argv: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
         # In the cluster's directory: a job submitted without --output writes its slurm-<id>.out there.
         return subprocess.run(list(argv), env=self.env, cwd=self.dir, capture_output=True, text=True, timeout=60)
+
+    def _dbd_answers(self) -> bool:
+        try:
+            result = subprocess.run(
+                ["sacctmgr", "--noheader", "list", "cluster"],
+                env=self.env,
+                cwd=self.dir,
+                capture_output=True,
+                text=True,
+                timeout=15,  # one slow answer is no reason to give up: try again
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return result.returncode == 0
 
     def try_run(self, *argv: str) -> str | None:
         result = self._command(argv)
