@@ -437,7 +437,7 @@ class SlurmKernelManager:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        delay = SLURM_QUEUE_FIRST_INTERVAL
+        intervals = _queue_intervals()
         unreachable_since: float | None = None
         while True:
             try:
@@ -463,8 +463,16 @@ class SlurmKernelManager:
                 self.job_state = job.state
                 if not expect_end or loop.time() > deadline:
                     return None
-            await asyncio.sleep(delay)  # Slurm has no event to wait on: a bounded, backed-off query
-            delay = min(delay * 2, SLURM_QUEUE_MAX_INTERVAL)
+            await asyncio.sleep(next(intervals))
+
+
+def _queue_intervals() -> Iterator[float]:
+    """Seconds between queue checks: Slurm has no event to wait on, so a query backed off from
+    ``SLURM_QUEUE_FIRST_INTERVAL`` to ``SLURM_QUEUE_MAX_INTERVAL`` (one place for every wait on the queue)."""
+    delay = SLURM_QUEUE_FIRST_INTERVAL
+    while True:
+        yield delay
+        delay = min(delay * 2, SLURM_QUEUE_MAX_INTERVAL)
 
 
 async def _check_reachable(commands: SlurmCommands, address: str, port: int) -> None:
@@ -509,7 +517,7 @@ async def _until_reported(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + startup_timeout
     report = asyncio.ensure_future(listener.receive())
-    delay = SLURM_QUEUE_FIRST_INTERVAL
+    intervals = _queue_intervals()
     job: JobStatus | None = None
     shown: tuple[str, str, str | None] | None = None
     running_since: float | None = None
@@ -555,8 +563,7 @@ async def _until_reported(
                     "cancelled it. To wait longer in the queue, raise the start-up timeout "
                     "(kernel-nanny start --startup-timeout SECONDS; launch parameter startup_timeout)"
                 )
-            await asyncio.wait({report}, timeout=min(delay, remaining))
-            delay = min(delay * 2, SLURM_QUEUE_MAX_INTERVAL)
+            await asyncio.wait({report}, timeout=min(next(intervals), remaining))
         return report.result(), job
     finally:
         if not report.done():
@@ -586,7 +593,7 @@ async def cancel_job(commands: SlurmCommands, job_id: str) -> None:
         return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SLURM_CANCEL_WAIT
-    delay = SLURM_QUEUE_FIRST_INTERVAL
+    intervals = _queue_intervals()
     while True:
         try:
             job = await commands.status(job_id)
@@ -598,5 +605,4 @@ async def cancel_job(commands: SlurmCommands, job_id: str) -> None:
         if loop.time() > deadline:
             log.warning("Slurm job %s is still %s %g s after scancel", job_id, job.state, SLURM_CANCEL_WAIT)
             return
-        await asyncio.sleep(delay)  # no event to wait on: a bounded, backed-off query
-        delay = min(delay * 2, SLURM_QUEUE_MAX_INTERVAL)
+        await asyncio.sleep(next(intervals))
