@@ -108,6 +108,10 @@ SERVER_LINGER_MS = 1000
 CLIENT_RECONNECT_IVL_MS = 10
 #: The reconnection back-off stops here: a restarted kernel must not wait out a long back-off.
 CLIENT_RECONNECT_IVL_MAX_MS = 100
+#: Seconds a peer must keep dropping our handshakes, with no success between, before a client
+#: calls it a security mismatch: a wrong server key and an overloaded server both look like a
+#: dropped connection (``HANDSHAKE_FAILED_NO_DETAIL``), but only the first persists.
+HANDSHAKE_DROPS_CONCLUSIVE_S = 1.0
 #: Bytes a message frame sent to a socket we bind (a nanny's control and events sockets, the
 #: daemon's) may have (``ZMQ_MAXMSGSIZE``); a peer sending a bigger one is disconnected before it
 #: is buffered. Kernel output and code never pass through these sockets: they carry requests and
@@ -150,6 +154,12 @@ TCP_HANDSHAKE_TIMEOUT_MS = 10_000
 #: open-file limit, so local clients and kernels always have file descriptors left): far more
 #: than the remote clients a daemon serves, few enough to bound the memory strangers can hold.
 MAX_TCP_CONNECTIONS = 1000
+#: Connections the kernel queues for the daemon's tcp endpoint before zmq accepts them
+#: (``ZMQ_BACKLOG``; zmq's default is 100). zmq accepts faster than the daemon can cut what is
+#: over its limit, so a flood briefly overshoots by up to this many file descriptors: too many,
+#: and the process runs out of them, which libzmq's ipc listener does not survive (it asserts on
+#: ``EMFILE``). A client that finds the queue full retries within a second.
+TCP_ACCEPT_BACKLOG = 16
 #: Seconds over which a request server logs at most a burst of bad-input warnings: a client
 #: sending garbage must not flood the journal.
 BAD_INPUT_LOG_INTERVAL = 10.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -11,7 +12,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from .._exceptions import AuthenticationFailed, ClientClosed, KernelTimeout
 from .._tasks import TaskGroup
-from ..defaults import CLIENT_LINGER_MS
+from ..defaults import CLIENT_LINGER_MS, HANDSHAKE_DROPS_CONCLUSIVE_S
 from ..protocol import Message, Session
 from ..protocol.errors import error_from_reply
 from ._sockets import Replies, connect, log, read_messages, within
@@ -60,12 +61,18 @@ class RequestChannel:
         tasks.spawn(self._watch_handshakes(monitor, url), name=f"{label}-handshakes")
 
     async def _watch_handshakes(self, monitor: zmq.asyncio.Socket, url: str) -> None:
+        dropped_since: float | None = None  # the first of an unbroken run of dropped handshakes
         try:
             while True:
                 event = parse_monitor_message(await monitor.recv_multipart())["event"]
                 if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                    self._refused = None
+                    self._refused = dropped_since = None
                     continue
+                if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                    # A wrong server key, or a server out of file descriptors: only time tells.
+                    dropped_since = dropped_since or time.monotonic()
+                    if time.monotonic() - dropped_since < HANDSHAKE_DROPS_CONCLUSIVE_S:
+                        continue
                 self._refused = (
                     f"{url} refused this client's key (ask its administrator to allow it: 'kernel-nanny keys new')"
                     if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH

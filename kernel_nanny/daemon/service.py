@@ -55,6 +55,7 @@ from ..defaults import (
     NANNY_PROBE_TIMEOUT,
     RUNTIME_DIR_CHECK_INTERVAL,
     SERVER_LINGER_MS,
+    TCP_ACCEPT_BACKLOG,
     TCP_HANDSHAKE_TIMEOUT_MS,
 )
 from ..discovery import KernelFinder
@@ -225,6 +226,7 @@ class NannyDaemon:
             remote = self._tcp_context.socket(zmq.ROUTER)
             remote.linger = SERVER_LINGER_MS
             remote.handshake_ivl = TCP_HANDSHAKE_TIMEOUT_MS  # a stranger holding a connection is dropped
+            remote.backlog = TCP_ACCEPT_BACKLOG  # bounds a flood's overshoot of the guard's limit
             self._sockets.append(remote)  # an open socket would hang the context's term() in the teardown
             guard = TcpConnectionGuard(remote)  # before binding: it must see every accepted connection
             self._sockets.append(guard.monitor)

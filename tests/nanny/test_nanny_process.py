@@ -406,6 +406,12 @@ async def test_manager_client_in_another_process_over_tcp():
         async with ManagerClient(plain) as eavesdropper:
             with pytest.raises(AuthenticationFailed, match="expects other security"):
                 await eavesdropper.is_alive()
+        # A wrong server key looks, to zmq, like a peer hanging up mid-handshake (as an overloaded one
+        # may once); persisting, it is reported as a security mismatch, well before the request times out.
+        wrong_key = {**info, "curve_publickey": zmq.curve_keypair()[0].decode()}
+        async with ManagerClient(wrong_key, timeout=60) as impostor:
+            with pytest.raises(AuthenticationFailed, match="expects other security"):
+                await impostor.is_alive()
     finally:
         await manager.shutdown(now=True)
         await manager.cleanup()
