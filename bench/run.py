@@ -53,6 +53,12 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
     "iopub-recv": ("bench_protocol", "bench_iopub_recv", "recv + deserialise of queued iopub messages (sync zmq)", 120),
     "client-iopub": ("bench_protocol", "bench_client_iopub", "async clients consuming an iopub burst", 120),
     "journal": ("bench_journal", "bench_journal", "nanny iopub journal: append, replay (memory, disk), RSS", 180),
+    "lossless": (
+        "bench_lossless",
+        "bench_lossless",
+        "flushed prints with the CPUs saturated: lines delivered (journal, kernel socket, jupyter_client)",
+        900,
+    ),
     "cold-start": ("bench_kernel", "bench_cold_start", "start a kernel -> ready (ipc, tcp, tcp+curve)", 240),
     "roundtrip": ("bench_kernel", "bench_roundtrip", "execute/kernel_info round trips, flushed prints", 240),
     "interrupt": ("bench_kernel", "bench_interrupt", "interrupt a busy loop -> KeyboardInterrupt reply", 120),

@@ -61,6 +61,10 @@ NANNY_REPORT_MARGIN = 10.0
 #: Bytes of journal entries one replay reply carries at most: big enough for thousands of messages a
 #: page, small enough that a reply never holds the nanny's loop (or a client's memory) for long.
 REPLAY_MAX_BYTES = 1 << 20
+#: Seconds a replay that found nothing new may wait for the next entry (``wait``; the nanny caps it
+#: here): a follower's request stays open across a quiet kernel instead of being repeated, and a
+#: follower still hears from the nanny at least this often.
+REPLAY_MAX_WAIT = 30.0
 #: Seconds a nanny whose starter gave up gets to abandon its launch (cancel a queued job, remove
 #: a container) and exit before it is killed: a Slurm job's cancellation is confirmed within it.
 NANNY_ABANDON_TIMEOUT = 90.0
@@ -127,6 +131,11 @@ MAX_REQUEST_BYTES = 4 << 20
 #: most its size or 8 KiB (libzmq's receive buffer, which a small message read on its own pins),
 #: so a client 100,000 printed lines behind holds at most about 800 MiB, and only while it is.
 SUB_RCVHWM = 100_000
+#: Messages the ipykernel kernels kernel-nanny starts queue per iopub subscriber before dropping
+#: (zmq's default: 1,000; see :mod:`kernel_nanny.ipykernel_extension`). A tight print loop on a
+#: busy machine outruns zmq's I/O thread by thousands of messages; a subscriber that stops reading
+#: costs the kernel at most this many messages of memory (about 30 MB of typical prints).
+KERNEL_IOPUB_SNDHWM = 50_000
 
 # -- the daemon -------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")  # silences jupyter_core's m
 os.environ.pop("KERNEL_NANNY_CONFIG", None)
 os.environ["XDG_CONFIG_HOME"] = os.path.join(_RUNTIME, "config")
 
+from kernel_nanny import LaunchRequest, ManagerClient, start_kernel  # noqa: E402
 from kernel_nanny.launch import LaunchResult, launch_local  # noqa: E402
 from kernel_nanny.launch.command import ipykernel_command  # noqa: E402
 
@@ -57,6 +58,15 @@ async def kernel() -> AsyncIterator[LaunchResult]:
     finally:
         assert result.manager is not None
         await result.manager.shutdown(now=True)
+
+
+@pytest.fixture
+async def nanny_kernel() -> AsyncIterator[tuple[dict[str, object], ManagerClient]]:
+    """A ready ``pyimport/kernel`` behind its nanny: (connection info, manager), stopped afterwards."""
+    request = LaunchRequest(kernel_type="pyimport/kernel", supervised=True, params={"echo_output": False})
+    async with start_kernel(request) as (info, manager):
+        assert isinstance(manager, ManagerClient)
+        yield info, manager
 
 
 @pytest.fixture

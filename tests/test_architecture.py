@@ -38,6 +38,7 @@ LEAVES = {
     "_version",
     "_ratelimit",
     "_progress",
+    "ipykernel_extension",
 }
 
 

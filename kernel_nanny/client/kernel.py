@@ -21,12 +21,14 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from .._exceptions import ClientClosed
+from .._exceptions import ClientClosed, ConnectionInfoError
 from .._lifetime import Lifetime
 from .._tasks import TaskGroup, wait_for
 from ..defaults import CLIENT_LINGER_MS, DEFAULT_STARTUP_TIMEOUT, HEARTBEAT_TIMEOUT, IOPUB_CONFIRM_INTERVAL
 from ..protocol import Message, Session, channel_url, load_connection_info, normalize_connection_info
+from ..protocol.nanny import NANNY_PROTOCOL_VERSION
 from ._sockets import Replies, connect, read_messages, within
+from .manager import ManagerClient
 
 __all__ = ["ExecutionResult", "KernelClient"]
 
@@ -91,12 +93,26 @@ class KernelClient(Lifetime):
             await kc.wait_for_ready()
             result = await kc.execute_interactive("print(6 * 7)")
 
-    ``iopub_topics`` limits the iopub subscription to messages whose topic
-    starts with one of them (default: everything). A watcher that needs only
-    some messages should say which: a kernel whose iopub is an XPUB socket
-    (ipykernel 7) greets each *new* subscription with ``iopub_welcome``, and
-    a catch-all subscription taken first would keep the next client's from
-    being new.
+    **Where iopub comes from.** A kernel's iopub is a PUB socket, which drops
+    messages for a subscriber that falls behind. A kernel behind a nanny has
+    a journal of all of them (:meth:`ManagerClient.follow
+    <kernel_nanny.ManagerClient.follow>`), and with ``journal=True`` (the
+    default when ``connection_info`` names such a nanny) the client reads
+    iopub from there instead: every message exactly once, in order, however
+    slow the reader, each with its sequence number (``msg.seq``;
+    :attr:`last_seq` is the last one handled). ``since`` resumes after a
+    ``seq`` remembered from an earlier client, so a client that went away
+    gets exactly what it missed, then the rest live; by default the client
+    starts at the journal's end. Entries the bounded journal dropped before
+    they were read are counted in :attr:`lost` and logged, never skipped in
+    silence. ``journal=False`` subscribes to the kernel's socket.
+
+    ``iopub_topics`` limits the kernel-socket subscription to messages whose
+    topic starts with one of them (default: everything). A watcher that needs
+    only some messages should say which: a kernel whose iopub is an XPUB
+    socket (ipykernel 7) greets each *new* subscription with
+    ``iopub_welcome``, and a catch-all subscription taken first would keep the
+    next client's from being new. Giving topics implies ``journal=False``.
     """
 
     def __init__(
@@ -106,9 +122,17 @@ class KernelClient(Lifetime):
         session: Session | None = None,
         context: zmq.asyncio.Context | None = None,
         iopub_topics: Sequence[bytes] = (b"",),
+        journal: bool | None = None,
+        since: int | None = None,
     ) -> None:
         self.connection_info = normalize_connection_info(connection_info)
         self.iopub_topics = tuple(iopub_topics)
+        self.journal = _journal_wanted(self.connection_info, journal, self.iopub_topics, since)
+        #: The journal's seq of the last iopub message (or marker) handled: ``since`` for a later client.
+        self.last_seq: int | None = since
+        #: How many journal entries were dropped (by the bounded journal) before this client read them.
+        self.lost = 0
+        self._journal_reader: ManagerClient | None = None
         self.session = session or Session(self.connection_info["key"], self.connection_info["signature_scheme"])
         self._context = context or zmq.asyncio.Context.instance()
         self._sockets: dict[str, zmq.asyncio.Socket] = {}
@@ -144,7 +168,8 @@ class KernelClient(Lifetime):
         Requests connect the channel they need on their own; calling this first
         subscribes to iopub early so that no broadcast is missed.
         """
-        for channel in ("iopub", "shell", "control"):
+        self._start_iopub()
+        for channel in ("shell", "control"):
             self._socket(channel)
 
     def _begin_closing(self) -> None:
@@ -159,8 +184,37 @@ class KernelClient(Lifetime):
 
     async def _finish_closing(self) -> None:
         await self._tasks.cancel_all()  # the readers have stopped
+        if self._journal_reader is not None:
+            self._journal_reader.close()
 
     # -- sockets ----------------------------------------------------------
+
+    def _start_iopub(self) -> None:
+        """Make sure iopub is read: from the kernel's socket, or from the nanny's journal."""
+        if not self.journal:
+            self._socket("iopub")
+        elif self._journal_reader is None:
+            self._check_open()
+            self._journal_reader = ManagerClient(self.connection_info, context=self._context)
+            self._tasks.spawn(self._follow_journal(self._journal_reader), name="kernel-client-journal")
+
+    async def _follow_journal(self, manager: ManagerClient) -> None:
+        if self.last_seq is None:
+            info = await manager.info()
+            self.last_seq = info["journal"]["last_seq"] if info["journal"] else 0
+        async for entry in manager.follow(self.last_seq):
+            if entry.kind == "lost":
+                self.lost += entry.content["count"]
+                log.warning(
+                    "%d iopub messages of kernel %s were dropped from its journal before this client read them "
+                    "(it keeps the most recent; raise [journal] memory/disk for more)",
+                    entry.content["count"],
+                    manager.kernel_id[:8],
+                )
+                continue
+            self.last_seq = entry.seq
+            if entry.message is not None:
+                self._on_iopub(entry.message)
 
     def _socket(self, channel: str) -> zmq.asyncio.Socket:
         self._check_open()
@@ -367,7 +421,7 @@ class KernelClient(Lifetime):
 
     def add_iopub_handler(self, handler: OutputHook) -> None:
         """Call ``handler(msg)`` for every iopub message (in the client's event loop)."""
-        self._socket("iopub")
+        self._start_iopub()
         self._iopub_handlers.append(handler)
 
     def remove_iopub_handler(self, handler: OutputHook) -> None:
@@ -392,7 +446,7 @@ class KernelClient(Lifetime):
         ``stdin_hook(input_request)`` answers ``input()`` calls and may be async.
         Without a stdin hook the kernel is told stdin is unavailable.
         """
-        self._socket("iopub")
+        self._start_iopub()
         content = _execute_content(code, silent, store_history, user_expressions, stdin_hook is not None, stop_on_error)
         msg = self.session.msg("execute_request", content)
         outputs: list[Message] = []
@@ -500,3 +554,33 @@ def _execute_content(
         "allow_stdin": allow_stdin,
         "stop_on_error": stop_on_error,
     }
+
+
+def _journal_wanted(
+    info: Mapping[str, Any], journal: bool | None, topics: tuple[bytes, ...], since: int | None
+) -> bool:
+    """Whether a client reads iopub from the nanny's journal (see :class:`KernelClient`)."""
+    follows = _nanny_follows(info)
+    if journal is None:
+        journal = follows and topics == (b"",)
+    if journal and not follows:
+        raise ConnectionInfoError(
+            "journal=True needs a kernel behind a nanny of protocol 1.2 or later (its connection info names "
+            f"nanny_control_port and nanny_protocol_version); this one has {info.get('nanny_protocol_version')!r}"
+        )
+    if journal and topics != (b"",):
+        raise ValueError("iopub_topics filter the kernel's socket: give them with journal=False")
+    if since is not None and not journal:
+        raise ValueError("since= resumes from the nanny's journal: it needs journal=True (a kernel behind a nanny)")
+    if since is not None and (not isinstance(since, int) or since < 0):
+        raise ValueError(f"since must be a journal sequence number >= 0, got {since!r}")
+    return journal
+
+
+def _nanny_follows(info: Mapping[str, Any]) -> bool:
+    """Whether the kernel's nanny answers ``replay`` requests that wait (protocol 1.2)."""
+    if not isinstance(info.get("nanny_control_port"), int):
+        return False
+    major, _, minor = str(info.get("nanny_protocol_version", "")).partition(".")
+    ours = NANNY_PROTOCOL_VERSION.split(".")[0]
+    return major == ours and minor.isdigit() and int(minor) >= 2

@@ -14,13 +14,13 @@ import json
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import zmq
 import zmq.asyncio
 
-from .._exceptions import ConnectionInfoError, IncompatibleProtocol, NannyUnavailable, NoSuchKernel
+from .._exceptions import ConnectionInfoError, IncompatibleProtocol, NannyUnavailable, NoSuchKernel, ProtocolError
 from .._lifetime import Lifetime
 from .._loop import BlockingTwin, blocking
 from .._tasks import TaskGroup, wait_for
@@ -30,6 +30,7 @@ from ..defaults import (
     MISSED_HEARTBEATS,
     NANNY_REQUEST_TIMEOUT,
     NANNY_SLOW_REQUEST_TIMEOUT,
+    REPLAY_MAX_WAIT,
 )
 from ..protocol import (
     DELIMITER,
@@ -327,28 +328,83 @@ class ManagerClient(Lifetime):
         it goes. Dropped entries (the journal is bounded) show as one ``lost``
         entry where they were. Messages are verified with the kernel's key.
         """
-        session = Session(self.session.key, self.session.signature_scheme)
         watch = self._next_or_unavailable if self._events is not None else None
-        cursor: int = since
         request: dict[str, Any] = {"since": since, "parent_msg_id": parent_msg_id, "last": last}
         while True:
-            reply = await self._control_channel().call_for_message("replay", request, self.timeout, watch)
-            content = reply.content
-            if content["lost"]:
-                yield JournalEntry(seq=cursor, received=0.0, kind="lost", content={"count": content["lost"]})
-            buffers = iter(reply.buffers)
-            for entry in content["entries"]:
-                frames = [bytes(next(buffers)) for _ in range(entry["frames"])]
-                seq, received, kind = int(entry["seq"]), float(entry["received"]), str(entry["kind"])
-                if kind == "iopub":
-                    message = session.deserialize([DELIMITER, *frames], fresh=False)
-                    yield JournalEntry(seq=seq, received=received, kind=kind, message=message)
-                else:
-                    yield JournalEntry(seq=seq, received=received, kind=kind, content=json.loads(frames[0]))
-                cursor = seq
-            if not content["more"]:
+            page, more = await self._replay_page(request, self.timeout, watch)
+            for entry in page:
+                yield entry
+            if not more:
                 return
-            request = {"since": cursor, "parent_msg_id": parent_msg_id}
+            request = {"since": page[-1].seq, "parent_msg_id": parent_msg_id}
+
+    async def follow(self, since: int = 0, *, parent_msg_id: str | None = None) -> AsyncIterator[JournalEntry]:
+        """The journal after ``since`` (as :meth:`replay`), then each new entry as the kernel publishes it.
+
+        Every entry comes once, in order, whatever the pace of the reader: a
+        reader that falls behind reads on from the journal instead of losing
+        messages (as a subscriber to the kernel's iopub would), and learns of
+        entries the bounded journal dropped before it got to them by a ``lost``
+        entry. Each request for more waits in the nanny until there is more, so
+        a quiet kernel costs nothing. Ends when the nanny exits (the kernel was
+        stopped), after the last entry; raises :class:`NannyUnavailable` if the
+        nanny goes silent.
+        """
+        exiting: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+
+        def on_event(event: Message) -> None:
+            if event.msg_type == "nanny_exiting" and not exiting.done():
+                exiting.set_result(event)
+
+        async def reply_unless_exiting(reply: Awaitable[Message]) -> Message:
+            return await self._next_or_unavailable(reply, unless=exiting)
+
+        self.add_event_handler(on_event)
+        try:
+            await self.subscribe()
+            request: dict[str, Any] = {"since": since, "parent_msg_id": parent_msg_id, "wait": REPLAY_MAX_WAIT}
+            while True:
+                try:
+                    page, _ = await self._replay_page(request, self.timeout + REPLAY_MAX_WAIT, reply_unless_exiting)
+                except _NannyExited:
+                    return
+                for entry in page:
+                    yield entry
+                if page:
+                    request["since"] = page[-1].seq
+        finally:
+            self.remove_event_handler(on_event)
+
+    async def _replay_page(
+        self,
+        request: dict[str, Any],
+        timeout: float,
+        watch: Callable[[Awaitable[Message]], Awaitable[Message]] | None,
+    ) -> tuple[list[JournalEntry], bool]:
+        """One ``replay_request``: its entries (a ``lost`` one first, at the cursor, if any were dropped)
+        and whether there are more."""
+        reply = await self._control_channel().call_for_message("replay", request, timeout, watch)
+        content = reply.content
+        page: list[JournalEntry] = []
+        if content["lost"]:
+            page.append(
+                JournalEntry(seq=request["since"], received=0.0, kind="lost", content={"count": content["lost"]})
+            )
+        buffers = iter(reply.buffers)
+        for entry in content["entries"]:
+            frames = [bytes(next(buffers)) for _ in range(entry["frames"])]
+            seq, received, kind = int(entry["seq"]), float(entry["received"]), str(entry["kind"])
+            if kind == "iopub":
+                try:  # the kernel's signature, checked with its key; no replay check: a replay repeats by design
+                    message = self.session.deserialize([DELIMITER, *frames], fresh=False)
+                except ProtocolError as exc:
+                    log.warning("skipped journal entry %d of kernel %s: %s", seq, self.kernel_id[:8], exc)
+                    continue
+                message.seq = seq
+                page.append(JournalEntry(seq=seq, received=received, kind=kind, message=message))
+            else:
+                page.append(JournalEntry(seq=seq, received=received, kind=kind, content=json.loads(frames[0])))
+        return page, bool(content["more"])
 
     async def events(self) -> AsyncIterator[Message]:
         """Iterate over the nanny's events, from now until it says ``nanny_exiting``.
@@ -390,23 +446,33 @@ class ManagerClient(Lifetime):
             self.remove_event_handler(on_event)
         return ExitStatus.from_dict(event.content)
 
-    async def _next_or_unavailable(self, awaitable: Any) -> Message:
-        """Await ``awaitable`` while watching the heartbeat; a silent nanny raises NannyUnavailable."""
+    async def _next_or_unavailable(self, awaitable: Any, *, unless: asyncio.Future[Message] | None = None) -> Message:
+        """Await ``awaitable`` while watching the heartbeat; a silent nanny raises NannyUnavailable.
+
+        ``unless`` done first (the nanny said it is exiting) raises ``_NannyExited``.
+        """
         future = asyncio.ensure_future(awaitable)
+        watched = {future} if unless is None else {future, unless}
         limit = self.heartbeat_interval * MISSED_HEARTBEATS
         loop = asyncio.get_running_loop()
         try:
             while True:
-                done, _ = await asyncio.wait({future}, timeout=limit)
-                if done:
+                await asyncio.wait(watched, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+                if future.done():
                     result: Message = future.result()
                     return result
+                if unless is not None and unless.done():
+                    raise _NannyExited
                 if loop.time() - self._last_event > limit:
                     raise NannyUnavailable(
                         f"the nanny of kernel {self.kernel_id[:8]} missed {MISSED_HEARTBEATS} heartbeats"
                     )
         finally:
             future.cancel()
+
+
+class _NannyExited(Exception):
+    """The nanny said ``nanny_exiting`` while a follower waited for more (internal to ``follow``)."""
 
 
 class BlockingManagerClient(BlockingTwin):

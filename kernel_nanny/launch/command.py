@@ -77,7 +77,10 @@ def ipykernel_command(python: str = sys.executable) -> KernelCommand:
     are encrypted by default; it takes long unix-socket paths
     (``supported_transports``), so it gets ``ipc`` by default; its interrupts are signals.
     """
+    argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    if python == sys.executable:  # kernel-nanny is importable there: a send queue that holds a burst
+        argv.append("--IPKernelApp.extra_extensions=kernel_nanny.ipykernel_extension")
     return KernelCommand(
-        argv=[python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        argv=argv,
         metadata={"supported_encryption": ["curve"], "supported_transports": ["ipc", "tcp"]},
     )

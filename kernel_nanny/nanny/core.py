@@ -41,7 +41,7 @@ from .._logging import KernelLogAdapter
 from .._serving import BufferedReply, Handler, RequestServer, bind
 from .._tasks import TaskGroup
 from ..client.running import ProcessIdentity
-from ..defaults import DEFAULT_HEARTBEAT_INTERVAL, REPLAY_MAX_BYTES, SERVER_LINGER_MS
+from ..defaults import DEFAULT_HEARTBEAT_INTERVAL, REPLAY_MAX_BYTES, REPLAY_MAX_WAIT, SERVER_LINGER_MS
 from ..discovery.resolved import ResolvedKernel
 from ..launch.connection import write_connection_file
 from ..launch.request import LaunchRequest
@@ -310,19 +310,21 @@ class KernelNanny:
             if alive:
                 self.last_exit = await self.manager.wait()
                 self._publish_death(self.last_exit, restarting=False, requested=True)
-        # The connection file goes first: once a client hears nanny_exiting, the kernel is gone from listings.
+        if self._journal is not None:
+            self._journal.close()  # the record is complete: followers waiting for more are answered
+        if self._output_log is not None:
+            self._output_log.close()
+        # The files go first: once a client hears nanny_exiting, the kernel is gone from listings and disk.
         if self.connection_file is not None:
             self.connection_file.unlink(missing_ok=True)
+        shutil.rmtree(self._state_dir, ignore_errors=True)
+        self._log.info("nanny exiting: %s", self._stop_reason)
         self._publish("nanny_exiting", {"reason": self._stop_reason})
         for sock in (self._control, self._events):
             if sock is not None:
                 sock.close(linger=SERVER_LINGER_MS)
         for path in ipc_socket_paths(self.connection_info):  # ours; the kernel's went with it
             path.unlink(missing_ok=True)
-        if self._output_log is not None:
-            self._output_log.close()
-        shutil.rmtree(self._state_dir, ignore_errors=True)
-        self._log.info("nanny exiting: %s", self._stop_reason)
 
     # -- supervision ------------------------------------------------------
 
@@ -555,9 +557,13 @@ class KernelNanny:
         return {}
 
     async def _on_replay(self, msg: Message) -> BufferedReply:
-        """Journal entries after ``since`` (a page of at most ``max_bytes``): their frames as the reply's buffers."""
+        """Journal entries after ``since`` (a page of at most ``max_bytes``): their frames as the reply's buffers.
+
+        With ``wait``, a request that finds nothing new is answered when something is
+        appended (or after ``wait`` seconds, empty): how a client follows the output live.
+        """
         content = msg.content
-        since, last, max_bytes = (content.get(key) for key in ("since", "last", "max_bytes"))
+        since, last, max_bytes, wait = (content.get(key) for key in ("since", "last", "max_bytes", "wait"))
         parent = content.get("parent_msg_id")
         if not isinstance(since, int) or since < 0:
             raise InvalidRequest(f"replay needs 'since', a sequence number >= 0 (0: from the start), got {since!r}")
@@ -567,11 +573,25 @@ class KernelNanny:
             raise InvalidRequest(f"'max_bytes' must be a positive whole number, got {max_bytes!r}")
         if parent is not None and not isinstance(parent, str):
             raise InvalidRequest(f"'parent_msg_id' must be a message id, got {parent!r}")
+        if wait is not None and (
+            isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait < float("inf")
+        ):
+            raise InvalidRequest(f"'wait' must be a number of seconds >= 0, got {wait!r}")
         if self._journal is None:
             raise KernelNotRunning.named(self.name or self.kernel_id[:12], self.state.value)
-        batch = self._journal.read(
-            since, parent_msg_id=parent, last=last, max_bytes=min(max_bytes or REPLAY_MAX_BYTES, REPLAY_MAX_BYTES)
-        )
+        journal = self._journal
+        limit = min(max_bytes or REPLAY_MAX_BYTES, REPLAY_MAX_BYTES)
+        batch = journal.read(since, parent_msg_id=parent, last=last, max_bytes=limit)
+        if wait and last is None:
+            deadline = asyncio.get_running_loop().time() + min(wait, REPLAY_MAX_WAIT)
+            while not batch.entries and not batch.lost and not journal.closed:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                appended = journal.appended()
+                await asyncio.wait({appended}, timeout=remaining)
+                appended.cancel()
+                batch = journal.read(since, parent_msg_id=parent, max_bytes=limit)
         entries = [
             {"seq": e.seq, "received": e.received, "kind": e.kind, "frames": len(e.frames)} for e in batch.entries
         ]
@@ -579,8 +599,8 @@ class KernelNanny:
             "entries": entries,
             "lost": batch.lost,
             "more": batch.more,
-            "first_seq": self._journal.first_seq,
-            "last_seq": self._journal.last_seq,
+            "first_seq": journal.first_seq,
+            "last_seq": journal.last_seq,
         }
         return BufferedReply(reply, [frame for entry in batch.entries for frame in entry.frames])
 

@@ -259,6 +259,9 @@ class Journal:
         self._fd = -1
         self._pending = bytearray()
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+        #: Closed: nothing more will be appended (waiting readers are answered).
+        self.closed = False
         self._disk_enabled = disk_bytes > 0
         #: parent msg_id -> [first, last, count] of its dropped entries (the most recent parents only).
         self._dropped: collections.OrderedDict[str, list[int]] = collections.OrderedDict()
@@ -307,7 +310,22 @@ class Journal:
             self._ring_bytes -= _ring_cost(old)
             if not self._on_disk(old.seq) and old.parent_msg_id is not None:
                 self._tally_dropped(old.parent_msg_id, old.seq, old.seq, 1)
+        if self._waiters:
+            self._wake_waiters()
         return entry.seq
+
+    def appended(self) -> asyncio.Future[None]:
+        """A future resolved by the next append (or :meth:`close`): what a reader that has read
+        everything waits on, instead of asking again and again."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def _wake_waiters(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _write(self, entry: Entry) -> None:
         try:
@@ -598,7 +616,9 @@ class Journal:
     # -- lifetime --------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Write what is pending and close the current segment (idempotent)."""
+        """Write what is pending and close the current segment (idempotent); waiting readers wake."""
+        self.closed = True
+        self._wake_waiters()
         self.flush()
         if self._fd >= 0:
             os.close(self._fd)

@@ -59,7 +59,10 @@ class Message:
     """One Jupyter message, as sent or as received.
 
     ``identities`` holds the ZeroMQ routing prefix (frames before ``<IDS|MSG>``);
-    it matters for ROUTER sockets and is empty otherwise.
+    it matters for ROUTER sockets and is empty otherwise. ``seq`` is the
+    message's sequence number in its nanny's journal when it was read from
+    there (:meth:`ManagerClient.follow <kernel_nanny.ManagerClient.follow>`,
+    a :class:`~kernel_nanny.KernelClient` following the journal), else None.
     """
 
     header: dict[str, Any]
@@ -68,6 +71,7 @@ class Message:
     content: dict[str, Any] = field(default_factory=dict)
     buffers: list[bytes | memoryview] = field(default_factory=list)
     identities: list[bytes] = field(default_factory=list)
+    seq: int | None = None
 
     @property
     def msg_id(self) -> str:

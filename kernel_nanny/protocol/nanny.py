@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 #: Version of the nanny protocol; the major part changes on incompatible changes.
-NANNY_PROTOCOL_VERSION = "1.1"
+NANNY_PROTOCOL_VERSION = "1.2"
 
 NANNY_REQUESTS = ("is_alive", "interrupt", "signal", "kill", "restart", "shutdown", "info", "replay")
 NANNY_EVENTS = (

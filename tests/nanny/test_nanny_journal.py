@@ -15,15 +15,6 @@ from kernel_nanny import InvalidRequest, JournalEntry, KernelClient, LaunchReque
 from kernel_nanny.paths import nanny_state_dir
 
 
-@pytest.fixture
-async def nanny():
-    async with start_kernel(
-        LaunchRequest(kernel_type="pyimport/kernel", supervised=True, params={"echo_output": False})
-    ) as (info, manager):
-        assert isinstance(manager, ManagerClient)
-        yield info, manager
-
-
 async def _replay(manager: ManagerClient, since: int = 0, **filters: Any) -> list[JournalEntry]:
     return [entry async for entry in manager.replay(since, **filters)]
 
@@ -66,8 +57,8 @@ async def _until_recorded(manager: ManagerClient, parent: str) -> list[JournalEn
     return await _until(manager, idle, parent_msg_id=parent)
 
 
-async def test_output_is_recorded_in_order_and_replayed_verified_with_a_cursor(nanny):
-    info, manager = nanny
+async def test_output_is_recorded_in_order_and_replayed_verified_with_a_cursor(nanny_kernel):
+    info, manager = nanny_kernel
     parent = await _run(info, "for i in range(200): print(i, flush=True)")
     entries = await _until_recorded(manager, parent)
     assert _printed(entries) == "".join(f"{i}\n" for i in range(200))
@@ -85,16 +76,16 @@ async def test_output_is_recorded_in_order_and_replayed_verified_with_a_cursor(n
     assert [e.seq for e in await _replay(manager, last=3)] == seqs[-3:]
 
 
-async def test_output_printed_while_no_client_listens_is_kept(nanny):
-    info, manager = nanny
+async def test_output_printed_while_no_client_listens_is_kept(nanny_kernel):
+    info, manager = nanny_kernel
     await _run(info, "import threading\nthreading.Timer(0.5, print, ('while you were away',), {'flush': True}).start()")
     # The client is gone before the kernel prints.
     entries = await _until(manager, lambda entries: "while you were away" in _printed(entries))
     assert _printed(entries).count("while you were away\n") == 1
 
 
-async def test_restarts_and_deaths_are_markers_in_the_sequence(nanny):
-    info, manager = nanny
+async def test_restarts_and_deaths_are_markers_in_the_sequence(nanny_kernel):
+    info, manager = nanny_kernel
     before = (await _replay(manager))[-1].seq
     await manager.restart(now=True)
     await _run(info, "print('after')")
@@ -119,20 +110,29 @@ async def test_the_journal_is_private_and_goes_with_the_kernel():
 
 @pytest.mark.parametrize(
     "request_content",
-    [{"since": -1}, {"since": "0"}, {"since": 0, "last": -2}, {"since": 0, "max_bytes": 0}, {}],
-    ids=["negative", "text", "negative-last", "zero-bytes", "missing"],
+    [
+        {"since": -1},
+        {"since": "0"},
+        {"since": 0, "last": -2},
+        {"since": 0, "max_bytes": 0},
+        {},
+        {"since": 0, "wait": -1},
+        {"since": 0, "wait": "1"},
+        {"since": 0, "wait": True},
+    ],
+    ids=["negative", "text", "negative-last", "zero-bytes", "missing", "negative-wait", "text-wait", "yes-wait"],
 )
-async def test_a_malformed_replay_request_is_refused_and_the_nanny_carries_on(nanny, request_content):
-    info, manager = nanny
+async def test_a_malformed_replay_request_is_refused_and_the_nanny_carries_on(nanny_kernel, request_content):
+    info, manager = nanny_kernel
     with pytest.raises(InvalidRequest):
         await manager.request("replay", request_content)
     assert await manager.is_alive()
 
 
-async def test_the_output_command_prints_the_journal_as_text_and_as_json(nanny, capsys):
+async def test_the_output_command_prints_the_journal_as_text_and_as_json(nanny_kernel, capsys):
     from kernel_nanny.cli import main as cli_main
 
-    info, manager = nanny
+    info, manager = nanny_kernel
     parent = await _run(info, "print('recorded'); 6 * 7")
     await _until_recorded(manager, parent)
     assert await asyncio.to_thread(cli_main, ["output", info["kernel_id"], "--parent", parent]) == 0
@@ -147,3 +147,35 @@ async def test_the_output_command_prints_the_journal_as_text_and_as_json(nanny, 
     assert all(line["parent_msg_id"] == parent and line["kind"] == "iopub" for line in lines)
     seqs = [line["seq"] for line in lines]
     assert seqs == sorted(seqs)
+
+
+async def test_a_replay_that_waits_is_answered_by_the_next_entry(nanny_kernel):
+    info, manager = nanny_kernel
+    end = (await manager.info())["journal"]["last_seq"]
+    waiting = asyncio.ensure_future(manager.request("replay", {"since": end, "wait": 20}, timeout=30))
+    await manager.info()  # a round trip through the nanny that publishes nothing on iopub
+    assert not waiting.done()  # nothing new: the request waits in the nanny
+    await _run(info, "print('news')")
+    reply = await asyncio.wait_for(waiting, 10)
+    assert reply["entries"] and reply["entries"][0]["seq"] == end + 1
+
+
+async def test_following_ends_when_the_nanny_exits():
+    info, manager = await start_kernel(
+        LaunchRequest(kernel_type="pyimport/kernel", supervised=True, params={"echo_output": False})
+    )
+    assert isinstance(manager, ManagerClient)
+    await _run(info, "print('last words')")
+    seen: list[JournalEntry] = []
+
+    async def follow() -> None:
+        async with ManagerClient(info) as follower:
+            async for entry in follower.follow(0):
+                seen.append(entry)
+
+    following = asyncio.ensure_future(follow())
+    await _until(manager, lambda entries: len(seen) >= len(entries))  # caught up: waiting in the nanny
+    await manager.shutdown()
+    await manager.cleanup()
+    await asyncio.wait_for(following, 10)  # ends, without an error
+    assert "last words" in _printed(seen)

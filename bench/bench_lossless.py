@@ -1,0 +1,165 @@
+"""No lost output under load (issue 13): flushed prints while every CPU is busy with other processes.
+
+One kernel of each side, then ``os.cpu_count()`` busy-looping processes, then one cell of N flushed
+prints (100,000; 20,000 with ``--quick``) through:
+
+* ours, following the nanny's journal (``KernelClient``'s default for a kernel behind a nanny);
+* ours, subscribed to the kernel's own iopub socket (``journal=False``), as every Jupyter client is;
+* jupyter_client's ``BlockingKernelClient.execute_interactive``, on a kernel of its own.
+
+Each counts the lines it was given, and checks their order. A PUB socket drops messages for a
+subscriber whose queue is full, so a client that cannot keep up loses lines; the journal's client
+reads on from the nanny's record instead. The rows are counts and times, with the goal (100% of
+lines delivered by kernel-nanny's clients) judged on the journal-following client.
+
+A second pair of rows times ``execute_interactive("1")`` on an idle machine, following the journal
+and subscribed to the kernel's socket, in one run: what the lossless path costs per round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from _common import Config, Row, orders
+from _sides import Nanny, Theirs
+
+from kernel_nanny import KernelClient, Message
+
+GOAL = "100% of lines delivered"
+
+
+class _Lines:
+    """Counts printed lines from stream messages (dicts or Messages) and whether they came in order."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.in_order = True
+        self._partial = ""
+
+    def feed(self, text: str) -> None:
+        text = self._partial + text
+        *lines, self._partial = text.split("\n")
+        for line in lines:
+            if line != str(self.count):
+                self.in_order = False
+            self.count += 1
+
+
+def _saturate() -> list[subprocess.Popen[bytes]]:
+    """One busy loop per CPU, at the same priority as everything else."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+
+
+async def _ours(info: Any, lines: int, *, journal: bool) -> tuple[_Lines, float, int]:
+    seen = _Lines()
+
+    def hook(msg: Message) -> None:
+        if msg.msg_type == "stream":
+            seen.feed(msg.content.get("text", ""))
+
+    async with KernelClient(info, journal=journal) as kc:
+        await kc.wait_for_ready()
+        t0 = time.perf_counter()
+        await kc.execute_interactive(f"for i in range({lines}): print(i, flush=True)", output_hook=hook)
+        return seen, time.perf_counter() - t0, kc.lost
+
+
+def _theirs(theirs: Theirs, lines: int) -> tuple[_Lines, float]:
+    seen = _Lines()
+
+    def hook(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "stream":
+            seen.feed(msg["content"].get("text", ""))
+
+    kc = theirs.km.blocking_client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        t0 = time.perf_counter()
+        kc.execute_interactive(f"for i in range({lines}): print(i, flush=True)", output_hook=hook, timeout=900)
+        return seen, time.perf_counter() - t0
+    finally:
+        kc.stop_channels()
+
+
+async def _roundtrips(info: Any, rounds: int) -> dict[bool, list[float]]:
+    samples: dict[bool, list[float]] = {True: [], False: []}
+    async with KernelClient(info, journal=True) as following, KernelClient(info, journal=False) as subscribed:
+        clients = {True: following, False: subscribed}
+        for kc in clients.values():
+            await kc.wait_for_ready()
+            for _ in range(20):
+                await kc.execute_interactive("1")
+        for _, forward in orders(rounds):
+            for journal in (True, False) if forward else (False, True):
+                t0 = time.perf_counter()
+                await clients[journal].execute_interactive("1")
+                samples[journal].append(time.perf_counter() - t0)
+    return samples
+
+
+async def bench_lossless(cfg: Config) -> list[Row]:
+    lines = cfg.n(100_000, 20_000)
+    ours = await Nanny.start("ipc")
+    theirs = await Theirs.launch("ipc")
+    try:
+        trips = await _roundtrips(ours.info, cfg.n(300, 60))
+        busy = _saturate()
+        try:
+            following, following_s, lost = await _ours(ours.info, lines, journal=True)
+            subscribed, subscribed_s, _ = await _ours(ours.info, lines, journal=False)
+            result: list[Any] = []
+            thread = threading.Thread(target=lambda: result.append(_theirs(theirs, lines)))
+            thread.start()
+            await asyncio.to_thread(thread.join)
+            jupyter, jupyter_s = result[0]
+        finally:
+            for process in busy:
+                process.kill()
+                process.wait()
+    finally:
+        await ours.stop()
+        await theirs.stop()
+
+    def share(seen: _Lines) -> str:
+        order = "in order" if seen.in_order else "OUT OF ORDER"
+        return f"{seen.count:,} of {lines:,} lines ({100 * seen.count / lines:.2f}%, {order})"
+
+    delivered = Row(
+        "lossless",
+        f"{lines:,} flushed prints, CPUs saturated: lines delivered",
+        notes=[
+            f"ours, following the journal: {share(following)} in {following_s:.1f} s; {lost} entries reported lost",
+            f"ours, subscribed to the kernel's iopub (journal=False): {share(subscribed)} in {subscribed_s:.1f} s",
+            f"jupyter_client BlockingKernelClient.execute_interactive: {share(jupyter)} in {jupyter_s:.1f} s",
+            f"{os.cpu_count()} busy-looping processes ran throughout",
+        ],
+        extra={
+            "lines": lines,
+            "journal": following.count,
+            "kernel_socket": subscribed.count,
+            "jupyter_client": jupyter.count,
+        },
+        goal=GOAL,
+        goal_met=following.count == lines and following.in_order and lost == 0,
+        goal_detail=share(following),
+    )
+    cost = Row(
+        "lossless",
+        "execute_interactive('1'): following the journal (ours) vs the kernel's socket (theirs column)",
+        ours=trips[True],
+        theirs=trips[False],
+        notes=[
+            "both columns are kernel-nanny's KernelClient on one kernel behind a nanny, interleaved; "
+            "the ratio is what the lossless path costs per round trip (median "
+            f"{statistics.median(trips[True]) * 1e3:.2f} ms vs {statistics.median(trips[False]) * 1e3:.2f} ms)"
+        ],
+    )
+    return [delivered, cost]
