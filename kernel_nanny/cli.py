@@ -1072,8 +1072,7 @@ async def _follow(
         async for entry in follow_output(manager, since=args.since, last=args.last):
             _show_input(entry)
             _show_entry(entry, printer)
-            if entry.kind == "nanny_exiting":
-                print(f"kernel-nanny: the nanny of kernel {label} exited", file=sys.stderr)
+        print(f"kernel-nanny: the nanny of kernel {label} exited", file=sys.stderr)
         return EXIT_OK
 
     following = asyncio.ensure_future(show())
