@@ -128,6 +128,11 @@ def _parser() -> argparse.ArgumentParser:
             "results, tracebacks). Given a kernel TYPE, a new kernel is started for the run and shut down "
             "after it; given a running KERNEL, the code runs there and the kernel keeps running. "
             "With --group, the kernel is kept behind a nanny and reused by later runs of the same group. "
+            "A run in a kernel behind a nanny (a group's, or a running KERNEL) outlives this command: "
+            "its commands are queued in the kernel, and its output kept in the nanny's journal. If this "
+            "command dies, 'kernel-nanny exec --rejoin ID' (the ID it printed) shows the run's output and "
+            "ends with its status; and the same command with --group re-joins a run of the same code that is "
+            "still going in the group instead of starting a second one. "
             "Ctrl-C interrupts the running code; a second Ctrl-C kills a kernel started for the run "
             "(or the group's, which the next run replaces), or stops waiting for a running one."
         ),
@@ -136,7 +141,8 @@ def _parser() -> argparse.ArgumentParser:
             "2 usage error, 3 the kernel could not be started or died, 130 killed by a second Ctrl-C. "
             "examples: kernel-nanny exec pyimport/kernel -c 'print(6 * 7)'; "
             "kernel-nanny exec spec/python3 --group etl load.py; "
-            "kernel-nanny exec --python ~/venvs/ml -c 'import torch'"
+            "kernel-nanny exec --python ~/venvs/ml -c 'import torch'; "
+            "kernel-nanny exec --rejoin 3f2a9c41d0e7"
         ),
     )
     exec_cmd.add_argument(
@@ -173,6 +179,12 @@ def _parser() -> argparse.ArgumentParser:
         help="reuse one kernel per (TYPE or --python, --switch, KEY) across runs: the first run starts it "
         "behind a nanny under a name derived from them and leaves it running, later runs (from any process) "
         "find it by that name; 'kernel-nanny ps' shows it, 'kernel-nanny stop NAME' ends it",
+    )
+    exec_cmd.add_argument(
+        "--rejoin",
+        metavar="ID",
+        help="instead of running code, follow run ID (printed by the exec that began it) to its end: all its "
+        "output from the nanny's journal, then the rest as it comes; the exit status is the run's",
     )
     exec_cmd.add_argument(
         "--switch",
@@ -477,6 +489,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_exec(args: argparse.Namespace) -> int:
     target, file = args.target, args.file
+    if args.rejoin is not None:
+        if target is not None or file is not None or args.code is not None or args.group or args.python:
+            raise UsageError("--rejoin ID follows a run that was started already: give no code, kernel or --group")
+        return asyncio.run(_rejoin(args.rejoin))
     if args.python is not None and target is not None:
         if file is not None or args.code is not None:
             raise UsageError("give a kernel TYPE or --python ENV, not both")
@@ -541,7 +557,12 @@ async def _exec(execution: KernelExecution, code: str, *, timeout: float | None,
         stdin_hook = _read_terminal_input if sys.stdin.isatty() else None
         try:
             status = await execution.run(
-                [code], output_hook=OutputPrinter(sys.stdout, sys.stderr), stdin_hook=stdin_hook, timeout=timeout
+                [code],
+                output_hook=OutputPrinter(sys.stdout, sys.stderr),
+                stdin_hook=stdin_hook,
+                timeout=timeout,
+                rejoin=execution.group is not None,
+                on_queued=_say_run,
             )
             return EXIT_OK if status == 0 else EXIT_CODE_RAISED
         except KernelDied as exc:
@@ -554,6 +575,34 @@ async def _exec(execution: KernelExecution, code: str, *, timeout: float | None,
             return EXIT_INTERRUPTED
         finally:
             interrupts.remove()
+
+
+def _say_run(execution: KernelExecution) -> None:
+    """Once the run is queued (or re-joined), say how to re-join it: it outlives this command."""
+    record = execution.rejoined
+    if record is not None:
+        started = time.strftime("%H:%M:%S", time.localtime(record.started))
+        print(
+            f"kernel-nanny: the same code is still running in group {execution.group!r} (run {record.execution_id}, "
+            f"begun at {started} by pid {record.pid}): following that run instead of starting a second one",
+            file=sys.stderr,
+        )
+    elif execution.execution_id is not None:
+        print(
+            f"kernel-nanny: run {execution.execution_id} in kernel {execution.name or execution.kernel_id}; "
+            f"it goes on if this command ends ('kernel-nanny exec --rejoin {execution.execution_id}' follows it)",
+            file=sys.stderr,
+        )
+
+
+async def _rejoin(execution_id: str) -> int:
+    """``exec --rejoin ID``: the run's output, then its status."""
+    try:
+        status = await KernelExecution.rejoin(execution_id, output_hook=OutputPrinter(sys.stdout, sys.stderr))
+    except KernelDied as exc:
+        print(f"kernel-nanny: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if status == 0 else EXIT_CODE_RAISED
 
 
 async def _say_if_busy(execution: KernelExecution) -> None:

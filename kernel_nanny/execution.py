@@ -34,16 +34,17 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import runs
 from ._exceptions import ExecutionBusy, KernelDied, KernelNannyError, KernelNotRunning, LaunchError, NannyUnavailable
 from ._lifetime import Lifetime
 from ._loop import BlockingTwin, blocking
 from ._tasks import wait_for
 from .client import KernelClient, ManagerClient
-from .client.kernel import OutputHook, StdinHook
+from .client.kernel import OutputHook, PendingExecution, StdinHook
 from .client.running import RunningKernel, find_running_kernel, list_running_kernels, match_kernels
 from .config import RestartPolicy
 from .defaults import DEFAULT_STOP_TIMEOUT, IPYKERNEL_CHECK_TIMEOUT
@@ -53,6 +54,7 @@ from .launch.command import ipykernel_command
 from .launch.request import LaunchRequest
 from .paths import open_private_file, runtime_dir, secure_directory
 from .protocol import ExitStatus, KernelManager, Message
+from .runs import FAILED, OK
 from .start import start_kernel
 
 __all__ = [
@@ -64,8 +66,6 @@ __all__ = [
 
 log = logging.getLogger("kernel_nanny.execution")
 
-#: Return codes of :meth:`KernelExecution.run`.
-OK, FAILED = 0, 1
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
@@ -216,6 +216,10 @@ class KernelExecution(Lifetime):
         self._aborting = False
         #: Whether the last :meth:`start` launched a new kernel (False: it found the group's, or attached).
         self.started_new = False
+        #: The id of the last run in a kernel behind a nanny, for :meth:`rejoin` (None before one).
+        self.execution_id: str | None = None
+        #: The run the last :meth:`run` re-joined (``rejoin=True``), else None.
+        self.rejoined: runs.RunRecord | None = None
 
     @classmethod
     def attach(cls, ref: str) -> KernelExecution:
@@ -372,43 +376,105 @@ class KernelExecution(Lifetime):
         output_hook: OutputHook | None = None,
         stdin_hook: StdinHook | None = None,
         timeout: float | None = None,
+        rejoin: bool = False,
+        on_queued: Callable[[KernelExecution], None] | None = None,
     ) -> int:
         """Run ``commands`` one after the other, each to completion; 0 if all ran, 1 at the first that raised.
 
         ``output_hook(msg)`` sees every output message as it arrives
         (:class:`OutputPrinter` prints them). ``timeout`` bounds each command
-        (:exc:`~kernel_nanny.KernelTimeout`; the kernel is left as it is).
-        Raises :exc:`~kernel_nanny.KernelDied` if the kernel dies meanwhile,
-        unless :meth:`stop` killed it: the run then returns 1.
+        (:exc:`~kernel_nanny.KernelTimeout`; the kernel is left as it is, the
+        commands after it still queued there). Raises
+        :exc:`~kernel_nanny.KernelDied` if the kernel dies meanwhile, unless
+        :meth:`stop` killed it: the run then returns 1.
+
+        All the commands are queued in the kernel at once (it runs them in
+        order, and aborts the rest after one raises). In a kernel behind a
+        nanny (a group's, or an attached one) the run therefore outlives this
+        process, and is recorded (:attr:`execution_id`): :meth:`rejoin` follows
+        it from another process to the same return code. ``rejoin=True``
+        follows a run of the same commands that is still going in the kernel,
+        if there is one, instead of starting a second (:attr:`rejoined` says so).
+        ``on_queued(execution)`` is called once the commands are queued (or
+        the run re-joined), with :attr:`execution_id` set: to tell the user.
         """
         if self.running:
             raise ExecutionBusy("this execution is already running commands")
-        if isinstance(commands, str):
-            commands = [commands]
+        commands = [commands] if isinstance(commands, str) else list(commands)
         await self.start()
         assert self._manager is not None and self._info is not None
         self._running = asyncio.Event()
         self._stopping = False
-        if self._client is None:
-            self._client = KernelClient(self._info)
+        self.rejoined = None
         death = asyncio.ensure_future(self._manager.wait())
         try:
-            for code in commands:
-                if self._stopping:
+            manager = self._manager
+            if rejoin and isinstance(manager, ManagerClient):
+                going = await self._going_run(manager, commands)
+                if going is not None:
+                    self.rejoined, self.execution_id = going, going.execution_id
+                    if on_queued is not None:
+                        on_queued(self)
+                    return int(await self._until_done_or_died(runs.rejoin(manager, going, output_hook), death))
+            if self._client is None:
+                self._client = KernelClient(self._info)
+            record = await self._new_record(manager, commands)
+            pending: list[PendingExecution] = []
+            for command in commands:
+                submitted = self._client.submit_execute(command, output_hook=output_hook, stdin_hook=stdin_hook)
+                execution = await self._until_done_or_died(submitted, death)
+                if execution is None:  # stopped meanwhile
                     return FAILED
-                result = await self._until_done_or_died(
-                    self._client.execute_interactive(
-                        code, output_hook=output_hook, stdin_hook=stdin_hook, timeout=timeout
-                    ),
-                    death,
-                )
+                pending.append(execution)
+                if record is not None:
+                    record.msg_ids.append(execution.msg_id)
+            if record is not None:
+                record.save()
+            if on_queued is not None:
+                on_queued(self)
+            status = OK
+            for execution in pending:
+                result = await self._until_done_or_died(execution.result(timeout), death)
                 if result is None or not result.ok:
-                    return FAILED
-            return OK
+                    status = FAILED
+                    break
+            for execution in pending:
+                execution.discard()  # what follows a command that raised was aborted by the kernel
+            if record is not None:
+                record.result = status
+                record.save()
+            return status
         finally:
             death.cancel()
             await asyncio.gather(death, return_exceptions=True)
             self._running.set()
+
+    async def _new_record(self, manager: KernelManager, commands: list[str]) -> runs.RunRecord | None:
+        """A record of the run, when its kernel is behind a nanny (whose journal keeps the run's output)."""
+        if not isinstance(manager, ManagerClient) or self.kernel_id is None:
+            return None
+        journal = (await manager.info())["journal"]
+        record = runs.RunRecord.new(self.kernel_id, self.group, commands, journal["last_seq"] if journal else 0)
+        self.execution_id = record.execution_id
+        return record
+
+    async def _going_run(self, manager: ManagerClient, commands: list[str]) -> runs.RunRecord | None:
+        found = find_running_kernel(self.kernel_id) if self.kernel_id else None
+        going = await runs.going_run(found, manager) if found is not None else None
+        return going if going is not None and going.digest == runs.commands_digest(commands) else None
+
+    @staticmethod
+    async def rejoin(execution_id: str, *, output_hook: OutputHook | None = None) -> int:
+        """Follow run ``execution_id`` (:attr:`execution_id` of the process that began it) to its end.
+
+        ``output_hook`` sees all its output, from the first command's (the
+        nanny's journal kept it); returns the code :meth:`run` would have
+        returned to its first caller. Raises :exc:`~kernel_nanny.NoSuchKernel`
+        for an unknown run, :exc:`~kernel_nanny.KernelDied` if the kernel dies first.
+        """
+        kernel, record = runs.find_run(execution_id)
+        async with ManagerClient(kernel.info) as manager:
+            return await runs.rejoin(manager, record, output_hook)
 
     async def _until_done_or_died(self, execution: Any, death: asyncio.Future[Any]) -> Any:
         task = asyncio.ensure_future(execution)

@@ -21,6 +21,7 @@ LAYERS = [
     "nanny",
     "start",
     "daemon",
+    "runs",
     "execution",
     "compat",
     "jupyter",

@@ -30,7 +30,7 @@ from ..protocol.nanny import NANNY_PROTOCOL_VERSION
 from ._sockets import Replies, connect, read_messages, within
 from .manager import ManagerClient
 
-__all__ = ["ExecutionResult", "KernelClient"]
+__all__ = ["ExecutionResult", "KernelClient", "PendingExecution"]
 
 log = logging.getLogger("kernel_nanny.client")
 
@@ -81,6 +81,58 @@ class ExecutionResult:
         return "".join(
             m.content.get("text", "") for m in self.outputs if m.msg_type == "stream" and m.content.get("name") == name
         )
+
+
+class PendingExecution:
+    """An ``execute_request`` sent by :meth:`KernelClient.submit_execute`: its outputs gather as they come."""
+
+    def __init__(self, client: KernelClient, msg_id: str, output_hook: OutputHook | None) -> None:
+        self.msg_id = msg_id
+        self.outputs: list[Message] = []
+        self._client = client
+        self._output_hook = output_hook
+        self._idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reply: asyncio.Future[Message] | None = None
+
+    def _collect(self, out: Message) -> None:
+        if out.msg_type == "status":
+            if out.content.get("execution_state") == "idle" and not self._idle.done():
+                self._idle.set_result(None)
+            return
+        if out.msg_type == "execute_input":
+            return
+        self.outputs.append(out)
+        if self._output_hook is not None:
+            self._output_hook(out)
+
+    async def result(self, timeout: float | None = None) -> ExecutionResult:
+        """The reply and the outputs, once the kernel is idle after this request.
+
+        Raises :class:`KernelTimeout` after ``timeout`` seconds (the request
+        stays with the kernel; its outputs are no longer gathered).
+        """
+        assert self._reply is not None
+
+        async def reply_then_idle() -> Message:
+            assert self._reply is not None
+            reply = await self._reply
+            await self._idle
+            return reply
+
+        try:
+            reply: Message = await within(reply_then_idle(), timeout, "the execution")
+        finally:
+            self._forget()
+        return ExecutionResult(reply, self.outputs)
+
+    def discard(self) -> None:
+        """Stop gathering this execution's outputs (it stays with the kernel)."""
+        self._forget()
+
+    def _forget(self) -> None:
+        self._client._iopub_watchers.pop(self.msg_id, None)
+        self._client._stdin_hooks.pop(self.msg_id, None)
+        self._client._replies.forget(self.msg_id)
 
 
 class KernelClient(Lifetime):
@@ -446,42 +498,56 @@ class KernelClient(Lifetime):
         ``stdin_hook(input_request)`` answers ``input()`` calls and may be async.
         Without a stdin hook the kernel is told stdin is unavailable.
         """
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        submitted = self.submit_execute(
+            code,
+            silent=silent,
+            store_history=store_history,
+            user_expressions=user_expressions,
+            stop_on_error=stop_on_error,
+            output_hook=output_hook,
+            stdin_hook=stdin_hook,
+        )
+        pending: PendingExecution = await within(submitted, timeout, "the execution")
+        return await pending.result(None if timeout is None else max(0.0, timeout - (loop.time() - began)))
+
+    async def submit_execute(
+        self,
+        code: str,
+        *,
+        silent: bool = False,
+        store_history: bool = True,
+        user_expressions: dict[str, str] | None = None,
+        stop_on_error: bool = True,
+        output_hook: OutputHook | None = None,
+        stdin_hook: StdinHook | None = None,
+    ) -> PendingExecution:
+        """Send an ``execute_request`` now and return at once; :meth:`PendingExecution.result` waits for it.
+
+        :meth:`execute_interactive` in two steps, so that several executions
+        can be queued in the kernel before the first ends (the kernel runs
+        them in order, and with ``stop_on_error`` aborts the rest after an error).
+        """
         self._start_iopub()
+        if not self._iopub_confirmed:
+            # Until iopub is proven subscribed, output (and the idle status
+            # awaited) could be lost: confirm it first, once.
+            await self.wait_for_ready(timeout=None)
         content = _execute_content(code, silent, store_history, user_expressions, stdin_hook is not None, stop_on_error)
         msg = self.session.msg("execute_request", content)
-        outputs: list[Message] = []
-        idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def collect(out: Message) -> None:
-            if out.msg_type == "status":
-                if out.content.get("execution_state") == "idle" and not idle.done():
-                    idle.set_result(None)
-                return
-            if out.msg_type == "execute_input":
-                return
-            outputs.append(out)
-            if output_hook is not None:
-                output_hook(out)
-
-        self._iopub_watchers[msg.msg_id] = collect
+        pending = PendingExecution(self, msg.msg_id, output_hook)
+        self._iopub_watchers[msg.msg_id] = pending._collect
         if stdin_hook is not None:
             self._stdin_hooks[msg.msg_id] = stdin_hook
-
-        async def reply_then_idle() -> Message:
-            if not self._iopub_confirmed:
-                # Until iopub is proven subscribed, output (and the idle status
-                # this waits for) could be lost: confirm it first, once.
-                await self.wait_for_ready(timeout=None)
-            reply = await self._roundtrip("shell", msg, None)
-            await idle
-            return reply
-
+        reply = self._replies.expect(msg.msg_id)
         try:
-            reply: Message = await within(reply_then_idle(), timeout, "the execution")
-        finally:
-            self._iopub_watchers.pop(msg.msg_id, None)
-            self._stdin_hooks.pop(msg.msg_id, None)
-        return ExecutionResult(reply, outputs)
+            await self._send("shell", msg)
+        except BaseException:
+            pending._forget()
+            raise
+        pending._reply = reply
+        return pending
 
     async def wait_for_ready(self, timeout: float | None = DEFAULT_STARTUP_TIMEOUT) -> Message:
         """Wait until the kernel answers ``kernel_info`` and iopub is known to be connected.

@@ -1,0 +1,97 @@
+"""Long runs survive their caller (issue 13, item 5): a run in a group's kernel goes on when the process that
+began it is SIGKILLed, and is re-joined from another process by its id or by running the same code again."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kernel_nanny import KernelExecution, Message, NoSuchKernel
+
+CLI = [sys.executable, "-m", "kernel_nanny"]
+
+#: Prints 0..5, one every 0.3 s, then (when told) raises.
+SLOW = "import time\nfor i in range(6):\n    print(i, flush=True)\n    time.sleep(0.3)\n"
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def group():
+    key = f"rejoin{os.getpid()}{time.monotonic_ns() % 100000}"
+    yield key
+    listed = run("ps").stdout
+    for name in re.findall(rf"\b{key}\.\S+", listed):
+        run("stop", name, "--now")
+
+
+def _begin_then_kill(group: str, code: str) -> str:
+    """Start ``exec --group`` in a process, SIGKILL it once the first line is out; the run's id."""
+    with subprocess.Popen(
+        [*CLI, "exec", "pyimport/kernel", "--group", group, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()  # the kernel is running the code
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        said = process.stderr.read()
+    assert first == "0\n", said
+    found = re.search(r"run ([0-9a-f]{12}) in kernel", said)
+    assert found, said
+    return found.group(1)
+
+
+async def test_a_run_whose_caller_died_is_rejoined_by_its_id_to_all_its_output_and_status(group):
+    execution_id = _begin_then_kill(group, SLOW)
+    printed: list[str] = []
+
+    def hook(msg: Message) -> None:
+        if msg.msg_type == "stream":
+            printed.append(msg.content["text"])
+
+    assert await KernelExecution.rejoin(execution_id, output_hook=hook) == 0
+    assert "".join(printed) == "".join(f"{i}\n" for i in range(6))  # from the first line: the journal kept it
+
+
+async def test_a_failing_run_rejoined_returns_what_its_caller_would_have(group):
+    execution_id = _begin_then_kill(group, SLOW + "1 / 0\n")
+    errors: list[str] = []
+    code = await KernelExecution.rejoin(
+        execution_id, output_hook=lambda msg: errors.append(msg.content["ename"]) if msg.msg_type == "error" else None
+    )
+    assert code == 1 and errors == ["ZeroDivisionError"]
+
+
+def test_exec_with_the_same_code_in_the_group_rejoins_the_run_still_going(group):
+    _begin_then_kill(group, SLOW + "1 / 0\n")
+    again = run("exec", "pyimport/kernel", "--group", group, "-c", SLOW + "1 / 0\n")
+    assert "following that run instead of starting a second one" in again.stderr
+    assert again.stdout.splitlines()[:6] == [str(i) for i in range(6)]  # once each: not a second run's
+    assert again.stdout.count("\n0\n") == 0 and "ZeroDivisionError" in again.stdout + again.stderr
+    assert again.returncode == 1  # the run's status
+
+
+def test_exec_rejoin_by_id_and_an_unknown_id(group):
+    execution_id = _begin_then_kill(group, SLOW)
+    joined = run("exec", "--rejoin", execution_id)
+    assert joined.returncode == 0, joined.stderr
+    assert joined.stdout.splitlines() == [str(i) for i in range(6)]
+    unknown = run("exec", "--rejoin", "0123456789ab")
+    assert unknown.returncode == 3 and "no run '0123456789ab'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+
+async def test_rejoin_of_an_unknown_run_names_it():
+    with pytest.raises(NoSuchKernel, match="no run 'feedfacecafe'"):
+        await KernelExecution.rejoin("feedfacecafe")
