@@ -229,7 +229,8 @@ def _parser() -> argparse.ArgumentParser:
         "--journal-memory",
         metavar="SIZE",
         help="how much of the kernel's output its nanny keeps in memory for replay ('kernel-nanny output'), "
-        f"e.g. 16MiB (default: {DEFAULT_JOURNAL_MEMORY_BYTES // 2**20} MiB)",
+        f"e.g. 16MiB (default: {DEFAULT_JOURNAL_MEMORY_BYTES // 2**20} MiB); 0 with --journal-disk 0 keeps no "
+        "journal",
     )
     start.add_argument(
         "--journal-disk",

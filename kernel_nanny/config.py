@@ -319,7 +319,9 @@ class JournalLimits:
 
     ``memory`` caps the ring that answers replays from RAM; ``disk`` caps the
     segment files in the nanny's private state directory (``0``: memory only).
-    Each is a whole number of bytes, at least ``JOURNAL_MIN_BYTES`` (64 KiB);
+    Both ``0`` turn the journal off (:attr:`off`): the nanny records nothing,
+    and clients read the kernel's own iopub socket. Otherwise each is a whole
+    number of bytes, at least ``JOURNAL_MIN_BYTES`` (64 KiB);
     :meth:`from_dict` and ``[journal]`` tables also take sizes with a unit
     (``"8MiB"``, ``"512K"``: see :func:`parse_size`).
     """
@@ -328,10 +330,17 @@ class JournalLimits:
     disk: int = DEFAULT_JOURNAL_DISK_BYTES
 
     def __post_init__(self) -> None:
+        if self.off:
+            return
         for name in _JOURNAL_SETTINGS:
             problem = _cap_problem(name, getattr(self, name))
             if problem:
                 raise ValueError(f"journal {name}: {problem}")
+
+    @property
+    def off(self) -> bool:
+        """Whether the journal is off (both caps 0)."""
+        return self.memory == 0 and self.disk == 0
 
     def to_dict(self) -> dict[str, Any]:
         """The caps as a JSON-ready dict of bytes (what :meth:`from_dict` takes)."""
@@ -377,7 +386,8 @@ def _cap_problem(name: str, value: object) -> str | None:
         if value >= JOURNAL_MIN_BYTES or (name == "disk" and value == 0):
             return None
     minimum = f"a size from {JOURNAL_MIN_BYTES // 1024}KiB"
-    return f"must be {'0 (memory only) or ' if name == 'disk' else ''}{minimum}, got {value!r}"
+    zero = "0 (memory only) or " if name == "disk" else "0 (with disk 0: no journal) or "
+    return f"must be {zero}{minimum}, got {value!r}"
 
 
 #: Units of :func:`parse_size`, powers of 1024 as systemd reads them (``K``, ``KiB`` and ``KB`` alike).

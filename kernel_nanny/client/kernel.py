@@ -631,8 +631,9 @@ def _journal_wanted(
         journal = follows and topics == (b"",)
     if journal and not follows:
         raise ConnectionInfoError(
-            "journal=True needs a kernel behind a nanny of protocol 1.2 or later (its connection info names "
-            f"nanny_control_port and nanny_protocol_version); this one has {info.get('nanny_protocol_version')!r}"
+            "journal=True needs a kernel behind a nanny of protocol 1.2 or later that keeps a journal (its "
+            "connection info names nanny_control_port and nanny_protocol_version, and no nanny_journal: false); "
+            f"this one has protocol {info.get('nanny_protocol_version')!r}, nanny_journal {info.get('nanny_journal')!r}"
         )
     if journal and topics != (b"",):
         raise ValueError("iopub_topics filter the kernel's socket: give them with journal=False")
@@ -645,7 +646,7 @@ def _journal_wanted(
 
 def _nanny_follows(info: Mapping[str, Any]) -> bool:
     """Whether the kernel's nanny answers ``replay`` requests that wait (protocol 1.2)."""
-    if not isinstance(info.get("nanny_control_port"), int):
+    if not isinstance(info.get("nanny_control_port"), int) or info.get("nanny_journal") is False:
         return False
     major, _, minor = str(info.get("nanny_protocol_version", "")).partition(".")
     ours = NANNY_PROTOCOL_VERSION.split(".")[0]

@@ -228,7 +228,8 @@ class KernelNanny:
             self.connection_info["key"], self.connection_info["signature_scheme"], replay_window=4096
         )
         limits = self.request.journal
-        self._journal = Journal(self._state_dir, memory_bytes=limits.memory, disk_bytes=limits.disk)
+        if not limits.off:
+            self._journal = Journal(self._state_dir, memory_bytes=limits.memory, disk_bytes=limits.disk)
         self._recorder = IopubRecorder(
             self.connection_info, kernel_session, self._journal, self._on_kernel_iopub, IOPUB_TOPICS
         )
@@ -290,6 +291,8 @@ class KernelNanny:
             "nanny_host": socket.gethostname(),
             "heartbeat_interval": self.heartbeat_interval,
             "nanny_protocol_version": NANNY_PROTOCOL_VERSION,
+            # Whether clients can follow the journal instead of the kernel's iopub (see KernelClient).
+            "nanny_journal": not self.request.journal.off,
         }
 
     async def _teardown(self) -> None:
@@ -578,6 +581,11 @@ class KernelNanny:
         ):
             raise InvalidRequest(f"'wait' must be a number of seconds >= 0, got {wait!r}")
         if self._journal is None:
+            if self.request.journal.off:
+                raise InvalidRequest(
+                    f"kernel {self.name or self.kernel_id[:12]} keeps no journal (its nanny was started with journal "
+                    "memory and disk 0): there is no recorded output to replay"
+                )
             raise KernelNotRunning.named(self.name or self.kernel_id[:12], self.state.value)
         journal = self._journal
         limit = min(max_bytes or REPLAY_MAX_BYTES, REPLAY_MAX_BYTES)

@@ -46,13 +46,16 @@ EVERY_TOPIC = tuple(bytes([byte]) for byte in range(0x20, 0x7F))
 
 
 class IopubRecorder:
-    """Journals every iopub message of the kernel at ``connection_info``; passes those on ``topics`` to ``handle``."""
+    """Journals every iopub message of the kernel at ``connection_info``; passes those on ``topics`` to ``handle``.
+
+    Without a journal (it is off) it reads only ``topics``.
+    """
 
     def __init__(
         self,
         connection_info: Mapping[str, Any],
         session: Session,
-        journal: Journal,
+        journal: Journal | None,
         handle: Callable[[Message], None],
         topics: tuple[bytes, ...],
     ) -> None:
@@ -61,12 +64,14 @@ class IopubRecorder:
         self._handle = handle
         self._topics = topics
         url = channel_url(connection_info, "iopub")
-        self._socket = connect(zmq.asyncio.Context.instance(), zmq.SUB, url, connection_info, topics=EVERY_TOPIC)
+        subscribed = EVERY_TOPIC if journal is not None else topics
+        self._socket = connect(zmq.asyncio.Context.instance(), zmq.SUB, url, connection_info, topics=subscribed)
         self._tasks = TaskGroup(log)
         self._tasks.spawn(self._read(), name="nanny-iopub-recorder")
 
     def __repr__(self) -> str:
-        return f"<IopubRecorder last_seq={self.journal.last_seq} closed={self._socket.closed}>"
+        last_seq = None if self.journal is None else self.journal.last_seq
+        return f"<IopubRecorder last_seq={last_seq} closed={self._socket.closed}>"
 
     async def _read(self) -> None:
         while True:
@@ -86,13 +91,14 @@ class IopubRecorder:
         if len(signed) < 5:
             log.warning("dropped an iopub message of %d frames after the delimiter", len(signed))
             return
-        header, parent = _json(signed[1]), _json(signed[2])
-        self.journal.append(
-            signed,
-            received=time.time(),
-            parent_msg_id=str(parent["msg_id"]) if parent.get("msg_id") else None,
-            msg_type=str(header.get("msg_type", "")),
-        )
+        if self.journal is not None:
+            header, parent = _json(signed[1]), _json(signed[2])
+            self.journal.append(
+                signed,
+                received=time.time(),
+                parent_msg_id=str(parent["msg_id"]) if parent.get("msg_id") else None,
+                msg_type=str(header.get("msg_type", "")),
+            )
         topic = frames[0] if split else b""
         if topic.startswith(self._topics):
             try:

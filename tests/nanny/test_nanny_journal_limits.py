@@ -9,7 +9,16 @@ import sys
 
 import pytest
 
-from kernel_nanny import JournalLimits, KernelClient, LaunchError, LaunchRequest, ManagerClient, start_kernel
+from kernel_nanny import (
+    ConnectionInfoError,
+    InvalidRequest,
+    JournalLimits,
+    KernelClient,
+    LaunchError,
+    LaunchRequest,
+    ManagerClient,
+    start_kernel,
+)
 from kernel_nanny.defaults import DEFAULT_JOURNAL_DISK_BYTES, DEFAULT_JOURNAL_MEMORY_BYTES
 from tests.nanny.test_nanny_journal import _until_recorded
 
@@ -54,7 +63,7 @@ async def test_the_default_caps_are_used_when_none_are_given():
     ("journal", "expected"),
     [
         ({"memory": "8 bananas"}, "journal memory: must be a size in bytes"),
-        ({"memory": 1000}, "journal memory: must be a size from 64KiB"),
+        ({"memory": 1000}, "journal memory: must be 0 (with disk 0: no journal) or a size from 64KiB"),
         ({"disk": -1}, "journal disk: must be 0 (memory only) or a size from 64KiB"),
         ({"disk": True}, "journal disk: must be a size in bytes"),
         ({"ring": "1MiB"}, "unknown journal setting(s): ring"),
@@ -99,3 +108,19 @@ def test_kernel_nanny_start_passes_the_caps_to_the_nanny():
 def test_kernel_nanny_start_refuses_a_wrong_cap_naming_the_option(option, value, expected):
     result = _cli("start", "pyimport/kernel", option, value)
     assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_a_nanny_without_a_journal_records_nothing_and_clients_read_the_kernel():
+    request = LaunchRequest(kernel_type="pyimport/kernel", supervised=True, journal={"memory": 0, "disk": 0})
+    async with start_kernel(request) as (info, manager):
+        assert isinstance(manager, ManagerClient)
+        assert info["nanny_journal"] is False and (await manager.info())["journal"] is None
+        async with KernelClient(info) as kc:
+            assert not kc.journal  # the kernel's own socket
+            result = await kc.execute_interactive("print('unrecorded')")
+        assert result.stream_text() == "unrecorded\n"
+        with pytest.raises(InvalidRequest, match="keeps no journal"):
+            await manager.request("replay", {"since": 0})
+        assert (await manager.info())["execution_state"] == "idle"  # what the nanny acts on, it still reads
+        with pytest.raises(ConnectionInfoError, match="keeps a journal"):
+            KernelClient(info, journal=True)
