@@ -159,6 +159,7 @@ class Nanny:
         encryption: str = "auto",
         *,
         restart_policy: RestartPolicy | None = None,
+        journal: Mapping[str, Any] | None = None,
     ) -> Nanny:
         params = {
             "echo_output": False,
@@ -167,7 +168,11 @@ class Nanny:
             "startup_timeout": READY_TIMEOUT,
         }
         request = LaunchRequest(
-            kernel_type=TYPE_ID, params=params, restart_policy=restart_policy or RestartPolicy(), supervised=True
+            kernel_type=TYPE_ID,
+            params=params,
+            restart_policy=restart_policy or RestartPolicy(),
+            supervised=True,
+            **({"journal": journal} if journal is not None else {}),
         )
         info, manager = await start_kernel(request)
         assert isinstance(manager, ManagerClient)

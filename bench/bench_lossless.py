@@ -29,6 +29,7 @@ from typing import Any
 
 from _common import Config, Row, orders
 from _sides import Nanny, Theirs
+from bench_nanny import cpu_seconds, memory
 
 from kernel_nanny import KernelClient, Message
 
@@ -163,3 +164,72 @@ async def bench_lossless(cfg: Config) -> list[Row]:
         ],
     )
     return [delivered, cost]
+
+
+async def bench_journal_cost(cfg: Config) -> list[Row]:
+    """What recording costs: a nanny with its journal (the default) next to one without (journal memory and
+    disk 0), each with a client on the kernel's own socket, interleaved. Rows: the execute round trip, the
+    nanny's CPU per flushed print, the nanny's idle RSS (ours column: journal on; theirs column: off)."""
+    on = await Nanny.start("ipc")
+    off = await Nanny.start("ipc", journal={"memory": 0, "disk": 0})
+    sides = {True: on, False: off}
+    trips: dict[bool, list[float]] = {True: [], False: []}
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    rss: dict[bool, list[float]] = {True: [], False: []}
+    prints = cfg.n(10_000, 2_000)
+    try:
+        await asyncio.sleep(1)  # start-up is over
+        for side, nanny in sides.items():
+            rss[side].append(memory(nanny.nanny_pid)["rss"])
+        async with KernelClient(on.info, journal=False) as with_journal, KernelClient(off.info) as without:
+            clients = {True: with_journal, False: without}
+            for kc in clients.values():
+                await kc.wait_for_ready()
+                for _ in range(20):
+                    await kc.execute_interactive("1")
+            for _, forward in orders(cfg.n(300, 60)):
+                for side in (True, False) if forward else (False, True):
+                    t0 = time.perf_counter()
+                    await clients[side].execute_interactive("1")
+                    trips[side].append(time.perf_counter() - t0)
+            code = f"for i in range({prints}):\n    print(i, flush=True)"
+            for _, forward in orders(cfg.n(6, 2)):
+                for side in (True, False) if forward else (False, True):
+                    c0 = cpu_seconds(sides[side].nanny_pid)
+                    await clients[side].execute_interactive(code, timeout=600)
+                    await asyncio.sleep(0.3)  # the nanny has read the last messages
+                    cpu[side].append((cpu_seconds(sides[side].nanny_pid) - c0) / prints)
+    finally:
+        await on.stop()
+        await off.stop()
+
+    def ratio_goal(row: Row, limit: float) -> Row:
+        ratio = row.ratio()
+        row.goal, row.goal_met = f"on/off <= {limit}x", ratio <= limit
+        row.goal_detail = f"{ratio:.2f}x"
+        return row
+
+    label = "(ours: journal on; theirs column: journal off)"
+    rss_row = Row("journal-cost", f"nanny RSS, idle {label}", rss[True], rss[False], unit="B")
+    rss_row.goal, rss_row.goal_met = "RSS <= 30 MiB", max(rss[True]) <= 30 * 1024 * 1024
+    rss_row.goal_detail = f"{max(rss[True]) / 1024 / 1024:.1f} MiB"
+    return [
+        ratio_goal(
+            Row("journal-cost", f"execute_interactive('1') round trip {label}", trips[True], trips[False]), 1.03
+        ),
+        ratio_goal(
+            Row(
+                "journal-cost",
+                f"nanny CPU per flushed print {label}",
+                cpu[True],
+                cpu[False],
+                notes=[
+                    f"journal-cost: {prints:,} flushed prints per sample; clients on the kernel's socket on both "
+                    "sides, so only the nanny differs: with the journal it reads every iopub message, without "
+                    "only the status and shutdown messages it acts on"
+                ],
+            ),
+            1.2,
+        ),
+        rss_row,
+    ]

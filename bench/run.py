@@ -59,6 +59,12 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
         "flushed prints with the CPUs saturated: lines delivered (journal, kernel socket, jupyter_client)",
         900,
     ),
+    "journal-cost": (
+        "bench_lossless",
+        "bench_journal_cost",
+        "a nanny with its journal vs without: round trip, nanny CPU per print, idle RSS",
+        600,
+    ),
     "cold-start": ("bench_kernel", "bench_cold_start", "start a kernel -> ready (ipc, tcp, tcp+curve)", 240),
     "roundtrip": ("bench_kernel", "bench_roundtrip", "execute/kernel_info round trips, flushed prints", 240),
     "interrupt": ("bench_kernel", "bench_interrupt", "interrupt a busy loop -> KeyboardInterrupt reply", 120),

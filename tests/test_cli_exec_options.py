@@ -39,7 +39,9 @@ def test_group_kernel_is_reused_across_invocations_and_left_running():
         assert name in ps_names()
         second = run("exec", "pyimport/kernel", "--group", group, "-c", "counter += 1\nprint(counter)")
         assert (second.returncode, second.stdout) == (0, "42\n")  # found again
-        assert re.fullmatch(rf"kernel-nanny: run [0-9a-f]{{12}} in kernel {re.escape(name)}; .*--rejoin.*\n", second.stderr)
+        assert re.fullmatch(
+            rf"kernel-nanny: run [0-9a-f]{{12}} in kernel {re.escape(name)}; .*--rejoin.*\n", second.stderr
+        )
         failing = run("exec", "pyimport/kernel", "--group", group, "-c", "raise KeyError('k')")
         assert failing.returncode == 1 and "KeyError" in failing.stderr
     finally:

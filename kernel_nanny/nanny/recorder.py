@@ -18,6 +18,7 @@ the empty topic stays new for the first client.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +44,8 @@ log = logging.getLogger("kernel_nanny.nanny")
 #: ``stream.stdout``, ``execute_result``...) and leave the empty one to clients (see the module docstring).
 #: Printable ASCII only: xeus-python aborts on a subscription that is not valid UTF-8.
 EVERY_TOPIC = tuple(bytes([byte]) for byte in range(0x20, 0x7F))
+#: Messages read in one go before the recorder lets the nanny's other tasks run.
+_DRAIN_BATCH = 256
 
 
 class IopubRecorder:
@@ -74,12 +77,22 @@ class IopubRecorder:
         return f"<IopubRecorder last_seq={last_seq} closed={self._socket.closed}>"
 
     async def _read(self) -> None:
+        # Awaiting each message costs more than recording it: wait for the socket to be readable, then
+        # take what is queued without awaiting (a few hundred at most, so requests still get their turn).
+        drain: zmq.Socket[bytes] = zmq.Socket.shadow(self._socket.underlying)
         while True:
-            frames = await self._socket.recv_multipart(copy=True)
-            try:
-                self._record(frames)
-            except Exception:  # a malformed message is the kernel's bug: never the end of the recording
-                log.exception("could not record an iopub message of %d frames", len(frames))
+            await self._socket.poll()  # readable
+            for _ in range(_DRAIN_BATCH):
+                try:
+                    frames = drain.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                try:
+                    self._record(frames)
+                except Exception:  # a malformed message is the kernel's bug: never the end of the recording
+                    log.exception("could not record an iopub message of %d frames", len(frames))
+            else:
+                await asyncio.sleep(0)  # more are queued: let the nanny's other work in first
 
     def _record(self, frames: list[bytes]) -> None:
         try:

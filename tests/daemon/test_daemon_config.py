@@ -111,7 +111,10 @@ def test_user_file_overrides_system_file(tmp_path, monkeypatch, isolated):
         ("[restart]\nwindow = -inf", r"\[restart\] window: must be a number of seconds >= 0, got -inf"),
         ("[restart]\nretries = 2", r"\[restart\] retries: unknown setting \(known: backoff, max_backoff"),
         ("[journal]\nmemory = '8 bananas'", r"\[journal\] memory: must be a size in bytes, as a whole number or"),
-        ("[journal]\nmemory = 8", r"\[journal\] memory: must be 0 \(with disk 0: no journal\) or a size from 64KiB, got 8"),
+        (
+            "[journal]\nmemory = 8",
+            r"\[journal\] memory: must be 0 \(with disk 0: no journal\) or a size from 64KiB, got 8",
+        ),
         ("[journal]\ndisk = '1K'", r"\[journal\] disk: must be 0 \(memory only\) or a size from 64KiB, got 1024"),
         ("[journal]\nring = '1MiB'", r"\[journal\] ring: unknown setting \(known: disk, memory\)"),
         ("[remote_daemons]\n'a/b' = 'x.json'", r"\[remote_daemons\] a/b: a remote daemon's name may not contain '/'"),
