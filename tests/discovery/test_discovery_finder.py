@@ -110,7 +110,13 @@ def test_pyimport_provider_lists_kernel():
     attrs = found["kernel"]
     assert attrs["language"] == "python"
     assert attrs["argv"][0] == PyImportProvider().executable
-    assert attrs["argv"][1:] == ["-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    assert attrs["argv"][1:] == [
+        "-m",
+        "ipykernel_launcher",
+        "-f",
+        "{connection_file}",
+        "--IPKernelApp.extra_extensions=kernel_nanny.ipykernel_extension",
+    ]
     assert attrs["interrupt_mode"] == "signal"
 
 
@@ -118,6 +124,7 @@ def test_pyimport_provider_uses_the_given_executable():
     attrs = dict(PyImportProvider("/opt/other/python").find_kernels())["kernel"]
 
     assert attrs["argv"][0] == "/opt/other/python"
+    assert not any("kernel_nanny" in arg for arg in attrs["argv"])  # another Python may not have kernel-nanny
 
 
 async def test_pyimport_provider_refuses_other_names():

@@ -110,7 +110,7 @@ async def test_argv_templating_env_expansion_and_cwd(tmp_path, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
     command = KernelCommand(
-        argv=[*IPYKERNEL.argv, "--IPKernelApp.extra_extensions=[]", "--HistoryManager.hist_file={resource_dir}/h.db"],
+        argv=[*IPYKERNEL.argv, "--IPKernelApp.exec_lines=[]", "--HistoryManager.hist_file={resource_dir}/h.db"],
         env={"KN_SPEC": "${KN_BASE}/spec", "KN_UNKNOWN": "${KN_NOT_SET}"},
         resource_dir=str(resource),
     )

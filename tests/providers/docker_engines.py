@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import shutil
 import signal
 import socket
@@ -124,9 +125,31 @@ def ensure_image(client: Any) -> None:
         client.images.remove(f"{repository}:latest")
 
 
+def _stop_leftover_dockerd() -> None:
+    """Stop a dockerd of ours that an aborted run left running: a new one refuses to start beside it."""
+    pidfile = Path(f"{DOCKERD_EXEC}.pid")
+    try:
+        pid = int(pidfile.read_text())
+        ours = DOCKERD_EXEC.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        pidfile.unlink(missing_ok=True)
+        return
+    exited = os.pidfd_open(pid)
+    try:
+        os.kill(pid, signal.SIGTERM)
+        if not select.select([exited], [], [], 30)[0]:
+            os.kill(pid, signal.SIGKILL)
+            select.select([exited], [], [], 30)
+    finally:
+        os.close(exited)
+
+
 def start_dockerd(log_dir: Path) -> tuple[str, subprocess.Popen[bytes]]:
     """Debian's dockerd on a socket of its own (also used by bench/bench_docker.py); returns its URL."""
     dockerd = _require("dockerd")
+    _stop_leftover_dockerd()
     Path(DOCKERD_DATA).mkdir(parents=True, exist_ok=True)
     host = f"unix://{DOCKERD_SOCKET}"
     argv = [dockerd, "--data-root", DOCKERD_DATA, "--exec-root", DOCKERD_EXEC, "--pidfile", f"{DOCKERD_EXEC}.pid"]
