@@ -57,7 +57,7 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
         "bench_lossless",
         "bench_lossless",
         "flushed prints with the CPUs saturated: lines delivered (journal, kernel socket, jupyter_client)",
-        900,
+        1200,
     ),
     "journal-cost": (
         "bench_lossless",

@@ -92,6 +92,8 @@ class ManagerClient(Lifetime):
         self._handlers: list[EventHandler] = []
         self._subscribed: asyncio.Event | None = None
         self._last_event = 0.0
+        #: Why the nanny exited, once it said so (``nanny_exiting``): it answers nothing more.
+        self._exit_reason: str | None = None
 
     @classmethod
     def from_connection_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> ManagerClient:
@@ -227,6 +229,8 @@ class ManagerClient(Lifetime):
         assert self._subscribed is not None
         self._subscribed.set()
         self._last_event = asyncio.get_running_loop().time()
+        if msg.msg_type == "nanny_exiting":
+            self._exit_reason = str(msg.content.get("reason") or "it exited")
         for handler in list(self._handlers):
             try:
                 handler(msg)
@@ -244,6 +248,11 @@ class ManagerClient(Lifetime):
         ``timeout`` (default: the client's), :class:`KernelError` if it answers
         with ``status: error``.
         """
+        if self._exit_reason is not None:
+            raise NannyUnavailable(
+                f"the nanny of kernel {self.kernel_id[:8]} has exited ({self._exit_reason}): it answers no more "
+                "requests ('kernel-nanny ps' lists the running kernels)"
+            )
         # Subscribed to events, a nanny that dies mid-request is noticed by its
         # missing heartbeats instead of after the whole timeout.
         watch = self._next_or_unavailable if self._events is not None else None
@@ -280,7 +289,12 @@ class ManagerClient(Lifetime):
         await self.request("restart", {"now": now}, timeout=NANNY_SLOW_REQUEST_TIMEOUT)
 
     async def shutdown(self, now: bool = False) -> None:
-        """Stop the kernel (``now``: at once, by SIGKILL); returns once the nanny is exiting, its files gone."""
+        """Stop the kernel (``now``: at once, by SIGKILL); returns once the nanny is exiting, its files gone.
+
+        Returns at once if this client heard the nanny exit already.
+        """
+        if self._exit_reason is not None:
+            return
         exiting: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
 
         def on_event(event: Message) -> None:

@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from kernel_nanny import InvalidRequest, JournalEntry, KernelClient, LaunchRequest, ManagerClient, start_kernel
+from kernel_nanny import (
+    InvalidRequest,
+    JournalEntry,
+    KernelClient,
+    LaunchRequest,
+    ManagerClient,
+    NannyUnavailable,
+    start_kernel,
+)
 from kernel_nanny.paths import nanny_state_dir
 
 
@@ -179,3 +187,16 @@ async def test_following_ends_when_the_nanny_exits():
     await manager.cleanup()
     await asyncio.wait_for(following, 10)  # ends, without an error
     assert "last words" in _printed(seen)
+
+
+async def test_a_nanny_that_exited_is_not_asked_again():
+    """After nanny_exiting, a second shutdown returns at once and other requests fail at once, naming it."""
+    info, manager = await start_kernel(
+        LaunchRequest(kernel_type="pyimport/kernel", supervised=True, params={"echo_output": False})
+    )
+    assert isinstance(manager, ManagerClient)
+    await manager.shutdown()
+    await asyncio.wait_for(manager.shutdown(), 1)  # already gone: nothing to wait for
+    with pytest.raises(NannyUnavailable, match="has exited"):
+        await asyncio.wait_for(manager.info(), 1)
+    await manager.cleanup()
