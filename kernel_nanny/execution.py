@@ -41,7 +41,7 @@ from typing import Any, TextIO
 from . import runs
 from ._exceptions import ExecutionBusy, KernelDied, KernelNannyError, KernelNotRunning, LaunchError, NannyUnavailable
 from ._lifetime import Lifetime
-from ._loop import BlockingTwin, blocking
+from ._loop import BlockingTwin, blocking, shared_loop
 from ._tasks import wait_for
 from .client import KernelClient, ManagerClient
 from .client.kernel import OutputHook, PendingExecution, StdinHook
@@ -631,6 +631,16 @@ class BlockingKernelExecution(BlockingTwin):
     @property
     def started_new(self) -> bool:
         return self._async.started_new  # type: ignore[no-any-return]
+
+    @property
+    def execution_id(self) -> str | None:
+        """The last run's id, for :meth:`rejoin` (see :attr:`KernelExecution.execution_id`)."""
+        return self._async.execution_id  # type: ignore[no-any-return]
+
+    @staticmethod
+    def rejoin(execution_id: str, *, output_hook: OutputHook | None = None) -> int:
+        """:meth:`KernelExecution.rejoin`, blocking; the hook runs in a background thread."""
+        return shared_loop().run(KernelExecution.rejoin(execution_id, output_hook=output_hook))
 
     def abort(self) -> None:
         """:meth:`KernelExecution.abort`, then :meth:`close` (a no-op once closed)."""

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from kernel_nanny import KernelExecution, Message, NoSuchKernel
+from kernel_nanny import BlockingKernelExecution, KernelExecution, Message, NoSuchKernel
 
 CLI = [sys.executable, "-m", "kernel_nanny"]
 
@@ -95,3 +95,12 @@ def test_exec_rejoin_by_id_and_an_unknown_id(group):
 async def test_rejoin_of_an_unknown_run_names_it():
     with pytest.raises(NoSuchKernel, match="no run 'feedfacecafe'"):
         await KernelExecution.rejoin("feedfacecafe")
+
+
+def test_the_blocking_twin_rejoins_too(group):
+    execution_id = _begin_then_kill(group, SLOW)
+    printed: list[str] = []
+    code = BlockingKernelExecution.rejoin(
+        execution_id, output_hook=lambda msg: printed.append(msg.content.get("text", ""))
+    )
+    assert code == 0 and "".join(printed) == "".join(f"{i}\n" for i in range(6))
