@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -34,6 +35,7 @@ from .defaults import (
     DEFAULT_MAX_RESTARTS,
     DEFAULT_RESTART_WINDOW,
     DEFAULT_STARTUP_TIMEOUT,
+    EXEC_REJOIN_HINT_AFTER,
     NANNY_PROBE_TIMEOUT,
 )
 from .discovery import DaemonProvider, KernelFinder
@@ -130,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
             "With --group, the kernel is kept behind a nanny and reused by later runs of the same group. "
             "A run in a kernel behind a nanny (a group's, or a running KERNEL) outlives this command: "
             "its commands are queued in the kernel, and its output kept in the nanny's journal. If this "
-            "command dies, 'kernel-nanny exec --rejoin ID' (the ID it printed) shows the run's output and "
+            "command dies, 'kernel-nanny exec --rejoin ID' (the ID it prints once the run has taken 2 s) shows the run's output and "
             "ends with its status; and the same command with --group re-joins a run of the same code that is "
             "still going in the group instead of starting a second one. "
             "Ctrl-C interrupts the running code; a second Ctrl-C kills a kernel started for the run "
@@ -556,6 +558,7 @@ async def _exec(execution: KernelExecution, code: str, *, timeout: float | None,
             interrupts = _InterruptCounter(execution)
             cancelled_note = "kernel-nanny: killed the kernel"
         stdin_hook = _read_terminal_input if sys.stdin.isatty() else None
+        notes = _RunNotes()
         try:
             status = await execution.run(
                 [code],
@@ -563,7 +566,7 @@ async def _exec(execution: KernelExecution, code: str, *, timeout: float | None,
                 stdin_hook=stdin_hook,
                 timeout=timeout,
                 rejoin=execution.group is not None,
-                on_queued=_say_run,
+                on_queued=notes.on_queued,
             )
             return EXIT_OK if status == 0 else EXIT_CODE_RAISED
         except KernelDied as exc:
@@ -575,25 +578,39 @@ async def _exec(execution: KernelExecution, code: str, *, timeout: float | None,
             print(cancelled_note, file=sys.stderr)
             return EXIT_INTERRUPTED
         finally:
+            notes.done()
             interrupts.remove()
 
 
-def _say_run(execution: KernelExecution) -> None:
-    """Once the run is queued (or re-joined), say how to re-join it: it outlives this command."""
-    record = execution.rejoined
-    if record is not None:
-        started = time.strftime("%H:%M:%S", time.localtime(record.started))
-        print(
-            f"kernel-nanny: the same code is still running in group {execution.group!r} (run {record.execution_id}, "
-            f"begun at {started} by pid {record.pid}): following that run instead of starting a second one",
-            file=sys.stderr,
-        )
-    elif execution.execution_id is not None:
-        print(
-            f"kernel-nanny: run {execution.execution_id} in kernel {execution.name or execution.kernel_id}; "
-            f"it goes on if this command ends ('kernel-nanny exec --rejoin {execution.execution_id}' follows it)",
-            file=sys.stderr,
-        )
+class _RunNotes:
+    """What ``exec`` says about a run that outlives it: a re-joined run at once; how to re-join a run of
+    its own only once it has taken ``EXEC_REJOIN_HINT_AFTER`` seconds (a quick run says nothing)."""
+
+    def __init__(self) -> None:
+        self._hint: asyncio.TimerHandle | None = None
+
+    def on_queued(self, execution: KernelExecution) -> None:
+        record = execution.rejoined
+        if record is not None:
+            started = time.strftime("%H:%M:%S", time.localtime(record.started))
+            print(
+                f"kernel-nanny: the same code is still running in group {execution.group!r} "
+                f"(run {record.execution_id}, begun at {started} by pid {record.pid}): following that run "
+                "instead of starting a second one",
+                file=sys.stderr,
+            )
+        elif execution.execution_id is not None:
+            hint = (
+                f"kernel-nanny: run {execution.execution_id} in kernel {execution.name or execution.kernel_id}; "
+                f"it goes on if this command ends ('kernel-nanny exec --rejoin {execution.execution_id}' follows it)"
+            )
+            self._hint = asyncio.get_running_loop().call_later(
+                EXEC_REJOIN_HINT_AFTER, functools.partial(print, hint, file=sys.stderr)
+            )
+
+    def done(self) -> None:
+        if self._hint is not None:
+            self._hint.cancel()
 
 
 async def _rejoin(execution_id: str) -> int:

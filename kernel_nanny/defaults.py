@@ -221,3 +221,6 @@ SLURM_REPORT_MARGIN = 60.0
 JOB_END_GRACE = 1.0
 #: Seconds an in-job nanny waits for the launcher to acknowledge its callback.
 CALLBACK_ACK_TIMEOUT = 10.0
+#: Seconds a run of ``kernel-nanny exec`` in a kernel behind a nanny goes on before ``exec`` says how to
+#: re-join it should ``exec`` end: a long run is worth the line on stderr, a quick one is not.
+EXEC_REJOIN_HINT_AFTER = 2.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import venv
@@ -38,10 +37,7 @@ def test_group_kernel_is_reused_across_invocations_and_left_running():
     try:
         assert name in ps_names()
         second = run("exec", "pyimport/kernel", "--group", group, "-c", "counter += 1\nprint(counter)")
-        assert (second.returncode, second.stdout) == (0, "42\n")  # found again
-        assert re.fullmatch(
-            rf"kernel-nanny: run [0-9a-f]{{12}} in kernel {re.escape(name)}; .*--rejoin.*\n", second.stderr
-        )
+        assert (second.returncode, second.stdout, second.stderr) == (0, "42\n", "")  # found again, silently
         failing = run("exec", "pyimport/kernel", "--group", group, "-c", "raise KeyError('k')")
         assert failing.returncode == 1 and "KeyError" in failing.stderr
     finally:

@@ -16,8 +16,9 @@ from kernel_nanny import BlockingKernelExecution, KernelExecution, Message, NoSu
 
 CLI = [sys.executable, "-m", "kernel_nanny"]
 
-#: Prints 0..5, one every 0.3 s, then (when told) raises.
-SLOW = "import time\nfor i in range(6):\n    print(i, flush=True)\n    time.sleep(0.3)\n"
+#: Lines the slow code prints, one every 0.3 s: it runs past the moment exec says how to re-join it.
+LINES = 12
+SLOW = f"import time\nfor i in range({LINES}):\n    print(i, flush=True)\n    time.sleep(0.3)\n"
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -34,19 +35,21 @@ def group():
 
 
 def _begin_then_kill(group: str, code: str) -> str:
-    """Start ``exec --group`` in a process, SIGKILL it once the first line is out; the run's id."""
+    """Start ``exec --group`` in a process; once it says how to re-join its run, SIGKILL it; the run's id."""
     with subprocess.Popen(
         [*CLI, "exec", "pyimport/kernel", "--group", group, "-c", code],
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     ) as process:
-        assert process.stdout is not None and process.stderr is not None
-        first = process.stdout.readline()  # the kernel is running the code
+        assert process.stderr is not None
+        said = ""
+        for line in process.stderr:  # a long run: exec says so while the code runs
+            said += line
+            if "--rejoin" in line:
+                break
         process.send_signal(signal.SIGKILL)
         process.wait()
-        said = process.stderr.read()
-    assert first == "0\n", said
     found = re.search(r"run ([0-9a-f]{12}) in kernel", said)
     assert found, said
     return found.group(1)
@@ -61,7 +64,7 @@ async def test_a_run_whose_caller_died_is_rejoined_by_its_id_to_all_its_output_a
             printed.append(msg.content["text"])
 
     assert await KernelExecution.rejoin(execution_id, output_hook=hook) == 0
-    assert "".join(printed) == "".join(f"{i}\n" for i in range(6))  # from the first line: the journal kept it
+    assert "".join(printed) == "".join(f"{i}\n" for i in range(LINES))  # from the first line: the journal kept it
 
 
 async def test_a_failing_run_rejoined_returns_what_its_caller_would_have(group):
@@ -77,7 +80,7 @@ def test_exec_with_the_same_code_in_the_group_rejoins_the_run_still_going(group)
     _begin_then_kill(group, SLOW + "1 / 0\n")
     again = run("exec", "pyimport/kernel", "--group", group, "-c", SLOW + "1 / 0\n")
     assert "following that run instead of starting a second one" in again.stderr
-    assert again.stdout.splitlines()[:6] == [str(i) for i in range(6)]  # once each: not a second run's
+    assert again.stdout.splitlines()[:LINES] == [str(i) for i in range(LINES)]  # once each: not a second run's
     assert again.stdout.count("\n0\n") == 0 and "ZeroDivisionError" in again.stdout + again.stderr
     assert again.returncode == 1  # the run's status
 
@@ -86,7 +89,7 @@ def test_exec_rejoin_by_id_and_an_unknown_id(group):
     execution_id = _begin_then_kill(group, SLOW)
     joined = run("exec", "--rejoin", execution_id)
     assert joined.returncode == 0, joined.stderr
-    assert joined.stdout.splitlines() == [str(i) for i in range(6)]
+    assert joined.stdout.splitlines() == [str(i) for i in range(LINES)]
     unknown = run("exec", "--rejoin", "0123456789ab")
     assert unknown.returncode == 3 and "no run '0123456789ab'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
@@ -103,4 +106,4 @@ def test_the_blocking_twin_rejoins_too(group):
     code = BlockingKernelExecution.rejoin(
         execution_id, output_hook=lambda msg: printed.append(msg.content.get("text", ""))
     )
-    assert code == 0 and "".join(printed) == "".join(f"{i}\n" for i in range(6))
+    assert code == 0 and "".join(printed) == "".join(f"{i}\n" for i in range(LINES))
