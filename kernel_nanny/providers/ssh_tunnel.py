@@ -104,6 +104,8 @@ class SSHTunnel(Lifetime):
         self.host = host
         self._connection: asyncssh.SSHClientConnection | None = connection
         self._servers: list[asyncio.Server] = []
+        #: Local connections accepted and not yet closed: closed with the tunnel, even if their relay never ran.
+        self._accepted: set[asyncio.StreamWriter] = set()
         self._connected = asyncio.Event()
         self._connected.set()
         self._closed_event = asyncio.Event()
@@ -198,6 +200,10 @@ class SSHTunnel(Lifetime):
         self._check_open()
 
         def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if self.closed:
+                writer.close()
+                return
+            self._accepted.add(writer)
             self._tasks.spawn(self._relay(reader, writer, remote_host, remote_port), name=f"ssh-relay-{remote_port}")
 
         server = await asyncio.start_server(accept, "127.0.0.1", 0)
@@ -216,6 +222,11 @@ class SSHTunnel(Lifetime):
 
     async def _finish_closing(self) -> None:
         await self._tasks.cancel_all()
+        accepted, self._accepted = self._accepted, set()
+        for writer in accepted:  # a relay cancelled before it ran never closed its connection
+            writer.close()
+        # Closed before the loop may close: a transport still open then is reported as leaked.
+        await asyncio.gather(*(writer.wait_closed() for writer in accepted), return_exceptions=True)
         if self._connection is not None:
             await self._connection.wait_closed()
             self._connection = None
@@ -242,28 +253,30 @@ class SSHTunnel(Lifetime):
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote_host: str, remote_port: int
     ) -> None:
         """Carry one accepted local connection to ``remote_host:remote_port`` over SSH, once the connection is up."""
+        remote_writer = None
         try:
             await self.wait_connected()
             assert self._connection is not None
             remote_reader, remote_writer = await self._connection.open_connection(remote_host, remote_port)
+            pipes = {
+                asyncio.ensure_future(_pipe(reader, remote_writer)),
+                asyncio.ensure_future(_pipe(remote_reader, writer)),
+            }
+            try:
+                await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for pipe in pipes:
+                    pipe.cancel()
         except ClientClosed:
-            writer.close()
-            return
+            pass
         except (OSError, import_asyncssh().Error) as exc:
             log.debug("ssh host %s: no channel to port %d: %s", self.host.name, remote_port, exc)
-            writer.close()
-            return
-        pipes = {
-            asyncio.ensure_future(_pipe(reader, remote_writer)),
-            asyncio.ensure_future(_pipe(remote_reader, writer)),
-        }
-        try:
-            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for pipe in pipes:
-                pipe.cancel()
-            remote_writer.close()
+            if remote_writer is not None:
+                remote_writer.close()
             writer.close()
+            if not self.closed:  # closing: _finish_closing waits for the transport to be closed
+                self._accepted.discard(writer)
 
     async def _stay_connected(self) -> None:
         """Wait for the connection to drop; then reconnect with back-off, until closed."""
