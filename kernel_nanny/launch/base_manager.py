@@ -190,7 +190,7 @@ class BaseKernelManager(ABC):
     def _control_client(self) -> KernelClient:
         """Our client for the kernel's control channel (shutdown and interrupt requests), made on first use."""
         if self._control is None:
-            self._control = KernelClient(self.connection_info)
+            self._control = KernelClient(self.connection_info, journal=False)  # the kernel's own sockets
         return self._control
 
     async def _close_control(self) -> None:
@@ -222,7 +222,8 @@ async def ready_or_exited(
     or how it ended if ``exited`` (a wait for its exit) finishes first; raises
     :class:`~kernel_nanny.LaunchError` if neither happens within ``timeout`` seconds.
     """
-    async with KernelClient(connection_info) as client:
+    # The kernel's own sockets: readiness is the kernel's, whoever (a nanny included) asks.
+    async with KernelClient(connection_info, journal=False) as client:
         ready = asyncio.ensure_future(client.wait_for_ready(timeout=timeout))
         exit_status = asyncio.ensure_future(exited)
         try:
