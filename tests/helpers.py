@@ -7,6 +7,8 @@ import contextlib
 import os
 import select
 import site
+import subprocess
+import sys
 import venv
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -15,6 +17,15 @@ from typing import Any, Protocol, TypeVar
 
 from kernel_nanny import KernelClient, ManagerClient
 from kernel_nanny.client.kernel import ExecutionResult
+
+#: The command line as a user types it: ``kernel-nanny`` of this Python.
+CLI = [sys.executable, "-m", "kernel_nanny"]
+
+
+def run_cli(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``kernel-nanny ARGS`` to its end; its status, stdout and stderr as text."""
+    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+
 
 T = TypeVar("T")
 

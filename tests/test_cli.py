@@ -6,15 +6,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
 
-CLI = [sys.executable, "-m", "kernel_nanny"]
-
-
-def run(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+from tests.helpers import CLI
+from tests.helpers import run_cli as run
 
 
 def test_list_shows_builtin_kernel_types():

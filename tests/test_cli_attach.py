@@ -6,20 +6,14 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import jupyter_client_on
-
-CLI = [sys.executable, "-m", "kernel_nanny"]
-
-
-def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+from tests.helpers import CLI, jupyter_client_on
+from tests.helpers import run_cli as run
 
 
 @pytest.fixture

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import venv
 
 import pytest
 
 from tests.helpers import environment_with_ipykernel
-
-CLI = [sys.executable, "-m", "kernel_nanny"]
-
-
-def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+from tests.helpers import run_cli as run
 
 
 def ps_names() -> set[str]:

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-CLI = [sys.executable, "-m", "kernel_nanny"]
-
-
-def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+from tests.helpers import run_cli as run
 
 
 def test_a_bare_kernelspec_name_runs_that_kernel_type():

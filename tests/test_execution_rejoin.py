@@ -7,22 +7,17 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from kernel_nanny import BlockingKernelExecution, KernelExecution, Message, NoSuchKernel
-
-CLI = [sys.executable, "-m", "kernel_nanny"]
+from tests.helpers import CLI
+from tests.helpers import run_cli as run
 
 #: Lines the slow code prints, one every 0.3 s: it runs past the moment exec says how to re-join it.
 LINES = 12
 SLOW = f"import time\nfor i in range({LINES}):\n    print(i, flush=True)\n    time.sleep(0.3)\n"
-
-
-def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture
