@@ -132,7 +132,7 @@ MAX_REQUEST_BYTES = 4 << 20
 #: so a client 100,000 printed lines behind holds at most about 800 MiB, and only while it is.
 SUB_RCVHWM = 100_000
 #: Messages the ipykernel kernels kernel-nanny starts queue per iopub subscriber before dropping
-#: (zmq's default: 1,000; see :mod:`kernel_nanny.ipykernel_extension`). A tight print loop on a
+#: (zmq's default: 1,000; see :mod:`kernel_nanny.ipykernel_launcher`). A tight print loop on a
 #: busy machine outruns zmq's I/O thread by thousands of messages; a subscriber that stops reading
 #: costs the kernel at most this many messages of memory (about 30 MB of typical prints).
 KERNEL_IOPUB_SNDHWM = 50_000

@@ -39,7 +39,7 @@ LEAVES = {
     "_version",
     "_ratelimit",
     "_progress",
-    "ipykernel_extension",
+    "ipykernel_launcher",
 }
 
 

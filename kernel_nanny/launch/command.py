@@ -36,12 +36,17 @@ class KernelCommand:
 
         A bare ``python`` (``python3``, ``python3.11``) means the running Python,
         as in jupyter_client: ipykernel's own spec says ``python``, and a PATH
-        lookup could find an interpreter without ipykernel.
+        lookup could find an interpreter without ipykernel. ipykernel run by the
+        running Python (``-m ipykernel_launcher``) runs through
+        :mod:`kernel_nanny.ipykernel_launcher`, whose iopub holds a burst for a
+        slow subscriber instead of dropping it; kernel-nanny is importable there.
         """
         values = {"connection_file": connection_file, "resource_dir": self.resource_dir, "prefix": sys.prefix}
         argv = [_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), arg) for arg in self.argv]
         if argv and argv[0] in _THIS_PYTHON:
             argv[0] = sys.executable
+        if argv[0] == sys.executable and argv[1:3] == ["-m", "ipykernel_launcher"]:
+            argv[2] = "kernel_nanny.ipykernel_launcher"
         return argv
 
     def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -78,8 +83,6 @@ def ipykernel_command(python: str = sys.executable) -> KernelCommand:
     (``supported_transports``), so it gets ``ipc`` by default; its interrupts are signals.
     """
     argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    if python == sys.executable:  # kernel-nanny is importable there: a send queue that holds a burst
-        argv.append("--IPKernelApp.extra_extensions=kernel_nanny.ipykernel_extension")
     return KernelCommand(
         argv=argv,
         metadata={"supported_encryption": ["curve"], "supported_transports": ["ipc", "tcp"]},

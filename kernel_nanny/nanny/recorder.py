@@ -1,6 +1,6 @@
 """The nanny's reader of its kernel's iopub: every message into the journal, the few it acts on to the nanny.
 
-One SUB socket, fast and local, with an unlimited receive queue, so that the
+One SUB socket, fast and local, with a deep receive queue (``SUB_RCVHWM``), so that the
 kernel's PUB socket (which drops what a slow subscriber cannot take) is
 drained by someone who keeps up. Each message goes into the journal as it
 arrived, signature and all (:mod:`.journal`); only the messages the nanny

@@ -115,7 +115,6 @@ def test_pyimport_provider_lists_kernel():
         "ipykernel_launcher",
         "-f",
         "{connection_file}",
-        "--IPKernelApp.extra_extensions=kernel_nanny.ipykernel_extension",
     ]
     assert attrs["interrupt_mode"] == "signal"
 

@@ -175,8 +175,7 @@ def test_native_python3_spec_is_offered_when_no_directory_has_one(tmp_path, monk
 
     assert list(found) == ["python3"]
     attrs = found["python3"]
-    # ipykernel's argv, and the extension that deepens its iopub send queue (kernel-nanny's own Python)
-    assert attrs["argv"] == [*IPYKERNEL_ARGV, "--IPKernelApp.extra_extensions=kernel_nanny.ipykernel_extension"]
+    assert attrs["argv"] == IPYKERNEL_ARGV
     assert attrs["language"] == "python"
     assert attrs["metadata"].get("supported_encryption") == ["curve"]
     assert Path(attrs["resource_dir"]).name == "resources"

@@ -309,3 +309,18 @@ def test_bare_python_in_a_spec_means_the_running_python(name):
 async def test_a_missing_working_directory_is_named(tmp_path):
     with pytest.raises(LaunchError, match="working directory .*nowhere.* does not exist"):
         await launch_local(IPYKERNEL, cwd=str(tmp_path / "nowhere"), launch_params=QUIET)
+
+
+def test_ipykernel_of_the_running_python_runs_through_kernel_nannys_launcher():
+    """Any spec that runs ipykernel with this Python (ipykernel's own says 'python') gets the deeper iopub queue."""
+    argv = ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    assert KernelCommand(argv=argv).format_argv("cf") == [
+        sys.executable,
+        "-m",
+        "kernel_nanny.ipykernel_launcher",
+        "-f",
+        "cf",
+    ]
+    # Another Python may not have kernel-nanny: its ipykernel runs as written.
+    other = ["/opt/other/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    assert KernelCommand(argv=other).format_argv("cf") == [other[0], "-m", "ipykernel_launcher", "-f", "cf"]
