@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -40,6 +41,7 @@ from .defaults import (
 )
 from .discovery import DaemonProvider, KernelFinder
 from .execution import KernelExecution, OutputPrinter
+from .gateway.settings import parse_address
 from .launch import LaunchParams
 from .launch.params import TRANSPORTS
 from .launch.progress import listening
@@ -356,6 +358,25 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     serve.add_argument("--config", metavar="PATH", help="read only this configuration file (TOML)")
+    gateway = serve.add_argument_group(
+        "Jupyter Kernel Gateway API",
+        "Also serve the HTTP/WebSocket API of Jupyter Kernel Gateway, for JupyterLab and jupyter_server in "
+        "gateway mode: jupyter lab --gateway-url=http://127.0.0.1:PORT "
+        "--GatewayClient.auth_token=$(kernel-nanny keys --gateway-token). Every request needs that token. "
+        "These options override the configuration's [gateway] table.",
+    )
+    gateway.add_argument(
+        "--gateway",
+        metavar="[HOST:]PORT",
+        help="serve the API on this address (HOST defaults to 127.0.0.1; PORT 0 picks a free one)",
+    )
+    gateway.add_argument("--gateway-certfile", metavar="PATH", type=Path, help="TLS certificate (PEM) for https/wss")
+    gateway.add_argument("--gateway-keyfile", metavar="PATH", type=Path, help="the certificate's private key (PEM)")
+    gateway.add_argument(
+        "--gateway-insecure",
+        action="store_true",
+        help="allow a non-loopback address without TLS (only behind a TLS-terminating proxy)",
+    )
     serve.set_defaults(handler=_cmd_serve)
 
     keys = commands.add_parser(
@@ -369,6 +390,11 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     keys.add_argument("--config", metavar="PATH", help="the daemon's configuration file (for its state directory)")
+    keys.add_argument(
+        "--gateway-token",
+        action="store_true",
+        help="print only the gateway API's token (made on first use), for GatewayClient.auth_token",
+    )
     keys_commands = keys.add_subparsers(metavar="SUBCOMMAND")
     keys_new = keys_commands.add_parser("new", help="make, allow and export a key pair for a remote client")
     keys_new.add_argument(
@@ -910,7 +936,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = _with_gateway_options(load_config(args.config), args)
     # Under systemd, journald stamps each line: no timestamp of our own.
     journald = "INVOCATION_ID" in os.environ or "JOURNAL_STREAM" in os.environ
     stamp = "" if journald else "%(asctime)s "
@@ -932,9 +958,38 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _with_gateway_options(config: DaemonConfig, args: argparse.Namespace) -> DaemonConfig:
+    """The configuration with ``serve``'s gateway options over its ``[gateway]`` table."""
+    given = args.gateway is not None or args.gateway_certfile or args.gateway_keyfile or args.gateway_insecure
+    if not given:
+        return config
+    settings = config.gateway
+    if args.gateway is not None:
+        try:
+            host, port = parse_address(args.gateway)
+        except ValueError as exc:
+            raise UsageError(f"--gateway: {exc}") from None
+        settings = dataclasses.replace(settings, host=host, port=port)
+    settings = dataclasses.replace(
+        settings,
+        certfile=args.gateway_certfile or settings.certfile,
+        keyfile=args.gateway_keyfile or settings.keyfile,
+        insecure=args.gateway_insecure or settings.insecure,
+    )
+    if not settings.on:
+        raise UsageError("the gateway options need an address: --gateway [HOST:]PORT (or [gateway] address)")
+    problem = settings.problem()
+    if problem:
+        raise UsageError(f"--gateway: {problem}")
+    return dataclasses.replace(config, gateway=settings)
+
+
 def _cmd_keys_show(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     keys = DaemonKeys(config.state_dir, config.allowed_client_keys)
+    if args.gateway_token:
+        print(keys.gateway_token())
+        return EXIT_OK
     if not keys.server_key_file.exists():
         print(f"created the daemon's key pair in {keys.server_key_file} (its tcp endpoint's identity)", file=sys.stderr)
     print(f"daemon public key: {keys.server_keypair()[0].decode()}")
@@ -942,6 +997,8 @@ def _cmd_keys_show(args: argparse.Namespace) -> int:
     print(f"allowed client keys ({len(allowed)}; {keys.authorized_keys_file}):")
     for key, label in allowed:
         print(f"  {key}  {_printable(label)}".rstrip())
+    gateway = f"{config.gateway.url} ([gateway])" if config.gateway.on else "off unless 'serve --gateway [HOST:]PORT'"
+    print(f"gateway API: {gateway}; token: {keys.gateway_token()} ({keys.state_dir / 'gateway.token'})")
     return EXIT_OK
 
 

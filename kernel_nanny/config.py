@@ -193,6 +193,14 @@ class ConfigTable(Mapping[str, Any]):
             raise self.invalid(key, "a path")
         return Path(value).expanduser()
 
+    def boolean(self, key: str, default: _T) -> bool | _T:
+        """``true`` or ``false``."""
+        if key not in self:
+            return default
+        if not isinstance(self[key], bool):
+            raise self.invalid(key, "true or false")
+        return bool(self[key])
+
     def string_list(self, key: str, default: _T) -> tuple[str, ...] | _T:
         """A list of non-empty strings."""
         if key not in self:

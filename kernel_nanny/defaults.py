@@ -173,6 +173,14 @@ TCP_ACCEPT_BACKLOG = 16
 #: sending garbage must not flood the journal.
 BAD_INPUT_LOG_INTERVAL = 10.0
 
+# -- the gateway (Jupyter Kernel Gateway API) ---------------------------------------------
+
+#: The address the gateway listens on when ``[HOST:]PORT`` names no host: loopback only.
+GATEWAY_HOST = "127.0.0.1"
+#: Replies (``execute_reply``...) a gateway connection holds for the next client after its own went
+#: away; beyond it the oldest are dropped. Its output is the journal's to keep, not counted here.
+GATEWAY_DETACHED_REPLIES = 1000
+
 # -- providers ------------------------------------------------------------------------------
 
 #: Seconds an SSH connection may take to be established (per host: ``connect_timeout``).

@@ -626,7 +626,7 @@ def _journal_wanted(
     info: Mapping[str, Any], journal: bool | None, topics: tuple[bytes, ...], since: int | None
 ) -> bool:
     """Whether a client reads iopub from the nanny's journal (see :class:`KernelClient`)."""
-    follows = _nanny_follows(info)
+    follows = nanny_follows(info)
     if journal is None:
         journal = follows and topics == (b"",)
     if journal and not follows:
@@ -644,7 +644,7 @@ def _journal_wanted(
     return journal
 
 
-def _nanny_follows(info: Mapping[str, Any]) -> bool:
+def nanny_follows(info: Mapping[str, Any]) -> bool:
     """Whether the kernel's nanny answers ``replay`` requests that wait (protocol 1.2)."""
     if not isinstance(info.get("nanny_control_port"), int) or info.get("nanny_journal") is False:
         return False

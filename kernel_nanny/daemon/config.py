@@ -20,6 +20,7 @@ from typing import Any
 
 from .._exceptions import ConfigError
 from ..config import ConfigTable, JournalLimits, RestartPolicy, config_files, read_config_file
+from ..gateway.settings import GatewaySettings, parse_address
 from ..launch.params import TRANSPORTS
 from ..paths import user_state_dir
 from .keys import is_z85_key
@@ -56,6 +57,8 @@ class DaemonConfig:
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     #: How much of each kernel's output its nanny keeps for replay (``[journal]``).
     journal: JournalLimits = field(default_factory=JournalLimits)
+    #: The Jupyter Kernel Gateway API (``[gateway]``): off unless it has a port.
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
     #: Other daemons whose kernel types are offered as ``<name>/<type>``: name -> client connection file.
     remote_daemons: dict[str, Path] = field(default_factory=dict)
     #: The files this configuration came from (for messages).
@@ -120,7 +123,7 @@ _SETTINGS: dict[str, dict[str, tuple[str, Callable[[ConfigTable, str], Any]]]] =
         "busy_timeout": ("busy_timeout", lambda table, key: table.number(key, None)),
     },
 }
-_SECTIONS = sorted([*_SETTINGS, "providers", "restart", "journal", "remote_daemons"])
+_SECTIONS = sorted([*_SETTINGS, "providers", "restart", "journal", "remote_daemons", "gateway"])
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
@@ -153,6 +156,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
         **settings,
         restart_policy=RestartPolicy.from_table(tables["restart"]),
         journal=JournalLimits.from_table(tables["journal"]),
+        gateway=_gateway(tables["gateway"]),
         remote_daemons={name: _remote(remotes, name) for name in remotes},
         sources=tuple(files),
         origins=origins,
@@ -168,3 +172,25 @@ def _remote(table: ConfigTable, name: str) -> Path:
     if not isinstance(entry, str) or not entry:
         raise table.invalid(name, f'the path of a client connection file ({name} = "/path/file.json")')
     return Path(entry).expanduser()
+
+
+def _gateway(table: ConfigTable) -> GatewaySettings:
+    table.check_keys(("address", "certfile", "keyfile", "insecure"))
+    host_port: tuple[str, int | None] = (GatewaySettings().host, None)
+    address = table.string("address", "", empty=True)
+    if address:
+        try:
+            host_port = parse_address(address)
+        except ValueError as exc:
+            raise table.error("address", str(exc)) from None
+    settings = GatewaySettings(
+        host=host_port[0],
+        port=host_port[1],
+        certfile=table.path("certfile", None),
+        keyfile=table.path("keyfile", None),
+        insecure=table.boolean("insecure", False),
+    )
+    problem = settings.problem() if settings.on else None
+    if problem:
+        raise table.error(None, problem)
+    return settings

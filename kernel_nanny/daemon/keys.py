@@ -5,6 +5,8 @@ and kept across restarts (so remote clients' files stay valid):
 
 * ``api.key``: the HMAC key that signs every API message;
 * ``server.key``: the daemon's CurveZMQ key pair for its tcp endpoint;
+* ``gateway.token``: the token of the gateway API (``[gateway]``), for jupyter_server's
+  ``GatewayClient.auth_token``;
 * ``authorized_keys``: client public keys (Z85), one per line with an optional
   label after a space (UTF-8); other lines (comments) are ignored. It is checked
   on every connection attempt and every request on the tcp endpoint, so a key
@@ -58,6 +60,13 @@ class DaemonKeys:
         path = self.state_dir / "api.key"
         if not path.exists():
             write_private_file(path, secrets.token_hex(32).encode())
+        return path.read_text().strip()
+
+    def gateway_token(self) -> str:
+        """The token every request to the gateway API must carry (``gateway.token``)."""
+        path = self.state_dir / "gateway.token"
+        if not path.exists():
+            write_private_file(path, secrets.token_urlsafe(32).encode())
         return path.read_text().strip()
 
     def server_keypair(self) -> tuple[bytes, bytes]:

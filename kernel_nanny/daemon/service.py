@@ -22,9 +22,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 import zmq.asyncio
@@ -43,6 +44,7 @@ from .._exceptions import (
     MaxKernels,
     NannyUnavailable,
     NoSuchKernel,
+    UnknownRequest,
 )
 from .._logging import KernelLogAdapter
 from .._serving import Handler, PeerCheck, RequestServer, bind
@@ -72,6 +74,9 @@ from .nannies import NannyConnections
 from .sdnotify import SystemdNotifier
 from .state import KernelRecord, StateStore
 from .tcp_guard import AllowListCheck, TcpConnectionGuard, raise_open_file_limit
+
+if TYPE_CHECKING:
+    from ..gateway.server import Gateway
 
 __all__ = ["DaemonAlreadyRunning", "NannyDaemon"]
 
@@ -118,6 +123,8 @@ class NannyDaemon:
         self._state_lock_fd: int | None = None
         self._stopped = asyncio.Event()
         self._authenticator: AsyncioAuthenticator | None = None
+        #: The Jupyter Kernel Gateway API, when ``[gateway]`` turns it on (tornado is imported only then).
+        self.gateway: Gateway | None = None
         self._tcp_context: zmq.asyncio.Context | None = None
         self._handlers: dict[str, Handler] = {
             "daemon_info_request": self._on_info,
@@ -144,13 +151,14 @@ class NannyDaemon:
             self._tasks.spawn(self._remove_strays(), name="daemon-strays")
             await self.adopt()
             self._bind()
+            self._serve_gateway()
             self._write_discovery_file()
             self._tasks.spawn(self._watch_runtime_dir(), name="daemon-runtime-dir")
             if self._culling_enabled():
                 self._tasks.spawn(self._cull(), name="daemon-culling")
             if self.notifier.watchdog_interval:
                 self._tasks.spawn(self._feed_watchdog(self.notifier.watchdog_interval), name="daemon-watchdog")
-            log.info("serving %d kernel(s) on %s", len(self.kernels), ", ".join(self.endpoints))
+            log.info("serving %d kernel(s) on %s", len(self.kernels), ", ".join(self._addresses()))
             self.notifier.ready(self._status())
             if on_ready is not None:
                 on_ready(self)
@@ -169,7 +177,10 @@ class NannyDaemon:
                 log.warning("kernel provider %r could not remove stray kernels: %s", provider.id, exc)
 
     def _status(self) -> str:
-        return f"serving {len(self.kernels)} kernel(s) on {', '.join(self.endpoints)}"
+        return f"serving {len(self.kernels)} kernel(s) on {', '.join(self._addresses())}"
+
+    def _addresses(self) -> list[str]:
+        return [*self.endpoints, *([self.gateway.url] if self.gateway else [])]
 
     async def _feed_watchdog(self, interval: float) -> None:
         """WATCHDOG=1 from the event loop itself: if the loop hangs, systemd notices."""
@@ -241,6 +252,19 @@ class NannyDaemon:
             self._tasks.spawn(guard.watch(), name="daemon-tcp-guard")
             self._serve(remote, "daemon-tcp", peers=AllowListCheck(self.keys, guard))
 
+    def _serve_gateway(self) -> None:
+        settings = self.config.gateway
+        if not settings.on:
+            return
+        from ..gateway.server import Gateway
+
+        self.gateway = Gateway(self, settings, self.keys.gateway_token())
+        try:
+            self.gateway.start()
+        except OSError as exc:
+            self.gateway = None
+            raise self.config.error("gateway", "address", f"cannot listen on {settings.url}: {exc.strerror}") from exc
+
     def _bind_local(self, sock: zmq.asyncio.Socket) -> str:
         """Bind the 0600 ipc socket in the runtime directory (again, after the directory was deleted)."""
         self.ipc_path.unlink(missing_ok=True)  # a socket file left by a crashed daemon (we hold the lock)
@@ -266,6 +290,7 @@ class NannyDaemon:
             "key": self.session.key.decode(),
             "signature_scheme": self.session.signature_scheme,
             "started": self.started,
+            "gateway_url": self.gateway.url if self.gateway else None,
         }
         if self.config.tcp_endpoint:
             info["server_public_key"] = self.keys.server_keypair()[0].decode()
@@ -325,6 +350,8 @@ class NannyDaemon:
         self._write_discovery_file()
 
     async def _teardown(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.stop()
         await self._tasks.cancel_all()  # the requests first: none may see its nanny connection closed
         await self._nannies.close()
         for sock in self._sockets:
@@ -466,6 +493,22 @@ class NannyDaemon:
         self.store.remove(kernel_id)
         self._nannies.drop(kernel_id)
 
+    # -- in-process clients (the gateway) ---------------------------------
+
+    async def call(self, name: str, content: Mapping[str, Any]) -> dict[str, Any]:
+        """Run API request ``name`` in this process: the checks, limits and errors of the socket API."""
+        handler = self._handlers.get(f"{name}_request")
+        if handler is None:
+            raise UnknownRequest(f"the daemon has no request {name!r}")
+        return dict(await handler(self.session.msg(f"{name}_request", dict(content))))
+
+    def nanny(self, kernel_id: str) -> AbstractAsyncContextManager[ManagerClient]:
+        """The daemon's connection to an indexed kernel's nanny (NoSuchKernel if none has this exact id)."""
+        record = self.kernels.get(kernel_id)
+        if record is None:
+            raise NoSuchKernel(f"no running kernel {kernel_id!r}")
+        return self._nannies.use(kernel_id, load_connection_info(record.connection_file))
+
     # -- requests ---------------------------------------------------------
 
     async def _on_info(self, msg: Message) -> dict[str, Any]:
@@ -477,6 +520,7 @@ class NannyDaemon:
             "pid": os.getpid(),
             "started": self.started,
             "endpoints": self.endpoints,
+            "gateway_url": self.gateway.url if self.gateway else None,
             "kernels": len(self.kernels),
             "max_kernels": self.config.max_kernels,
             "allowed_types": list(self.config.allowed_types),

@@ -1,0 +1,113 @@
+"""The gateway's HTTP server: tornado, on the daemon's event loop, behind the gateway token.
+
+The daemon hands it a :class:`KernelService`, its own request API called in
+process, so every launch, listing and shutdown takes the same path (and the
+same checks, limits and errors) as a ``kernel-nanny`` client's.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Protocol
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+from ..client.manager import ManagerClient
+from ..defaults import MAX_REQUEST_BYTES
+from .settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from .channels import ChannelsHandler, KernelBridge
+
+__all__ = ["Gateway", "KernelService"]
+
+log = logging.getLogger("kernel_nanny.gateway")
+
+
+class KernelService(Protocol):
+    """What the gateway needs of the daemon."""
+
+    async def call(self, name: str, content: Mapping[str, Any]) -> dict[str, Any]:
+        """Run the daemon API request ``name`` (``launch``, ``list_kernels``...) and return its reply's content."""
+
+    def nanny(self, kernel_id: str) -> AbstractAsyncContextManager[ManagerClient]:
+        """The connection to an indexed kernel's nanny (NoSuchKernel if the daemon has none by that id)."""
+
+
+class Gateway:
+    """The API's state: the daemon, the token, the open channels and what each kernel's were last sent."""
+
+    def __init__(self, service: KernelService, settings: GatewaySettings, token: str) -> None:
+        self.service = service
+        self.settings = settings
+        self.token = token
+        #: Open WebSocket connections by (daemon) kernel id: a kernel model's ``connections``.
+        self.channels: dict[str, set[ChannelsHandler]] = {}
+        #: By kernel id, the connection its last client left: the next client, when none is open, resumes it.
+        self.detached: dict[str, KernelBridge] = {}
+        self.url = settings.url
+        self._server: tornado.httpserver.HTTPServer | None = None
+
+    def __repr__(self) -> str:
+        return f"<Gateway {self.url} kernels_connected={len(self.channels)}>"
+
+    def connections(self, kernel_id: str) -> int:
+        return len(self.channels.get(kernel_id, ()))
+
+    def keep_detached(self, kernel_id: str, bridge: KernelBridge) -> None:
+        """Keep the connection a client left for the next one (one per kernel: an older one is closed)."""
+        older = self.detached.pop(kernel_id, None)
+        if older is not None:
+            older.close()
+        self.detached[kernel_id] = bridge
+
+    def forget(self, kernel_ids: set[str] | None = None, *, keep: set[str] | None = None) -> None:
+        """Close the detached connections of kernels gone (``kernel_ids``, or all but ``keep``)."""
+        for kernel_id in list(self.detached):
+            if (kernel_ids is not None and kernel_id in kernel_ids) or (keep is not None and kernel_id not in keep):
+                self.detached.pop(kernel_id).close()
+
+    def application(self) -> tornado.web.Application:
+        from .channels import ChannelsHandler
+        from .handlers import ROUTES
+
+        return tornado.web.Application(
+            [*ROUTES, (r"/api/kernels/(?P<kernel_id>[^/]+)/channels", ChannelsHandler)],
+            gateway=self,
+            websocket_ping_interval=30,
+        )
+
+    def start(self) -> None:
+        """Bind and serve; port 0 becomes the port the system chose (in :attr:`url`)."""
+        port = self.settings.port
+        assert port is not None, "the gateway is off"
+        sockets = tornado.netutil.bind_sockets(port, address=self.settings.host, family=socket.AF_UNSPEC)
+        ssl_context = None
+        if self.settings.certfile is not None:
+            ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_context.load_cert_chain(self.settings.certfile, self.settings.keyfile)
+        self._server = tornado.httpserver.HTTPServer(
+            self.application(), ssl_options=ssl_context, max_body_size=MAX_REQUEST_BYTES
+        )
+        self._server.add_sockets(sockets)
+        bound = sockets[0].getsockname()[1]
+        self.url = self.settings.url.rsplit(":", 1)[0] + f":{bound}"
+        log.info("gateway serving the Jupyter kernel API on %s", self.url)
+
+    async def stop(self) -> None:
+        """Stop accepting, close every client (each reconnects to the next daemon), finish."""
+        if self._server is None:
+            return
+        self._server.stop()
+        self.forget(keep=set())
+        for handlers in list(self.channels.values()):
+            for handler in list(handlers):
+                handler.close(1001, "the kernel-nanny daemon is stopping")
+        await self._server.close_all_connections()
+        self._server = None

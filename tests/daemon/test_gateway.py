@@ -1,0 +1,239 @@
+"""The Jupyter Kernel Gateway API the daemon serves (``[gateway]``): REST, WebSocket, token, replay.
+
+A real daemon with the gateway on a free loopback port, driven over real
+HTTP and WebSockets (frames made and read by jupyter_server's own code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernel_nanny.daemon.keys import DaemonKeys
+from tests.daemons import GATEWAY_CONFIG
+from tests.jupyter_api import JupyterAPI
+
+
+@pytest.fixture
+async def gateway(make_daemon):
+    daemon = await make_daemon(GATEWAY_CONFIG)
+    async with daemon.client() as client:
+        url = (await client.info())["gateway_url"]
+    assert url.startswith("http://127.0.0.1:")
+    api = JupyterAPI(url, DaemonKeys(daemon.state_dir).gateway_token())
+    yield daemon, api
+    api.close()
+
+
+async def test_every_request_needs_the_token_and_a_refused_one_does_nothing(gateway):
+    daemon, api = gateway
+    assert (await api.request("GET", "/api", token=""))[0] == 401
+    status, body = await api.request("POST", "/api/kernels", {"name": "python3"}, token="not-the-token")
+    assert status == 403 and "token" in body["message"]
+    async with daemon.client() as client:
+        assert await client.list_kernels() == []  # nothing was started
+    kernel = await api.start_kernel()  # the WebSocket asks the same before any upgrade
+    assert (await api.request("GET", f"/api/kernels/{kernel['id']}/channels", token=""))[0] == 401
+    assert (await api.request("GET", f"/api/kernels/{kernel['id']}/channels", token="wrong"))[0] == 403
+    token_file = daemon.state_dir / "gateway.token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    shown = subprocess.run(
+        [sys.executable, "-m", "kernel_nanny", "keys", "--gateway-token", "--config", str(daemon.config_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout.strip() == api.token
+
+
+async def test_kernel_types_are_kernelspecs(gateway):
+    _, api = gateway
+    specs = await api.call("GET", "/api/kernelspecs")
+    assert specs["default"] == "python3"
+    python3 = specs["kernelspecs"]["python3"]
+    assert python3["spec"]["language"] == "python"
+    assert python3["spec"]["metadata"]["kernel_nanny"]["type_id"] == "spec/python3"
+    pyimport = specs["kernelspecs"]["pyimport--kernel"]
+    assert pyimport["spec"]["metadata"]["kernel_nanny"]["type_id"] == "pyimport/kernel"
+    assert await api.call("GET", "/api/kernelspecs/python3") == python3
+    # ipykernel's logos are served where the model says
+    logo = python3["resources"]["logo-64x64"]
+    status, _ = await api.request("GET", logo)
+    assert status == 200
+    status, body = await api.request("GET", "/api/kernelspecs/nope")
+    assert status == 404 and "nope" in body["message"]
+
+
+async def test_a_kernel_started_here_is_a_daemon_kernel_through_its_whole_life(gateway):
+    daemon, api = gateway
+    kernel = await api.start_kernel("python3")
+    assert kernel["name"] == "python3" and kernel["execution_state"] in ("idle", "starting")
+    assert kernel["connections"] == 0 and kernel["last_activity"].endswith("Z")
+    ps = subprocess.run([sys.executable, "-m", "kernel_nanny", "ps"], capture_output=True, text=True, check=True)
+    assert kernel["id"].replace("-", "")[:12] in ps.stdout
+    assert [k["id"] for k in await api.call("GET", "/api/kernels")] == [kernel["id"]]
+
+    channels = await api.channels(kernel["id"])
+    assert (await api.call("GET", f"/api/kernels/{kernel['id']}"))["connections"] == 1
+    run = await channels.execute("x = 6 * 7\nprint(x)")
+    assert run.stdout == "42\n" and run.reply["content"]["status"] == "ok"
+
+    sleeping = await channels.send(
+        "execute_request", {"code": "import time; time.sleep(60)", "silent": False, "allow_stdin": False}
+    )
+    while (await channels.recv())["msg_type"] != "execute_input":  # the sleep has begun
+        pass
+    await api.call("POST", f"/api/kernels/{kernel['id']}/interrupt", expect=204)
+    interrupted = await channels.until_idle(sleeping)
+    assert interrupted.reply["content"]["ename"] == "KeyboardInterrupt"
+
+    restarted = await api.call("POST", f"/api/kernels/{kernel['id']}/restart")
+    assert restarted["id"] == kernel["id"]
+    run = await channels.execute("print('x' in dir())")  # the same socket works on: the restart is in place
+    assert run.stdout == "False\n"
+
+    await api.call("DELETE", f"/api/kernels/{kernel['id']}", expect=204)
+    assert (await api.request("GET", f"/api/kernels/{kernel['id']}"))[0] == 404
+    while await channels.recv(timeout=30) is not None:  # the server closes the socket of a kernel gone
+        pass
+    assert channels.ws.close_code == 1000
+    async with daemon.client() as client:
+        assert await client.list_kernels() == []
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["json", "v1"])
+async def test_both_websocket_protocols_carry_output_display_data_and_buffers(gateway, v1):
+    _, api = gateway
+    kernel = await api.start_kernel()
+    channels = await api.channels(kernel["id"], v1=v1)
+    assert channels.v1 == v1
+    run = await channels.execute(
+        "from IPython.display import HTML, display\n"
+        "print('hello')\n"
+        "display(HTML('<b>bold</b>'))\n"
+        "from ipykernel.comm import Comm\n"
+        "Comm(target_name='t', data={'a': 1}, buffers=[b'\\x00\\x01binary'])\n"
+    )
+    assert run.stdout == "hello\n"
+    assert run.of_type("display_data")[0]["content"]["data"]["text/html"] == "<b>bold</b>"
+    opened = run.of_type("comm_open")[0]
+    assert [bytes(b) for b in opened["buffers"]] == [b"\x00\x01binary"]
+    assert {m["channel"] for m in run.messages} == {"iopub", "shell"}
+
+
+async def test_a_client_that_reconnects_gets_the_output_it_missed_once_and_in_order(gateway):
+    """What a killed jupyter_server's notebook misses while nobody is connected is replayed on reconnection."""
+    daemon, api = gateway
+    kernel = await api.start_kernel()
+    channels = await api.channels(kernel["id"])
+    await channels.execute("import time")
+    msg_id = await channels.send(
+        "execute_request", {"code": "for i in range(6):\n    print(i, flush=True)\n    time.sleep(0.3)"}
+    )
+    while (msg := await channels.recv()) is not None:  # the first line arrives, then the client goes away
+        if msg["msg_type"] == "stream":
+            break
+    channels.close()
+    async with daemon.client() as client:  # the cell finishes while nobody is connected
+        while (await client.get_kernel(kernel["id"].replace("-", "")))["info"]["execution_state"] != "idle":
+            await asyncio.sleep(0.2)
+    again = await api.channels(kernel["id"])
+    rest = await again.until_idle(msg_id)
+    lines = rest.stdout.split()
+    assert lines == [str(i) for i in range(int(lines[0]), 6)], lines  # the rest, once, in order
+    assert int(lines[0]) >= 1  # what the first connection got is not sent again
+    assert rest.reply["content"]["status"] == "ok"
+
+
+async def test_malformed_frames_are_dropped_and_the_connection_works_on(gateway):
+    daemon, api = gateway
+    kernel = await api.start_kernel()
+    channels = await api.channels(kernel["id"])
+    for garbage in ("not json", "[1, 2]", json.dumps({"channel": "nowhere", "header": {}}), b"\x00\x01"):
+        await channels.ws.write_message(garbage, binary=isinstance(garbage, bytes))
+    await channels.ws.write_message(json.dumps({"channel": "shell", "header": {"msg_type": "x"}}))
+    run = await channels.execute("print('still here')")
+    assert run.stdout == "still here\n"
+    assert "dropped a frame" in daemon.log()
+
+
+async def test_a_non_loopback_address_needs_tls_or_an_explicit_insecure(isolated):
+    refused = subprocess.run(
+        [sys.executable, "-m", "kernel_nanny", "serve", "--gateway", "0.0.0.0:0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "clear text" in refused.stderr and "certfile" in refused.stderr
+    insecure = subprocess.run(  # allowed when said: it gets as far as its own configuration check
+        [
+            sys.executable,
+            "-m",
+            "kernel_nanny",
+            "serve",
+            "--gateway",
+            "0.0.0.0:0",
+            "--gateway-insecure",
+            "--gateway-certfile",
+            "/nowhere.pem",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "clear text" not in insecure.stderr and "keyfile" in insecure.stderr
+
+
+async def test_with_tls_the_api_is_https_and_its_websockets_wss(make_daemon, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    daemon = await make_daemon(f'[gateway]\naddress = "127.0.0.1:0"\ncertfile = "{cert}"\nkeyfile = "{key}"\n')
+    async with daemon.client() as client:
+        url = (await client.info())["gateway_url"]
+    assert url.startswith("https://")
+    api = JupyterAPI(url, DaemonKeys(daemon.state_dir).gateway_token())
+    try:
+        kernel = await api.start_kernel()
+        channels = await api.channels(kernel["id"])
+        assert (await channels.execute("print(1)")).stdout == "1\n"
+    finally:
+        api.close()
+
+
+def _maps(daemon) -> str:
+    return (Path("/proc") / str(daemon.process.pid) / "maps").read_text()
+
+
+async def test_the_daemon_loads_tornado_only_with_the_gateway_on(make_daemon, gateway):
+    """tornado's C extension (loaded with tornado.web) shows in the process's memory map when tornado is imported."""
+    with_gateway, _ = gateway
+    assert "tornado/speedups" in _maps(with_gateway)
+    await with_gateway.stop()
+    without = await make_daemon("")
+    assert "tornado" not in _maps(without)
