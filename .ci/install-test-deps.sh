@@ -9,6 +9,8 @@
 #                     with catatonit (its init), mmdebstrap for the ipykernel image; Debian's Slurm
 #                     (slurmctld, slurmd, slurm-client) and munge: the session's own single-node cluster;
 #                     slurmdbd and Debian's MariaDB (mariadb-server) for a second one with job accounting
+#   tests/daemon/     Debian's chromium: the JupyterLab tests drive it with Playwright (which cannot download a
+#                     browser on a machine that reaches only PyPI and apt)
 #   README command    python3-pip (Debian's python3 has no pip; .ci/run lets it install, PEP 668)
 #
 # Idempotent and quick when everything is already there: safe to run on every CI run.
@@ -18,7 +20,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Without recommends (buildah, slirp4netns, ... are not needed); mmdebstrap with them (gpg for keyrings).
 plain=(systemd podman runc catatonit docker.io openssh-server iproute2 procps python3-venv python3-pip
-       slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
+       slurmctld slurmd slurm-client munge slurmdbd mariadb-server chromium)
 with_recommends=(mmdebstrap gpg)
 installed() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 missing_plain=() missing_rec=()

@@ -37,7 +37,7 @@ def pytest_report_header(config: pytest.Config) -> str:
         text=True,
     )
     if check.returncode == 0:
-        return "real servers: installed (sshd, dockerd, podman, systemd, mmdebstrap, slurmctld + slurmd + munged, slurmdbd + mariadbd)"
+        return "real servers: installed (sshd, dockerd, podman, systemd, mmdebstrap, slurmctld + slurmd + munged, slurmdbd + mariadbd, chromium)"
     return (
         f"real servers: {check.stderr.strip()}; the tests that start them will fail. "
         "Install them once, as root: bash .ci/install-test-deps.sh"
