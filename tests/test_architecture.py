@@ -1,6 +1,6 @@
 """The package layering of docs/explanation/architecture: imports only point down, so there are no cycles.
 
-protocol <- client <- launch <- discovery <- providers <- _serving <- nanny <- start <- daemon <- execution <- compat <- jupyter <- cli
+protocol <- client <- launch <- discovery <- providers <- _serving <- nanny <- start <- gateway <- daemon <- execution <- compat <- jupyter <- cli
 (shared leaves: _exceptions, _tasks, _lifetime, _loop, _logging, paths, config, defaults, _ratelimit; _serving is the request server both nanny and daemon use)
 """
 
@@ -20,6 +20,7 @@ LAYERS = [
     "_serving",
     "nanny",
     "start",
+    "gateway",
     "daemon",
     "runs",
     "execution",
