@@ -204,18 +204,30 @@ class KernelBridge:
                         entry.content["count"],
                         nanny.kernel_id[:8],
                     )
-                elif entry.message is not None:
+                elif (message := entry.message or self._status_of(entry.kind, entry.content)) is not None:
                     deliver = self._deliver
                     if deliver is None:
                         return
                     try:
-                        await deliver("iopub", entry.message)
+                        await deliver("iopub", message)
                     except tornado.websocket.WebSocketClosedError:
                         return
                 self.delivered = entry.seq
         self.kernel_gone = True  # the journal ends when the nanny exits
         if self._on_kernel_gone is not None:
             self._on_kernel_gone()
+
+    def _status_of(self, marker: str, content: Mapping[str, Any]) -> Message | None:
+        """A death nobody asked for, as jupyter_server tells its clients: an iopub ``status`` of
+        ``restarting`` (the nanny restarts the kernel) or ``dead`` (it will not), so a notebook
+        stops waiting for the cell that died with the kernel."""
+        if marker == "kernel_died" and not content.get("requested"):
+            state = "restarting" if content.get("restarting") else "dead"
+        elif marker == "restart_failed":
+            state = "dead"
+        else:
+            return None
+        return self._session.msg("status", {"execution_state": state})
 
     async def send(self, channel: str, msg: Message) -> None:
         if channel == "iopub":

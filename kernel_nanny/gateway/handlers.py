@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 import mimetypes
+import os
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -210,9 +211,12 @@ class KernelsHandler(GatewayHandler):
             "type_id": type_id_of(name, {n: a["id"] for n, a in types.items()}),
             "launch_params": {"env": {k: v for k, v in env.items() if k.startswith(_ENV_PREFIX)}},
         }
-        cwd = env.get("KERNEL_WORKING_DIR") or body.get("path")
-        if isinstance(cwd, str) and cwd.startswith("/"):
+        # jupyter_server sends the notebook's directory, on its own machine: used when it exists on this one.
+        cwd = env.get("KERNEL_WORKING_DIR")
+        if cwd and os.path.isabs(cwd) and os.path.isdir(cwd):
             content["cwd"] = cwd
+        elif cwd:
+            log.info("starting %s in the daemon's directory: KERNEL_WORKING_DIR %s is not one here", name, cwd)
         try:
             entry = (await self.gateway.service.call("launch", content))["kernel"]
         except NoSuchKernelType:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import stat
 import subprocess
 import sys
@@ -237,3 +239,20 @@ async def test_the_daemon_loads_tornado_only_with_the_gateway_on(make_daemon, ga
     await with_gateway.stop()
     without = await make_daemon("")
     assert "tornado" not in _maps(without)
+
+
+async def test_a_kernel_that_dies_is_reported_restarting_then_runs_on(gateway):
+    """As jupyter_server tells its clients: an iopub status 'restarting', so a notebook stops waiting on the dead cell."""
+    daemon, api = gateway
+    kernel = await api.start_kernel()
+    channels = await api.channels(kernel["id"])
+    pid = int((await channels.execute("import os; print(os.getpid())")).stdout)
+    os.kill(pid, signal.SIGKILL)
+    while True:
+        msg = await channels.recv()
+        assert msg is not None
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "restarting":
+            break
+    assert msg["channel"] == "iopub" and msg["header"]["msg_id"]
+    run = await channels.execute("print(os.getpid() if 'os' in dir() else 'new')", timeout=120)
+    assert run.stdout == "new\n"
