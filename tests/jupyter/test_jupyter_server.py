@@ -9,10 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
-import secrets
 import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -26,10 +23,9 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from kernel_nanny import ManagerClient
 from kernel_nanny.client.running import list_running_kernels, pid_alive
+from tests.jupyter_api import JupyterServer
 
 from .conftest import LOCAL_SPEC
-
-_URL = re.compile(rb"(http://127\.0\.0\.1:\d+)/")
 
 
 @dataclass
@@ -54,24 +50,6 @@ class Server:
             self.kernel_ids.append(result["id"])
         return result
 
-    async def listening(self, timeout: float = 30) -> None:
-        """Wait until the server accepts connections.
-
-        jupyter_server logs its URL before it binds the port (the bind runs on
-        its event loop's first turn) and announces nothing after, so there is
-        no event to wait on: this retries a cheap request, bounded in time.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                await self.request("GET", "/api/status")
-                return
-            except ConnectionRefusedError:
-                if loop.time() > deadline or self.process.returncode is not None:
-                    raise
-                await asyncio.sleep(0.02)
-
     async def channels(self, kernel_id: str) -> WebSocketClientConnection:
         ws_url = self.url.replace("http://", "ws://")
         return await websocket_connect(
@@ -81,41 +59,18 @@ class Server:
 
 @pytest.fixture
 async def server(tmp_path) -> AsyncIterator[Server]:
-    token = secrets.token_hex(16)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "jupyter_server",
-        "--ServerApp.ip=127.0.0.1",
-        "--ServerApp.port=0",
-        "--ServerApp.open_browser=False",
-        "--allow-root",  # CI runs as root
-        f"--ServerApp.root_dir={tmp_path}",
-        f"--IdentityProvider.token={token}",
+    running = JupyterServer(
+        tmp_path,
         "--KernelProvisionerFactory.default_provisioner_name=kernel-nanny",
         "--NannyProvisioner.persistent=True",  # as the how-to says for servers: kernels survive a crash
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
     )
-    assert process.stderr is not None
-    # It logs the URL it serves (and so the port it was given) once it has picked the port.
-    log = b""
-    while (match := _URL.search(log)) is None:
-        line = await asyncio.wait_for(process.stderr.readline(), 60)
-        assert line, f"jupyter_server exited before serving:\n{log.decode()}"
-        log += line
-    drain = asyncio.ensure_future(process.stderr.read())  # keep its log pipe from filling up
-    server = Server(process, match.group(1).decode(), token)
+    api = await running.start()
+    assert running.process is not None
+    server = Server(running.process, api.base_url, running.token)
     try:
-        await server.listening()
         yield server
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)  # twice: jupyter_server asks for confirmation on the first
-            process.send_signal(signal.SIGINT)
-            await asyncio.wait_for(process.wait(), 60)
-        await drain
+        await running.stop()
         # A failed test may leave a kernel the server did not shut down (or one that outlived it on purpose).
         for kernel in list_running_kernels():
             if kernel.name in server.kernel_ids:
