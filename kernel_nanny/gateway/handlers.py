@@ -33,12 +33,15 @@ from .._exceptions import (
     NoSuchKernel,
     NoSuchKernelType,
 )
+from .._ratelimit import RateLimitedLog
 from .models import kernel_model, kernelspec_model, kernelspec_name, resource_files, type_id_of
 from .server import Gateway
 
 __all__ = ["ROUTES", "GatewayHandler"]
 
 log = logging.getLogger("kernel_nanny.gateway")
+#: Wrong tokens are logged, but a client guessing cannot flood the log.
+_refusals = RateLimitedLog(log)
 
 #: HTTP status of each error (the first class that matches, in order); anything else is a 500.
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
@@ -71,7 +74,7 @@ class GatewayHandler(tornado.web.RequestHandler):
             self.set_header("WWW-Authenticate", 'token realm="kernel-nanny gateway"')
             raise tornado.web.HTTPError(401, reason="the gateway token is required")
         if not hmac.compare_digest(given.encode(), self.gateway.token.encode()):
-            log.warning(
+            _refusals.warning(
                 "refused %s %s from %s: wrong token", self.request.method, self.request.path, self.request.remote_ip
             )
             raise tornado.web.HTTPError(403, reason="wrong gateway token")

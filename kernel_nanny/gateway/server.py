@@ -105,9 +105,9 @@ class Gateway:
         if self._server is None:
             return
         self._server.stop()
-        self.forget(keep=set())
         for handlers in list(self.channels.values()):
             for handler in list(handlers):
                 handler.close(1001, "the kernel-nanny daemon is stopping")
-        await self._server.close_all_connections()
+        await self._server.close_all_connections()  # every WebSocket's on_close has run: none detaches any more
+        self.forget(keep=set())
         self._server = None
