@@ -256,3 +256,35 @@ async def test_a_kernel_that_dies_is_reported_restarting_then_runs_on(gateway):
     assert msg["channel"] == "iopub" and msg["header"]["msg_id"]
     run = await channels.execute("print(os.getpid() if 'os' in dir() else 'new')", timeout=120)
     assert run.stdout == "new\n"
+
+
+async def test_bad_requests_get_a_clear_error_and_change_nothing(gateway):
+    daemon, api = gateway
+    status, body = await api.request("POST", "/api/kernels", {"name": "no-such-kernel"})
+    assert status == 404 and "no-such-kernel" in body["message"] and "/api/kernelspecs" in body["message"]
+    status, body = await api.request("POST", "/api/kernels", {"name": 7})
+    assert status == 400 and "'name'" in body["message"]
+    status, body = await api.request("POST", "/api/kernels", {"env": ["not", "a", "map"]})
+    assert status == 400 and "'env'" in body["message"]
+    status, body = await api.request("GET", f"/api/kernels/{'0' * 8}-0000-0000-0000-{'0' * 12}")
+    assert status == 404 and body["reason"] == "NoSuchKernel"
+    async with daemon.client() as client:
+        assert await client.list_kernels() == []
+
+
+async def test_a_daemon_that_stops_closes_its_websockets_and_leaves_the_kernels_running(gateway):
+    daemon, api = gateway
+    kernel = await api.start_kernel()
+    channels = await api.channels(kernel["id"])
+    await channels.execute("y = 1")
+    assert await daemon.stop() == 0
+    assert await channels.recv() is None
+    assert channels.ws.close_code == 1001
+    await daemon.start()  # the next daemon adopts the kernel, and the gateway serves it again
+    async with daemon.client() as client:
+        api = JupyterAPI((await client.info())["gateway_url"], api.token)
+    try:
+        again = await api.channels(kernel["id"])
+        assert (await again.execute("print(y)")).stdout == "1\n"
+    finally:
+        api.close()
