@@ -119,6 +119,28 @@ class Cell:
         return self
 
 
+async def answering(ws: WebSocketClientConnection, attempts: int = 12) -> None:
+    """Wait until the kernel answers kernel_info, asking again every 5 s, as JupyterLab does after a restart.
+
+    The server's restart runs after it says "restarting": a request that reaches the kernel in between may go
+    with the process the restart replaces, as with jupyter_client's own kernels.
+    """
+    for _ in range(attempts):
+        request = message("kernel_info_request", {})
+        await ws.write_message(json.dumps(request))
+        try:
+            while True:
+                msg = json.loads(await asyncio.wait_for(ws.read_message(), 5))
+                if (
+                    msg["msg_type"] == "kernel_info_reply"
+                    and msg["parent_header"]["msg_id"] == request["header"]["msg_id"]
+                ):
+                    return
+        except asyncio.TimeoutError:
+            continue
+    raise AssertionError(f"no kernel_info_reply in {attempts} attempts")
+
+
 async def run(ws: WebSocketClientConnection, code: str) -> Cell:
     return await (await Cell(ws, code).send()).until()
 
@@ -201,6 +223,7 @@ async def test_a_crash_is_one_restart_for_the_servers_restarter_and_the_nanny(se
                 msg = json.loads(await asyncio.wait_for(ws.read_message(), 60))
                 if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "restarting":
                     break
+            await answering(ws)
             cell = await run(ws, "print('back')")
             assert cell.printed == "back\n"
             # Before the fix, the server's restart killed the nanny's new kernel within a second of telling
