@@ -116,6 +116,12 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
         "daemon restart re-adopting 20 nannies -> READY=1; daemon RSS/PSS",
         240,
     ),
+    "gateway": (
+        "bench_gateway",
+        "bench_gateway",
+        "jupyter_server in gateway mode on the daemon's gateway vs local kernels: round trip, new kernel; daemon RSS",
+        600,
+    ),
     "slurm": (
         "bench_slurm",
         "bench_slurm",

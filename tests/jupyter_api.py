@@ -229,9 +229,9 @@ class JupyterServer:
         await self._close()
 
     async def stop(self) -> None:
+        """SIGTERM: jupyter_server's clean shutdown (SIGINT asks a terminal for confirmation, or is ignored)."""
         if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGINT)  # twice: jupyter_server asks for confirmation on the first
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(signal.SIGTERM)
             await asyncio.wait_for(self.process.wait(), 60)
         await self._close()
 

@@ -78,6 +78,9 @@ class ChannelsHandler(GatewayHandler, tornado.websocket.WebSocketHandler):
             journal = (self.entry.get("info") or {}).get("journal")
             bridge = KernelBridge(self.entry["connection_info"], since=journal["last_seq"] if journal else None)
         others.add(self)
+        # Kernel messages are small frames written one after another: Nagle's algorithm would hold each
+        # second one for the client's delayed ACK (40 ms a round trip on Linux).
+        self.set_nodelay(True)
         self._bridge = bridge
         bridge.attach(self._to_client, self._kernel_gone)
         log.info(
