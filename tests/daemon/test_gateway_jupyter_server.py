@@ -27,9 +27,10 @@ async def gateway_mode(make_daemon, tmp_path):
     token = DaemonKeys(daemon.state_dir).gateway_token()
     servers: list[JupyterServer] = []
 
-    def server() -> JupyterServer:
+    def server(*options: str) -> JupyterServer:
         made = JupyterServer(
             tmp_path,
+            *options,
             f"--gateway-url={url}",
             f"--GatewayClient.auth_token={token}",
             "--ServerApp.kernel_manager_class=kernel_nanny.jupyter.gateway.GatewayKernels",
@@ -119,3 +120,14 @@ async def test_a_clean_server_shutdown_leaves_the_kernels_running(gateway_mode):
     await first.stop()
     async with daemon.client() as client:
         assert [k["kernel_id"] for k in await client.list_kernels()] == [kernel["id"].replace("-", "")]
+
+
+async def test_jupyter_servers_culling_works_from_the_gateways_kernel_models(gateway_mode):
+    """last_activity, execution_state and connections are what jupyter_server's culler reads."""
+    daemon, server = gateway_mode
+    api = await server("--MappingKernelManager.cull_idle_timeout=2", "--MappingKernelManager.cull_interval=1").start()
+    kernel = await api.start_kernel()
+    async with daemon.client() as client:
+        while await client.list_kernels():  # culled: jupyter_server deleted it through the gateway
+            await asyncio.sleep(0.5)
+    assert (await api.request("GET", f"/api/kernels/{kernel['id']}"))[0] == 404
