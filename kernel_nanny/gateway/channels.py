@@ -10,10 +10,12 @@ slow client holds no buffer here: the journal keeps the rest).
 jupyter_server killed and restarted, a browser that lost its network), its
 bridge stays, detached: it stops reading iopub where the client stopped, and
 keeps the replies to the requests still running (an ``execute_reply`` is
-what tells a notebook its cell is done). The next connection to the kernel,
-when no other is open, takes it over: it gets those replies and the output
+what tells a notebook its cell is done). The same client coming back (the
+same ``session_id`` query parameter: JupyterLab's, which jupyter_server
+passes on, or none) takes it over: it gets those replies and the output
 produced meanwhile, once and in order, then the rest live. One detached
-bridge is kept per kernel, until a client takes it or the kernel goes.
+bridge is kept per kernel and client, until the client takes it or the
+kernel goes.
 
 A kernel whose journal is off is read from its own iopub socket, live only.
 """
@@ -70,14 +72,15 @@ class ChannelsHandler(GatewayHandler, tornado.websocket.WebSocketHandler):
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         kernel_id = self.entry["kernel_id"]
-        others = self.gateway.channels.setdefault(kernel_id, set())
-        bridge = None if others else self.gateway.detached.pop(kernel_id, None)
+        # The client's session id (JupyterLab's, which jupyter_server passes on) is the same when it comes back.
+        self._key = (kernel_id, self.get_argument("session_id", ""))
+        bridge = self.gateway.detached.pop(self._key, None)
         resumed = bridge is not None
         if bridge is None:
             # From where the journal stood before the upgrade: what the client asks once open is never missed.
             journal = (self.entry.get("info") or {}).get("journal")
             bridge = KernelBridge(self.entry["connection_info"], since=journal["last_seq"] if journal else None)
-        others.add(self)
+        self.gateway.channels.setdefault(kernel_id, set()).add(self)
         # Kernel messages are small frames written one after another: Nagle's algorithm would hold each
         # second one for the client's delayed ACK (40 ms a round trip on Linux).
         self.set_nodelay(True)
@@ -118,7 +121,7 @@ class ChannelsHandler(GatewayHandler, tornado.websocket.WebSocketHandler):
                 bridge.close()
             else:
                 bridge.detach()
-                self.gateway.keep_detached(kernel_id, bridge)
+                self.gateway.keep_detached(self._key, bridge)
         log.info("client of kernel %s disconnected (code %s)", kernel_id[:8], self.close_code)
 
 
@@ -136,6 +139,8 @@ class KernelBridge:
         self._on_kernel_gone: Callable[[], None] | None = None
         #: Replies that came while no client was attached (the oldest dropped beyond the limit).
         self._held: collections.deque[tuple[str, Message]] = collections.deque(maxlen=GATEWAY_DETACHED_REPLIES)
+        #: The shell and control requests sent and not answered yet.
+        self._pending: set[str] = set()
         identity = uuid.uuid4().hex.encode()  # shell and stdin share it: input requests come back here
         self._sockets = {
             channel: connect(
@@ -176,8 +181,14 @@ class KernelBridge:
         self._deliver = self._on_kernel_gone = None
         self._iopub.cancel()
 
+    @property
+    def owed(self) -> bool:
+        """Whether the kernel still owes, or this connection holds, replies for its client."""
+        return bool(self._pending or self._held)
+
     def _replied(self, channel: str) -> Callable[[Message], None]:
         def handle(msg: Message) -> None:
+            self._pending.discard(msg.parent_id or "")
             if self._deliver is None:
                 self._held.append((channel, msg))
             else:
@@ -236,6 +247,8 @@ class KernelBridge:
         if channel == "iopub":
             _bad_input.warning("dropped a message a client sent on iopub (%s): iopub is the kernel's", msg.msg_type)
             return
+        if channel != "stdin":
+            self._pending.add(msg.msg_id)
         await self._sockets[channel].send_multipart(self._session.serialize(msg))
 
     def close(self) -> None:

@@ -49,8 +49,8 @@ class Gateway:
         self.token = token
         #: Open WebSocket connections by (daemon) kernel id: a kernel model's ``connections``.
         self.channels: dict[str, set[ChannelsHandler]] = {}
-        #: By kernel id, the connection its last client left: the next client, when none is open, resumes it.
-        self.detached: dict[str, KernelBridge] = {}
+        #: By (kernel id, client session id), the connection a client left: the same client resumes it.
+        self.detached: dict[tuple[str, str], KernelBridge] = {}
         self.url = settings.url
         self._server: tornado.httpserver.HTTPServer | None = None
 
@@ -60,18 +60,26 @@ class Gateway:
     def connections(self, kernel_id: str) -> int:
         return len(self.channels.get(kernel_id, ()))
 
-    def keep_detached(self, kernel_id: str, bridge: KernelBridge) -> None:
-        """Keep the connection a client left for the next one (one per kernel: an older one is closed)."""
-        older = self.detached.pop(kernel_id, None)
+    def keep_detached(self, key: tuple[str, str], bridge: KernelBridge) -> None:
+        """Keep the connection a client left for its return: one per client, the one still owed replies.
+
+        A client may leave two (JupyterLab's first attempt at a kernel WebSocket fails in the browser after
+        jupyter_server has opened its own to the gateway, which it then never closes): the one that ran the
+        cell must not give way to an idle twin that closed after it.
+        """
+        older = self.detached.pop(key, None)
+        if older is not None and older.owed and not bridge.owed:
+            older, bridge = bridge, older
         if older is not None:
             older.close()
-        self.detached[kernel_id] = bridge
+        self.detached[key] = bridge
 
     def forget(self, kernel_ids: set[str] | None = None, *, keep: set[str] | None = None) -> None:
         """Close the detached connections of kernels gone (``kernel_ids``, or all but ``keep``)."""
-        for kernel_id in list(self.detached):
+        for key in list(self.detached):
+            kernel_id = key[0]
             if (kernel_ids is not None and kernel_id in kernel_ids) or (keep is not None and kernel_id not in keep):
-                self.detached.pop(kernel_id).close()
+                self.detached.pop(key).close()
 
     def application(self) -> tornado.web.Application:
         from .channels import ChannelsHandler

@@ -29,6 +29,7 @@ from jupyter_server.gateway.managers import GatewayKernelClient as _GatewayKerne
 from jupyter_server.gateway.managers import GatewayKernelManager as _GatewayKernelManager
 from jupyter_server.gateway.managers import GatewayMappingKernelManager, GatewaySessionManager
 from tornado.escape import json_decode
+from tornado.ioloop import IOLoop
 from tornado.web import HTTPError
 from traitlets import Bool, DottedObjectName, Type
 
@@ -43,6 +44,23 @@ class GatewayKernels(GatewayMappingKernelManager):
         config=True,
         help="Leave the gateway's kernels running when the server shuts down (jupyter_server's own deletes them).",
     )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+        # At once, on the server's first turn of its loop (made before the kernel manager): an open page's
+        # reconnection, an interrupt, a kernel's model must not meet a 404 before something lists kernels.
+        IOLoop.current().add_callback(self._adopt_all_at_start)
+
+    async def _adopt_all_at_start(self) -> None:
+        try:
+            await self._adopt_all()
+        except Exception as exc:  # the gateway is down: the first listing adopts them
+            self.log.warning("could not list the gateway's kernels at start: %s", exc)
+
+    async def _adopt_all(self) -> None:
+        response = await gateway_request(self.kernels_url, method="GET")
+        for model in json_decode(response.body):
+            await self.adopt(model["id"])
 
     async def adopt(self, kernel_id: str) -> bool:
         """Know the gateway's kernel ``kernel_id`` (as if this server had started it); False if the gateway has none."""
@@ -61,9 +79,7 @@ class GatewayKernels(GatewayMappingKernelManager):
         return True
 
     async def list_kernels(self, **kwargs: Any) -> list[dict[str, Any]]:
-        response = await gateway_request(self.kernels_url, method="GET")
-        for model in json_decode(response.body):
-            await self.adopt(model["id"])
+        await self._adopt_all()
         models: list[dict[str, Any]] = await super().list_kernels(**kwargs)  # type: ignore[no-untyped-call]
         return models
 

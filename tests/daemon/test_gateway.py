@@ -288,3 +288,34 @@ async def test_a_daemon_that_stops_closes_its_websockets_and_leaves_the_kernels_
         assert (await again.execute("print(y)")).stdout == "1\n"
     finally:
         api.close()
+
+
+async def _connections(api: JupyterAPI, kernel_id: str, count: int) -> None:
+    """Until the gateway counts ``count`` WebSockets open to the kernel (a close is seen when the server sees it)."""
+    while (await api.call("GET", f"/api/kernels/{kernel_id}"))["connections"] != count:
+        await asyncio.sleep(0.05)
+
+
+async def test_a_client_gets_its_replies_back_even_if_an_idle_twin_of_its_connection_closed_after_it(gateway):
+    """JupyterLab's first WebSocket attempt leaves jupyter_server with a second, idle connection to the gateway
+    under the same session id; when both drop, the one that ran the cell is the one kept for the client."""
+    daemon, api = gateway
+    kernel = await api.start_kernel()
+    idle = await api.channels(kernel["id"], session_id="page")
+    active = await api.channels(kernel["id"], session_id="page")
+    await active.execute("import time")
+    cell = await active.send(
+        "execute_request", {"code": "for i in range(4):\n    print(i, flush=True)\n    time.sleep(0.2)"}
+    )
+    while (msg := await active.recv()) is not None and msg["msg_type"] != "stream":
+        pass
+    active.close()
+    await _connections(api, kernel["id"], 1)
+    idle.close()
+    await _connections(api, kernel["id"], 0)
+    again = await api.channels(kernel["id"], session_id="page")
+    rest = await again.until_idle(cell)
+    assert rest.reply["content"]["status"] == "ok"
+    assert rest.stdout.split() == [str(i) for i in range(int(rest.stdout.split()[0]), 4)]
+    other = await api.channels(kernel["id"], session_id="another-page")  # another client starts live
+    assert (await other.execute("print('live')")).stdout == "live\n"
