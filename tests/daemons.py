@@ -16,7 +16,6 @@ from pathlib import Path
 
 from kernel_nanny import DaemonClient
 
-
 #: A daemon configuration that serves the gateway API on a free loopback port (``gateway_url`` in its info).
 GATEWAY_CONFIG = '[gateway]\naddress = "127.0.0.1:0"\n'
 

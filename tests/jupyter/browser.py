@@ -58,6 +58,12 @@ _ARM_PROMPT = """el => {
     observer.observe(el, {childList: true, characterData: true, subtree: true});
 }"""
 _PROMPT_DONE = r"el => el.__knRan !== false && /^\[\d+\]:$/.test(el.textContent.trim())"
+# A run has started: the prompt was rewritten since armed, to "[*]:" or (a quick cell) its number. A run refused
+# before it starts (no kernel yet) rewrites "[ ]:" to itself.
+_RUN_STARTED = r"el => el.__knRan === true && /^\[(\*|\d+)\]:$/.test(el.textContent.trim())"
+#: How often :meth:`JupyterLabPage.run_cell` presses Ctrl+Enter before it gives up, and how long it waits on each.
+_RUN_ATTEMPTS = 3
+_RUN_STARTED_WITHIN = 5
 _OUTPUT_HAS = """([cell, text]) => [...cell.querySelectorAll('.jp-OutputArea-output')]
     .map(e => e.innerText).join('\\n').includes(text)"""
 # The main area's tab for a document carries the document's path in its title and its widget's id in data-id.
@@ -365,10 +371,26 @@ class JupyterLabPage:
             await self.set_cell(index, code)
         else:
             await self.cell(index).locator(".cm-content").click()
-        if not await self.cell(index).locator(".cm-content").evaluate(_EDITOR_TEXT):
+        editor = self.cell(index).locator(".cm-content")
+        if not await editor.evaluate(_EDITOR_TEXT):
             raise ValueError(f"cell {index} is empty: JupyterLab does not run an empty cell")
-        await self.cell(index).locator(".jp-InputPrompt").evaluate(_ARM_PROMPT)
-        await self.page.keyboard.press("Control+Enter")  # notebook:run-cell: run, stay on the cell
+        prompt = await self.cell(index).locator(".jp-InputPrompt").element_handle()
+        await prompt.evaluate(_ARM_PROMPT)
+        # A key goes where the focus is, and JupyterLab moves it while it settles after opening a notebook (seen:
+        # the notebook in command mode, the prompt left at "[ ]:", in 2 runs of 14): focus the editor with the key,
+        # and press again only if no run started. JupyterLab shows "[*]:" in the key's handler, which has run when
+        # the press returns, so a run that started is seen and a cell never runs twice.
+        for _ in range(_RUN_ATTEMPTS):
+            await editor.press("Control+Enter")  # notebook:run-cell: run, stay on the cell
+            try:
+                await self.page.wait_for_function(_RUN_STARTED, arg=prompt, timeout=_RUN_STARTED_WITHIN * 1000)
+                break
+            except PlaywrightTimeoutError:
+                continue
+        else:
+            raise RuntimeError(
+                f"cell {index} did not start after {_RUN_ATTEMPTS} Ctrl+Enter: kernel {await self.kernel_status()!r}"
+            )
         return await self.wait_for_cell(index, timeout) if wait else None
 
     async def wait_for_cell(self, index: int, timeout: float | None = None) -> int:
@@ -431,6 +453,20 @@ class JupyterLabPage:
             await self.panel.locator('.jp-Toolbar [data-command="notebook:interrupt-kernel"]').click()
         if not (await response.value).ok:
             raise RuntimeError(f"interrupt failed: HTTP {(await response.value).status}")
+
+    async def close_dialog(self, title: str) -> bool:
+        """Close JupyterLab's dialog titled ``title`` with its last button (its default), as a user would.
+
+        Return whether one was open. A dialog is modal: no click reaches the page behind it. JupyterLab opens one
+        by itself when its server is unreachable ("Server Connection Error") and leaves it open after the server is
+        back.
+        """
+        dialog = self.page.locator(".jp-Dialog").filter(has=self.page.locator(".jp-Dialog-header", has_text=title))
+        if not await dialog.count():
+            return False
+        await dialog.locator(".jp-Dialog-footer .jp-Dialog-button").last.click()
+        await dialog.wait_for(state="detached")
+        return True
 
     async def restart(self) -> None:
         """Restart the kernel from the Kernel menu, confirm in the dialog, and wait until the kernel is idle again.
