@@ -180,6 +180,12 @@ GATEWAY_HOST = "127.0.0.1"
 #: Replies (``execute_reply``...) a gateway connection holds for the next client after its own went
 #: away; beyond it the oldest are dropped. Its output is the journal's to keep, not counted here.
 GATEWAY_DETACHED_REPLIES = 1000
+#: Seconds a connection a client left is kept for its return (a jupyter_server restarted, a page whose
+#: network came back: JupyterLab retries for about two minutes, then on its next poll of the server).
+GATEWAY_DETACHED_TIMEOUT = 600.0
+#: Connections clients left kept per kernel: each page load is a new client, and a page that was
+#: reloaded never comes back for the old one; the oldest owed nothing go first.
+GATEWAY_DETACHED_PER_KERNEL = 4
 
 # -- providers ------------------------------------------------------------------------------
 

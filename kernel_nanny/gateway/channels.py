@@ -13,9 +13,8 @@ keeps the replies to the requests still running (an ``execute_reply`` is
 what tells a notebook its cell is done). The same client coming back (the
 same ``session_id`` query parameter: JupyterLab's, which jupyter_server
 passes on, or none) takes it over: it gets those replies and the output
-produced meanwhile, once and in order, then the rest live. One detached
-bridge is kept per kernel and client, until the client takes it or the
-kernel goes.
+produced meanwhile, once and in order, then the rest live
+(:mod:`.detached` keeps them, bounded).
 
 A kernel whose journal is off is read from its own iopub socket, live only.
 """
@@ -74,7 +73,7 @@ class ChannelsHandler(GatewayHandler, tornado.websocket.WebSocketHandler):
         kernel_id = self.entry["kernel_id"]
         # The client's session id (JupyterLab's, which jupyter_server passes on) is the same when it comes back.
         self._key = (kernel_id, self.get_argument("session_id", ""))
-        bridge = self.gateway.detached.pop(self._key, None)
+        bridge = self.gateway.detached.take(self._key)
         resumed = bridge is not None
         if bridge is None:
             # From where the journal stood before the upgrade: what the client asks once open is never missed.
@@ -121,7 +120,7 @@ class ChannelsHandler(GatewayHandler, tornado.websocket.WebSocketHandler):
                 bridge.close()
             else:
                 bridge.detach()
-                self.gateway.keep_detached(self._key, bridge)
+                self.gateway.detached.keep(self._key, bridge)
         log.info("client of kernel %s disconnected (code %s)", kernel_id[:8], self.close_code)
 
 

@@ -198,7 +198,7 @@ class KernelSpecResourceHandler(GatewayHandler):
 class KernelsHandler(GatewayHandler):
     async def get(self) -> None:
         kernels = (await self.gateway.service.call("list_kernels", {"info": True}))["kernels"]
-        self.gateway.forget(keep={entry["kernel_id"] for entry in kernels})
+        self.gateway.detached.forget(keep={entry["kernel_id"] for entry in kernels})
         self.reply([self.model(entry) for entry in kernels])
 
     async def post(self) -> None:
@@ -235,7 +235,7 @@ class KernelHandler(GatewayHandler):
     async def delete(self, kernel_id: str) -> None:
         entry = await self.kernel_entry(kernel_id)
         await self.gateway.service.call("shutdown_kernel", {"kernel": entry["kernel_id"]})
-        self.gateway.forget({entry["kernel_id"]})
+        self.gateway.detached.forget({entry["kernel_id"]})
         self.set_status(204)
         self.finish()
 

@@ -20,10 +20,11 @@ import tornado.web
 
 from ..client.manager import ManagerClient
 from ..defaults import MAX_REQUEST_BYTES
+from .detached import DetachedBridges
 from .settings import GatewaySettings
 
 if TYPE_CHECKING:
-    from .channels import ChannelsHandler, KernelBridge
+    from .channels import ChannelsHandler
 
 __all__ = ["Gateway", "KernelService"]
 
@@ -49,8 +50,8 @@ class Gateway:
         self.token = token
         #: Open WebSocket connections by (daemon) kernel id: a kernel model's ``connections``.
         self.channels: dict[str, set[ChannelsHandler]] = {}
-        #: By (kernel id, client session id), the connection a client left: the same client resumes it.
-        self.detached: dict[tuple[str, str], KernelBridge] = {}
+        #: The connections clients left, for their return.
+        self.detached = DetachedBridges()
         self.url = settings.url
         self._server: tornado.httpserver.HTTPServer | None = None
 
@@ -59,27 +60,6 @@ class Gateway:
 
     def connections(self, kernel_id: str) -> int:
         return len(self.channels.get(kernel_id, ()))
-
-    def keep_detached(self, key: tuple[str, str], bridge: KernelBridge) -> None:
-        """Keep the connection a client left for its return: one per client, the one still owed replies.
-
-        A client may leave two (JupyterLab's first attempt at a kernel WebSocket fails in the browser after
-        jupyter_server has opened its own to the gateway, which it then never closes): the one that ran the
-        cell must not give way to an idle twin that closed after it.
-        """
-        older = self.detached.pop(key, None)
-        if older is not None and older.owed and not bridge.owed:
-            older, bridge = bridge, older
-        if older is not None:
-            older.close()
-        self.detached[key] = bridge
-
-    def forget(self, kernel_ids: set[str] | None = None, *, keep: set[str] | None = None) -> None:
-        """Close the detached connections of kernels gone (``kernel_ids``, or all but ``keep``)."""
-        for key in list(self.detached):
-            kernel_id = key[0]
-            if (kernel_ids is not None and kernel_id in kernel_ids) or (keep is not None and kernel_id not in keep):
-                self.detached.pop(key).close()
 
     def application(self) -> tornado.web.Application:
         from .channels import ChannelsHandler
@@ -117,5 +97,5 @@ class Gateway:
             for handler in list(handlers):
                 handler.close(1001, "the kernel-nanny daemon is stopping")
         await self._server.close_all_connections()  # every WebSocket's on_close has run: none detaches any more
-        self.forget(keep=set())
+        self.detached.forget(keep=set())
         self._server = None

@@ -319,3 +319,23 @@ async def test_a_client_gets_its_replies_back_even_if_an_idle_twin_of_its_connec
     assert rest.stdout.split() == [str(i) for i in range(int(rest.stdout.split()[0]), 4)]
     other = await api.channels(kernel["id"], session_id="another-page")  # another client starts live
     assert (await other.execute("print('live')")).stdout == "live\n"
+
+
+async def test_clients_that_never_come_back_leave_a_bounded_number_of_connections(gateway):
+    """Every page load is a new client session: reloading a notebook many times must not pile up kernel sockets."""
+    daemon, api = gateway
+    kernel = await api.start_kernel()
+    fds = Path(f"/proc/{daemon.process.pid}/fd")
+
+    async def visit(page: int) -> None:
+        channels = await api.channels(kernel["id"], session_id=f"page-{page}")
+        await channels.execute("pass")
+        channels.close()
+        await _connections(api, kernel["id"], 0)
+
+    for page in range(6):  # past the number kept per kernel
+        await visit(page)
+    settled = len(list(fds.iterdir()))
+    for page in range(6, 26):
+        await visit(page)
+    assert len(list(fds.iterdir())) <= settled  # each visit's sockets closed once past the bound
