@@ -379,10 +379,13 @@ class JournalLimits:
                     sizes[key] = parse_size(table[key])
                 except ValueError as exc:
                     raise table.error(key, str(exc)) from None
-                problem = _cap_problem(key, sizes[key])
-                if problem:
-                    raise table.error(key, problem)
-        return cls(**sizes)
+        try:
+            return cls(**sizes)  # checks the pair: both 0 is the off switch, one 0 alone may not be
+        except ValueError:
+            for key, value in sizes.items():
+                if problem := _cap_problem(key, value):
+                    raise table.error(key, problem) from None
+            raise
 
 
 _JOURNAL_SETTINGS = ("disk", "memory")

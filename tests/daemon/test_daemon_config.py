@@ -116,6 +116,20 @@ def test_user_file_overrides_system_file(tmp_path, monkeypatch, isolated):
             r"\[journal\] memory: must be 0 \(with disk 0: no journal\) or a size from 64KiB, got 8",
         ),
         ("[journal]\ndisk = '1K'", r"\[journal\] disk: must be 0 \(memory only\) or a size from 64KiB, got 1024"),
+        (
+            "[journal]\nmemory = 0",
+            r"\[journal\] memory: must be 0 \(with disk 0: no journal\) or a size from 64KiB, got 0",
+        ),
+        (
+            "[gateway]\naddress = '0.0.0.0:8888'",
+            r"\[gateway\]: serving the gateway on 0.0.0.0 without TLS would send its token .* in clear text",
+        ),
+        ("[gateway]\naddress = 'x:99999'", r"\[gateway\] address: expected \[HOST:\]PORT with a port from 0 to 65535"),
+        ("[gateway]\ninsecure = 'yes'", r"\[gateway\] insecure: must be true or false, got 'yes'"),
+        (
+            "[gateway]\nport = 8888",
+            r"\[gateway\] port: unknown setting \(known: address, certfile, insecure, keyfile\)",
+        ),
         ("[journal]\nring = '1MiB'", r"\[journal\] ring: unknown setting \(known: disk, memory\)"),
         ("[remote_daemons]\n'a/b' = 'x.json'", r"\[remote_daemons\] a/b: a remote daemon's name may not contain '/'"),
         ("[remote_daemons]\ngpu = 3", r"\[remote_daemons\] gpu: must be the path of a client connection file"),
@@ -234,3 +248,8 @@ def test_serve_exits_at_once_when_its_tcp_port_is_in_use(tmp_path, isolated):
     assert f"{path}: [daemon] tcp_endpoint: cannot listen on {endpoint}: the port is in use" in result.stderr
     assert not (isolated / "runtime" / "kernel-nanny-daemon.json").exists()
     assert not (isolated / "runtime" / "kernel-nanny-daemon.sock").exists()
+
+
+def test_both_journal_caps_at_zero_turn_the_journal_off(tmp_path):
+    config = load_config(write(tmp_path, "[journal]\nmemory = 0\ndisk = 0\n"))
+    assert config.journal.off

@@ -339,3 +339,16 @@ async def test_clients_that_never_come_back_leave_a_bounded_number_of_connection
     for page in range(6, 26):
         await visit(page)
     assert len(list(fds.iterdir())) <= settled  # each visit's sockets closed once past the bound
+
+
+async def test_kernels_without_a_journal_are_served_live_from_their_own_socket(make_daemon):
+    daemon = await make_daemon(GATEWAY_CONFIG + "[journal]\nmemory = 0\ndisk = 0\n")
+    async with daemon.client() as client:
+        api = JupyterAPI((await client.info())["gateway_url"], DaemonKeys(daemon.state_dir).gateway_token())
+    try:
+        kernel = await api.start_kernel()
+        channels = await api.channels(kernel["id"])
+        run = await channels.execute("print('unjournaled')")
+        assert run.stdout == "unjournaled\n" and run.reply["content"]["status"] == "ok"
+    finally:
+        api.close()
