@@ -54,6 +54,7 @@ from .launch.command import ipykernel_command
 from .launch.request import LaunchRequest
 from .paths import open_private_file, runtime_dir, secure_directory
 from .protocol import ExitStatus, KernelManager, Message
+from .protocol.nanny import journal_end
 from .runs import FAILED, OK
 from .start import start_kernel
 
@@ -453,8 +454,7 @@ class KernelExecution(Lifetime):
         """A record of the run, when its kernel is behind a nanny (whose journal keeps the run's output)."""
         if not isinstance(manager, ManagerClient) or self.kernel_id is None:
             return None
-        journal = (await manager.info())["journal"]
-        record = runs.RunRecord.new(self.kernel_id, self.group, commands, journal["last_seq"] if journal else 0)
+        record = runs.RunRecord.new(self.kernel_id, self.group, commands, journal_end(await manager.info()))
         self.execution_id = record.execution_id
         return record
 

@@ -26,7 +26,7 @@ from .._lifetime import Lifetime
 from .._tasks import TaskGroup, wait_for
 from ..defaults import CLIENT_LINGER_MS, DEFAULT_STARTUP_TIMEOUT, HEARTBEAT_TIMEOUT, IOPUB_CONFIRM_INTERVAL
 from ..protocol import Message, Session, channel_url, load_connection_info, normalize_connection_info
-from ..protocol.nanny import NANNY_PROTOCOL_VERSION
+from ..protocol.nanny import NANNY_PROTOCOL_VERSION, journal_end
 from ._sockets import Replies, connect, read_messages, within
 from .manager import ManagerClient
 
@@ -252,8 +252,7 @@ class KernelClient(Lifetime):
 
     async def _follow_journal(self, manager: ManagerClient) -> None:
         if self.last_seq is None:
-            info = await manager.info()
-            self.last_seq = info["journal"]["last_seq"] if info["journal"] else 0
+            self.last_seq = journal_end(await manager.info())
         async for entry in manager.follow(self.last_seq):
             if entry.kind == "lost":
                 self.lost += entry.content["count"]

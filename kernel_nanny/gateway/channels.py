@@ -39,6 +39,7 @@ from ..client.manager import ManagerClient
 from ..defaults import CLIENT_LINGER_MS, GATEWAY_DETACHED_REPLIES
 from ..protocol import Message, Session
 from ..protocol.connection import channel_url
+from ..protocol.nanny import journal_end
 from .handlers import GatewayHandler
 from .wire import V1_SUBPROTOCOL, WireError, decode, encode
 
@@ -77,8 +78,7 @@ class ChannelsHandler(GatewayHandler, tornado.websocket.WebSocketHandler):
         resumed = bridge is not None
         if bridge is None:
             # From where the journal stood before the upgrade: what the client asks once open is never missed.
-            journal = (self.entry.get("info") or {}).get("journal")
-            bridge = KernelBridge(self.entry["connection_info"], since=journal["last_seq"] if journal else None)
+            bridge = KernelBridge(self.entry["connection_info"], since=journal_end(self.entry.get("info")))
         self.gateway.channels.setdefault(kernel_id, set()).add(self)
         # Kernel messages are small frames written one after another: Nagle's algorithm would hold each
         # second one for the client's delayed ACK (40 ms a round trip on Linux).
@@ -127,7 +127,7 @@ class ChannelsHandler(GatewayHandler, tornado.websocket.WebSocketHandler):
 class KernelBridge:
     """A kernel's sockets for one client at a time: ``send`` to them; what they answer goes to the client attached."""
 
-    def __init__(self, connection_info: Mapping[str, Any], *, since: int | None) -> None:
+    def __init__(self, connection_info: Mapping[str, Any], *, since: int) -> None:
         self._info = connection_info
         self._session = Session(connection_info["key"], connection_info["signature_scheme"])
         self._context = zmq.asyncio.Context.instance()
@@ -207,9 +207,6 @@ class KernelBridge:
 
     async def _follow_journal(self) -> None:
         async with ManagerClient(self._info, context=self._context) as nanny:
-            if self.delivered is None:
-                journal = (await nanny.info())["journal"]
-                self.delivered = journal["last_seq"] if journal else 0
             async for entry in nanny.follow(self.delivered):
                 if entry.kind == "lost":
                     log.warning(

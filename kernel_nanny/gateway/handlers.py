@@ -143,9 +143,6 @@ class GatewayHandler(tornado.web.RequestHandler):
             found[name] = attrs
         return found
 
-    def base_url(self) -> str:
-        return "/"
-
 
 def _status(exc: Exception) -> int:
     return next((status for kind, status in _STATUS if isinstance(exc, kind)), 500)
@@ -173,7 +170,7 @@ class ApiHandler(GatewayHandler):
 class KernelSpecsHandler(GatewayHandler):
     async def get(self) -> None:
         types = await self.kernel_types()
-        specs = {name: kernelspec_model(attrs["id"], attrs, self.base_url()) for name, attrs in types.items()}
+        specs = {name: kernelspec_model(attrs) for name, attrs in types.items()}
         self.reply({"default": _default(specs), "kernelspecs": specs})
 
 
@@ -182,7 +179,7 @@ class KernelSpecHandler(GatewayHandler):
         attrs = (await self.kernel_types()).get(name)
         if attrs is None:
             raise NoSuchKernelType(f"no kernelspec {name!r} (GET /api/kernelspecs lists them)")
-        self.reply(kernelspec_model(attrs["id"], attrs, self.base_url()))
+        self.reply(kernelspec_model(attrs))
 
 
 class KernelSpecResourceHandler(GatewayHandler):
@@ -224,8 +221,9 @@ class KernelsHandler(GatewayHandler):
             entry = (await self.gateway.service.call("launch", content))["kernel"]
         except NoSuchKernelType:
             raise NoSuchKernelType(f"no kernelspec {name!r} (GET /api/kernelspecs lists them)") from None
-        self.set_header("Location", f"/api/kernels/{self.model(entry)['id']}")
-        self.reply(self.model(await self.kernel_entry(entry["kernel_id"])), status=201)
+        model = self.model(await self.kernel_entry(entry["kernel_id"]))  # with its nanny's view of its state
+        self.set_header("Location", f"/api/kernels/{model['id']}")
+        self.reply(model, status=201)
 
 
 class KernelHandler(GatewayHandler):

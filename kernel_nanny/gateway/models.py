@@ -57,8 +57,9 @@ def resource_files(resource_dir: str | None) -> dict[str, Path]:
     return {p.name: p for p in entries if p.name.startswith(_RESOURCE_PREFIXES) and p.is_file()}
 
 
-def kernelspec_model(type_id: str, attrs: Mapping[str, Any], base_url: str) -> dict[str, Any]:
-    """A kernel type as ``{"name", "spec", "resources"}``; its provider's attributes under ``metadata.kernel_nanny``."""
+def kernelspec_model(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """A kernel type (``id`` and attributes) as ``{"name", "spec", "resources"}``, its type id in the metadata."""
+    type_id = attrs["id"]
     name = kernelspec_name(type_id)
     metadata = dict(attrs.get("metadata") or {})
     metadata["kernel_nanny"] = {"type_id": type_id, "provider": type_id.split("/", 1)[0]}
@@ -74,7 +75,7 @@ def kernelspec_model(type_id: str, attrs: Mapping[str, Any], base_url: str) -> d
             "metadata": metadata,
         },
         "resources": {
-            file.rsplit(".", 1)[0] if file.startswith("logo-") else file: f"{base_url}kernelspecs/{name}/{file}"
+            file.rsplit(".", 1)[0] if file.startswith("logo-") else file: f"/kernelspecs/{name}/{file}"
             for file in sorted(files)
         },
     }

@@ -10,6 +10,7 @@ event name as the message type and as the ZeroMQ topic.
 from __future__ import annotations
 
 import signal as _signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -25,6 +26,7 @@ __all__ = [
     "JournalInfo",
     "KernelDiedContent",
     "NannyInfo",
+    "journal_end",
     "parse_signal",
 ]
 
@@ -88,6 +90,13 @@ class JournalInfo(TypedDict):
     disk_used: int
     #: Whether entries still go to disk (false with ``disk_bytes`` 0, or after a write error such as a full disk).
     disk_enabled: bool
+
+
+def journal_end(info: Mapping[str, Any] | None) -> int:
+    """The seq of the last entry of the journal an ``info_reply`` describes: where following it from now starts
+    (0 with no journal, or no info)."""
+    journal = (info or {}).get("journal")
+    return int(journal["last_seq"]) if journal else 0
 
 
 class HeartbeatContent(TypedDict):
