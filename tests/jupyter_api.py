@@ -163,6 +163,19 @@ class Channels:
             idle = idle or (msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle")
         return execution
 
+    async def ready(self, attempts: int = 60) -> None:
+        """Until a ``kernel_info_request`` of ours has its idle status on iopub: the kernel answers and its output
+        reaches us (after a restart, as ``KernelClient.wait_for_ready``: a request sent before may lose its output
+        to iopub subscriptions not yet renewed). Asked again every second."""
+        for _ in range(attempts):
+            msg_id = await self.send("kernel_info_request", {})
+            try:
+                await self.until_idle(msg_id, timeout=1)
+                return
+            except asyncio.TimeoutError:
+                continue
+        raise AssertionError(f"the kernel was not ready after {attempts} kernel_info requests")
+
     async def execute(self, code: str, timeout: float = 60) -> Execution:
         content = {"code": code, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False}
         return await self.until_idle(await self.send("execute_request", content), timeout)

