@@ -316,8 +316,9 @@ class JupyterLabPage:
         """Reload the page (as F5 does: unsaved changes are dropped) and wait until the notebook is shown again.
 
         Shown as for :meth:`open_notebook`. Mid-run, the page reconnects to the same kernel, but its status stays
-        unknown until the kernel answers JupyterLab's kernel_info request, which ipykernel does only once the
-        running cell has finished: pass ``until=()`` to act on the page before that.
+        "unknown" until the kernel answers JupyterLab's kernel_info request, which ipykernel does only once the
+        running cell has finished: pass ``until=("unknown",)`` to act on the page before that. (The indicator shows
+        "idle" before the page has connected to any kernel, so ``until=()`` says nothing about the kernel.)
         """
         await self.page.reload()
         await self._ready(until)
