@@ -11,29 +11,45 @@ the contract in :mod:`kernel_nanny.nanny.startup`.
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 from collections.abc import Coroutine, Generator
+from dataclasses import replace
 from typing import Any
 
-from ._exceptions import KernelNannyError, LaunchError
+from ._exceptions import KernelNannyError, KernelTypeNotAllowed, LaunchError, NoSuchKernelType
+from .client.daemon import DaemonClient
 from .client.manager import ManagerClient
-from .client.running import list_running_kernels
+from .client.running import ProcessIdentity, list_running_kernels
+from .config import JournalLimits, RestartPolicy
 from .defaults import NANNY_REPORT_MARGIN
 from .discovery import KernelFinder
 from .discovery.resolved import ResolvedKernel
+from .launch.params import LaunchParams
 from .launch.request import LaunchRequest
 from .nanny.startup import Handover, spawn_nanny
 from .paths import nanny_state_dir
 from .protocol import LaunchResult, load_connection_info, new_id
 
-__all__ = ["KernelLaunch", "start_kernel"]
+__all__ = ["KernelLaunch", "daemon_can_serve", "start_kernel"]
+
+log = logging.getLogger("kernel_nanny.launch")
 
 
-def start_kernel(request: LaunchRequest, *, finder: KernelFinder | None = None) -> KernelLaunch:
+def start_kernel(
+    request: LaunchRequest, *, finder: KernelFinder | None = None, use_daemon: bool = False
+) -> KernelLaunch:
     """Start the kernel ``request`` describes; ready when the result is awaited.
 
     ``finder`` resolves kernel types (default: every installed provider;
-    a request with an explicit command needs none). The result is awaitable
+    a request with an explicit command needs none). With ``use_daemon``, the
+    request goes to this user's daemon when one runs, whose pool may have the
+    kernel ready (:func:`daemon_can_serve` says which requests can go): the
+    kernel then runs behind a nanny with the daemon's environment plus the
+    request's ``env``, as any kernel the daemon starts; an unsupervised request's
+    kernel is owned by this process, so it still ends with it. A type the
+    daemon does not offer is started here. The result is awaitable
     (``connection_info, manager = await start_kernel(request)``) and an async
     context manager that shuts the kernel down when the block ends, even when it
     raises::
@@ -41,7 +57,7 @@ def start_kernel(request: LaunchRequest, *, finder: KernelFinder | None = None) 
         async with start_kernel(LaunchRequest(kernel_type="spec/python3")) as (info, manager):
             ...
     """
-    return KernelLaunch(_launch(request, finder))
+    return KernelLaunch(_launch(request, finder, use_daemon))
 
 
 class KernelLaunch:
@@ -82,12 +98,20 @@ class KernelLaunch:
                 await manager.cleanup()
 
 
-async def _launch(request: LaunchRequest, finder: KernelFinder | None) -> LaunchResult:
+async def _launch(request: LaunchRequest, finder: KernelFinder | None, use_daemon: bool) -> LaunchResult:
     if request.supervised and request.params.connection_file is not None:
         raise LaunchError(
             "launch parameter 'connection_file' applies to unsupervised launches: a nanny publishes its kernel's "
             "connection file as kernel-<id>.json in the runtime directory (where 'kernel-nanny ps' finds it)"
         )
+    if use_daemon and daemon_can_serve(request):
+        daemon = DaemonClient.running()
+        if daemon is not None:
+            async with daemon:
+                try:
+                    return await _through_daemon(daemon, request)
+                except (NoSuchKernelType, KernelTypeNotAllowed) as exc:
+                    log.debug("starting %s here: the daemon cannot (%s)", request.kernel_type, exc)
     if finder is None:
         finder = KernelFinder(()) if request.command is not None else KernelFinder.from_entrypoints()
     resolved = finder.resolve(request)
@@ -95,6 +119,43 @@ async def _launch(request: LaunchRequest, finder: KernelFinder | None) -> Launch
         if request.supervised and not resolved.supervised_elsewhere:
             return await _start_nanny(request, resolved)
         return await resolved.launch(request)
+
+
+#: Launch parameters about this process's side of a launch, which the daemon's does not have.
+_LOCAL_ONLY = ("connection_file", "echo_output")
+
+
+def daemon_can_serve(request: LaunchRequest) -> bool:
+    """Whether the daemon can launch ``request`` as asked: a kernel of a type (with an explicit command only if
+    it is the type's own, which the daemon checks), without its own heartbeat or connection file, and whose
+    process output nobody here reads (an unsupervised kernel echoing it)."""
+    return (
+        request.heartbeat_interval is None
+        and request.params.connection_file is None
+        and (request.supervised or not request.params.echo_output)
+    )
+
+
+async def _through_daemon(daemon: DaemonClient, request: LaunchRequest) -> LaunchResult:
+    """The daemon's launch of ``request``. What the request leaves at the library's defaults is the daemon's
+    to choose (its configuration's transport, restart policy, journal), as for any of its clients."""
+    defaults = LaunchParams().to_dict()
+    params = {k: v for k, v in request.params.to_dict().items() if v != defaults[k] and k not in _LOCAL_ONLY}
+    if not request.supervised:  # the kernel would have been ours: it is still, through its owner
+        owner = os.getpid()
+        request = replace(request, supervised=True, owner=owner, owner_start_time=ProcessIdentity.of(owner).start_time)
+    return await daemon.launch(
+        request.kernel_type,
+        cwd=request.cwd or os.getcwd(),  # the daemon's directory is not what a caller here means
+        launch_params=params,
+        name=request.name,
+        restart_policy=None if request.restart_policy == RestartPolicy() else request.restart_policy,
+        journal=None if request.journal == JournalLimits() else request.journal,
+        owner=request.owner,
+        owner_start_time=request.owner_start_time,
+        argv=None if request.command is None else request.command.argv,
+        switches=request.switches,
+    )
 
 
 async def _start_nanny(request: LaunchRequest, resolved: ResolvedKernel) -> LaunchResult:

@@ -61,6 +61,7 @@ class LaunchRequest:
     heartbeat_interval: float | None = None
     owner: int | None = None
     owner_start_time: int | None = None
+    pool: str | None = None
 
     def __post_init__(self) -> None:
         # Whether the type exists is the finder's to say (its error lists the known ones): here only its form.
@@ -96,6 +97,8 @@ class LaunchRequest:
         ):
             raise LaunchError(f"launch request field 'heartbeat_interval' must be seconds > 0, got {interval!r}")
         self._check_owner()
+        if self.pool is not None and (not isinstance(self.pool, str) or not self.pool or not self.supervised):
+            raise LaunchError(f"launch request field 'pool' must be the pool key of a supervised kernel: {self.pool!r}")
 
     def _check_owner(self) -> None:
         owner, start_time = self.owner, self.owner_start_time
@@ -137,6 +140,7 @@ class LaunchRequest:
             "heartbeat_interval": self.heartbeat_interval,
             "owner": self.owner,
             "owner_start_time": self.owner_start_time,
+            "pool": self.pool,
         }
 
     @classmethod

@@ -7,6 +7,11 @@ nobody's child but init's (the starter must not have to reap it), starts the
 kernel, reports, and serves until asked to stop, sent SIGTERM/SIGINT, or (for a
 kernel with an owner, :mod:`kernel_nanny.nanny.owner`) its owner ends. Its own
 log goes to stderr.
+
+A nanny can also be forked, its modules already imported, by the fork server
+(:mod:`kernel_nanny.nanny.forkserver`), which calls :func:`main` in the child
+with ``forked=True``: the child is in a session of its own already, and the
+fork server reaps it, so it does not fork again.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, forked: bool = False) -> int:
+    """Run one nanny (``argv``: its options); its exit status. ``forked``: this process was forked by the fork
+    server, as a nanny of its own session, so it must not detach again."""
     args = _parse(argv)
     from .startup import NANNY_STARTED, Handover, write_progress, write_report
 
@@ -37,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bad handover is reported, not a traceback
         write_report(error=exc)
         return 2
-    if args.detach and os.fork() > 0:
+    if args.detach and not forked and os.fork() > 0:
         os._exit(0)  # the starter reaps this at once; the nanny lives on, adopted by init
     write_progress(NANNY_STARTED, {"pid": os.getpid()})  # whom the starter stops if it gives up
 
@@ -49,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,  # a forked nanny replaces its fork server's handler
     )
     try:
         _serve(handover, _start_kernel_early(handover))

@@ -78,6 +78,9 @@ log = logging.getLogger("kernel_nanny.nanny")
 IOPUB_TOPICS = (b"kernel.", b"status", b"shutdown")
 #: Nanny events that also go into the journal, as markers in the output's sequence.
 JOURNAL_MARKERS = frozenset({"kernel_started", "kernel_died", "kernel_restarted", "restart_failed"})
+#: What a client may ask a pooled kernel without disturbing it (its start-up, readiness probes): anything
+#: else it answers on iopub (code run, a comm opened, a completion) means it is no longer fresh.
+_UNDISTURBING = frozenset({None, "", "kernel_info_request"})
 #: ipc "ports" of the nanny sockets (the kernel's channels use 1-5 under the same prefix).
 _IPC_CONTROL, _IPC_EVENTS = 6, 7
 
@@ -112,6 +115,10 @@ class KernelNanny:
         self._started = started
         self.type_id = request.kernel_type
         self.name = request.name
+        #: The daemon pool the kernel waits in until a launch claims it (see :meth:`_on_claim`).
+        self.pool = request.pool
+        #: Why a pooled kernel can no longer be handed out as a fresh one (None while it can).
+        self.disturbed: str | None = None
         self.cwd = request.cwd
         self.restart_policy = request.restart_policy
         self.heartbeat_interval = request.heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL
@@ -155,6 +162,7 @@ class KernelNanny:
             "shutdown_request": self._on_shutdown,
             "info_request": self._on_info,
             "replay_request": self._on_replay,
+            "claim_request": self._on_claim,
         }
 
     def __repr__(self) -> str:
@@ -285,6 +293,7 @@ class KernelNanny:
             "kernel_id": self.kernel_id,
             "kernel_type": self.type_id,
             "name": self.name,
+            "pool": self.pool,
             "nanny_pid": os.getpid(),
             # With the pid, the proof that a process is this nanny (a pid alone may pass to another program).
             "nanny_start_time": ProcessIdentity.of(os.getpid()).start_time,
@@ -414,8 +423,14 @@ class KernelNanny:
             self._publish("restart_failed", {"reason": reason + last_error, "restart_count": self.restart_count})
             self._log.warning("giving up: %s", reason)
 
+    def _disturb(self, why: str) -> None:
+        self.disturbed = why
+        self._log.info("pooled kernel disturbed (it will not be handed out): %s", why)
+
     def _publish_death(self, status: ExitStatus, *, restarting: bool, requested: bool) -> None:
         self._log.info("died: %s", status)
+        if self.pool is not None and self.disturbed is None:
+            self._disturb(f"it died while pooled ({status})")
         content: KernelDiedContent = {**status.to_dict(), "restarting": restarting, "requested": requested}
         self._publish("kernel_died", content)
 
@@ -430,8 +445,12 @@ class KernelNanny:
             self._publish("stream", {"name": name, "text": text})
 
     def _on_kernel_iopub(self, msg: Message) -> None:
-        """Track activity, and notice a client asking the kernel itself to shut down."""
+        """Track activity, notice a client asking the kernel itself to shut down, and a pooled kernel used."""
         self.last_activity = time.time()
+        if self.pool is not None and self.disturbed is None:
+            cause = msg.parent_header.get("msg_type") if isinstance(msg.parent_header, dict) else None
+            if cause not in _UNDISTURBING:
+                self._disturb(f"a client sent it a {cause} while it was pooled")
         if msg.msg_type == "status":
             state = msg.content.get("execution_state", self.execution_state)
             if state != self.execution_state:
@@ -612,6 +631,32 @@ class KernelNanny:
         }
         return BufferedReply(reply, [frame for entry in batch.entries for frame in entry.frames])
 
+    async def _on_claim(self, msg: Message) -> dict[str, Any]:
+        """A launch takes this pooled kernel: it leaves the pool, with the launch's name and owner.
+
+        Refused for a kernel that is not pooled, was disturbed while pooled, or is not running: the
+        daemon then retires it and starts another, and the launch gets a kernel that never ran code.
+        """
+        content = msg.content
+        name, owner, start_time = content.get("name"), content.get("owner"), content.get("owner_start_time")
+        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+            raise InvalidRequest(f"claim: 'name' must be non-empty and contain no '/', got {name!r}")
+        if owner is not None and not (isinstance(owner, int) and isinstance(start_time, int)):
+            raise InvalidRequest("claim: 'owner' and 'owner_start_time' must be a process id and its start time")
+        if self.pool is None:
+            raise InvalidRequest(f"kernel {self.kernel_id} is not pooled: it was claimed already, or never pooled")
+        if self.disturbed is not None:
+            raise InvalidRequest(f"pooled kernel {self.kernel_id} cannot be handed out: {self.disturbed}")
+        if self.state is not NannyState.RUNNING or self.manager is None or not await self.manager.is_alive():
+            raise KernelNotRunning(f"pooled kernel {self.kernel_id} is not running ({self.state.value})")
+        if isinstance(owner, int) and isinstance(start_time, int):
+            self._owner = OwnerWatch.open(owner, start_time)
+            self._tasks.spawn(self._stop_with_owner(self._owner), name="nanny-owner")
+        self.pool, self.name = None, name
+        self.connection_file = write_connection_file(self._public_info(), self.kernel_id)
+        self._log.info("claimed from the pool%s", f" as {name!r}" if name else "")
+        return {"kernel_id": self.kernel_id, "name": self.name}
+
     async def _on_info(self, msg: Message) -> NannyInfo:
         alive = self.manager is not None and await self.manager.is_alive()
         return {
@@ -636,6 +681,8 @@ class KernelNanny:
             "heartbeat_interval": self.heartbeat_interval,
             "placement": placement() if (placement := getattr(self.manager, "placement", None)) else None,
             "journal": None if self._journal is None else self._journal_info(self._journal),
+            "pool": self.pool,
+            "disturbed": self.disturbed,
         }
 
     @staticmethod

@@ -3,7 +3,9 @@
 Both sides of the handshake live here, side by side:
 
 1. The starter runs :func:`nanny_argv` (``python -m kernel_nanny.nanny``) with
-   pipes for stdin and stdout, and writes the *handover* to its stdin: one JSON
+   pipes for stdin and stdout (or, when a fork server runs, has it fork the
+   same nanny with those pipes, its modules already imported:
+   :mod:`kernel_nanny.nanny.forkserver`), and writes the *handover* to its stdin: one JSON
    document with the kernel id, the :class:`~kernel_nanny.LaunchRequest` and
    what the request resolved to (the kernel's command, or the provider that
    launches it, pickled), then closes stdin. Stdin rather than argv, so the
@@ -12,7 +14,8 @@ Both sides of the handshake live here, side by side:
    providers no entry point names, works with supervision).
 2. The nanny forks away from the starter (init adopts it; not with
    ``--no-detach``, as in a batch job, where the job must last as long as the
-   nanny), starts the kernel, and writes one *report* line to its stdout:
+   nanny; a forked nanny is away already), starts the kernel, and writes one
+   *report* line to its stdout:
    ``{"status": "ready", "connection_file": ...}`` once the kernel is ready, or
    ``{"status": "error", "ename": ..., "evalue": ...}``; then it closes stdout,
    so the starter reads to EOF. Before it, *progress* lines
@@ -31,13 +34,14 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import pickle
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .._exceptions import LaunchError
 from ..client.running import NANNY_MODULE
@@ -62,6 +66,8 @@ __all__ = [
     "write_progress",
     "write_report",
 ]
+
+log = logging.getLogger("kernel_nanny.launch")
 
 
 def nanny_argv(python: str = sys.executable) -> list[str]:
@@ -152,16 +158,40 @@ def write_report(*, connection_file: Path | None = None, error: BaseException | 
     os.close(devnull)
 
 
+@overload
 async def spawn_nanny(
-    handover: Handover, *, nanny_log: Path, timeout: float, detach: bool = True
-) -> tuple[Path, asyncio.subprocess.Process]:
+    handover: Handover,
+    *,
+    nanny_log: Path,
+    timeout: float,
+    detach: Literal[True] = True,
+    fork_server: Path | None = None,
+) -> tuple[Path, None]: ...
+
+
+@overload
+async def spawn_nanny(
+    handover: Handover, *, nanny_log: Path, timeout: float, detach: Literal[False], fork_server: Path | None = None
+) -> tuple[Path, asyncio.subprocess.Process]: ...
+
+
+async def spawn_nanny(
+    handover: Handover, *, nanny_log: Path, timeout: float, detach: bool = True, fork_server: Path | None = None
+) -> tuple[Path, asyncio.subprocess.Process | None]:
     """The starter's side: start a nanny with ``handover``; its connection file once it is ready.
 
-    Progress lines are passed on to this launch's listener
-    (:mod:`kernel_nanny.launch.progress`). A detached nanny's process (the
-    short-lived parent of the fork) is reaped here; with ``detach=False`` the
-    process returned is the nanny itself, for the caller to wait on.
+    A detached nanny is forked by the fork server listening at ``fork_server``
+    (default: :func:`~kernel_nanny.nanny.forkserver.default_socket_path`) if one
+    does, its code already imported; else (none runs, it refuses, it runs older
+    code than is installed) it is spawned as ``python -m kernel_nanny.nanny``,
+    whose short-lived parent of the fork is reaped here. Either way it is
+    nobody's child to wait for: the second item is None. With ``detach=False``
+    the nanny is always spawned, and the process returned is the nanny itself,
+    for the caller to wait on.
 
+    The two ways differ only in how the process is made: the handover, the
+    progress lines (passed on to this launch's listener,
+    :mod:`kernel_nanny.launch.progress`) and the report travel the same pipes.
     A starter that gives up (cancelled, e.g. by Ctrl-C, or out of time) stops
     the nanny and waits for it to exit, so that nothing the launch started
     (a queued Slurm job, a container) outlives the attempt.
@@ -171,20 +201,13 @@ async def spawn_nanny(
     from .._tasks import wait_for
     from ..launch.progress import report
 
-    nanny = _NannyHandle()
-
     kernel_type = handover.request.kernel_type
-    with os.fdopen(open_private_file(nanny_log), "ab") as log_file:
-        process = await asyncio.create_subprocess_exec(
-            *nanny_argv(sys.executable),
-            *([] if detach else ["--no-detach"]),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log_file,
-            start_new_session=detach,
-        )
-    assert process.stdin is not None and process.stdout is not None
-    stdout = process.stdout
+    data = handover.encode()  # first: a kernel that cannot be handed over starts no process
+    created = await _fork_nanny(nanny_log, fork_server) if detach else None
+    if created is None:
+        created = await _spawn_nanny(nanny_log, detach)
+    nanny = _NannyHandle()
+    stdout = created.stdout
 
     async def report_line() -> bytes:
         while True:
@@ -202,9 +225,9 @@ async def spawn_nanny(
                 report(str(document.get("event")), document.get("content") or {})
 
     try:
-        process.stdin.write(handover.encode())
-        await process.stdin.drain()
-        process.stdin.close()
+        created.stdin.write(data)
+        await created.stdin.drain()
+        created.stdin.close()
         output = await wait_for(report_line(), timeout)
     except (BrokenPipeError, ConnectionResetError):
         output = b""  # the nanny died before reading its handover: its log says why
@@ -215,14 +238,114 @@ async def spawn_nanny(
         await nanny.stop()
         raise
     finally:
-        if detach:
-            await process.wait()  # the nanny forked away; this reaps the short-lived parent
+        nanny.close()
+        await created.settle()
     try:
-        return read_report(output, kernel_type=kernel_type, nanny_log=nanny_log), process
+        return read_report(output, kernel_type=kernel_type, nanny_log=nanny_log), created.child
     except BaseException:
-        if not detach:
-            await process.wait()
+        if created.child is not None:
+            await created.child.wait()
         raise
+
+
+@dataclass
+class _NannyProcess:
+    """A nanny process just made, spawned or forked: the pipes to its stdin and stdout, and what to wait for."""
+
+    stdin: asyncio.StreamWriter
+    stdout: asyncio.StreamReader
+    #: What the starter waits for when the report is in: the short-lived parent of a detached spawned nanny.
+    short_lived: asyncio.subprocess.Process | None = None
+    #: The nanny itself, when it stays the starter's child (``detach=False``).
+    child: asyncio.subprocess.Process | None = None
+    #: Closes the read end of stdout that a forked nanny's starter made (asyncio's own pipes close themselves).
+    close_stdout: Callable[[], None] | None = None
+
+    async def settle(self) -> None:
+        """Once the report is in, or the start given up: our pipe ends closed, a short-lived parent reaped."""
+        self.stdin.close()
+        if self.close_stdout is not None:
+            self.close_stdout()
+        if self.short_lived is not None:
+            await self.short_lived.wait()
+
+
+async def _spawn_nanny(nanny_log: Path, detach: bool) -> _NannyProcess:
+    """Spawn ``python -m kernel_nanny.nanny``: detached (it forks away), or staying our child."""
+    import asyncio
+
+    with os.fdopen(open_private_file(nanny_log), "ab") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            *nanny_argv(sys.executable),
+            *([] if detach else ["--no-detach"]),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_file,
+            start_new_session=detach,
+        )
+    assert process.stdin is not None and process.stdout is not None
+    if detach:
+        return _NannyProcess(process.stdin, process.stdout, short_lived=process)
+    return _NannyProcess(process.stdin, process.stdout, child=process)
+
+
+async def _fork_nanny(nanny_log: Path, fork_server: Path | None) -> _NannyProcess | None:
+    """A nanny forked by the fork server at ``fork_server`` (default: the runtime directory's), or None: spawn it.
+
+    The nanny's stdin and stdout are pipes made here, its stderr the nanny log, as for a spawned nanny; the
+    server gets copies of their far ends, and the handover is written only once it forked (a nanny forked
+    for a starter that then gave up reads an empty handover, and exits).
+    """
+    import asyncio
+
+    from .forkserver import default_socket_path, request_fork
+
+    path = default_socket_path() if fork_server is None else fork_server
+    if not os.path.exists(path):
+        return None  # the common case without a daemon: not even a connection attempt
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    ours = [stdin_w, stdout_r]
+    try:
+        log_fd = open_private_file(nanny_log)
+        try:
+            reply = await request_fork(path, nanny_argv(sys.executable), (stdin_r, stdout_w, log_fd))
+        finally:
+            os.close(log_fd)
+        if not reply.forked:
+            log.log(
+                logging.INFO if reply.status == "stale" else logging.DEBUG,
+                "spawning the nanny: the fork server at %s did not fork it (%s: %s)",
+                path,
+                reply.status,
+                reply.reason,
+            )
+            return None
+        loop = asyncio.get_running_loop()
+        stdout = asyncio.StreamReader()
+        read_pipe = os.fdopen(stdout_r, "rb", buffering=0)
+        ours.remove(stdout_r)
+        try:
+            transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdout), read_pipe)
+        except BaseException:
+            read_pipe.close()
+            raise
+        write_pipe = os.fdopen(stdin_w, "wb", buffering=0)
+        ours.remove(stdin_w)
+        try:
+            write_transport, protocol = await loop.connect_write_pipe(
+                lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), write_pipe
+            )
+        except BaseException:
+            write_pipe.close()
+            transport.close()
+            raise
+        stdin = asyncio.StreamWriter(write_transport, protocol, None, loop)
+        log.debug("nanny %d forked by the fork server at %s", reply.pid, path)
+        return _NannyProcess(stdin, stdout, close_stdout=transport.close)
+    finally:
+        for fd in (stdin_r, stdout_w, *ours):
+            os.close(fd)
 
 
 #: The progress event a nanny sends first, with its pid: whom to stop if the starter gives up.
@@ -236,10 +359,17 @@ class _NannyHandle:
         self._pidfd: int | None = None
 
     def found(self, pid: int) -> None:
+        self.close()
         try:
             self._pidfd = os.pidfd_open(pid)
         except (OSError, AttributeError):  # gone already, or not Linux: nothing to stop
             self._pidfd = None
+
+    def close(self) -> None:
+        """Let go of the nanny (the start is over): the pidfd is closed, the process left alone."""
+        if self._pidfd is not None:
+            pidfd, self._pidfd = self._pidfd, None
+            os.close(pidfd)
 
     async def stop(self) -> None:
         """SIGTERM the nanny (it abandons its launch and cleans up) and wait for it to exit."""

@@ -14,7 +14,7 @@ from .nanny import NannyInfo
 __all__ = ["DAEMON_PROTOCOL_VERSION", "DAEMON_REQUESTS", "KernelEntry"]
 
 #: Version of the daemon API; the major part changes on incompatible changes.
-DAEMON_PROTOCOL_VERSION = "1.0"
+DAEMON_PROTOCOL_VERSION = "1.1"
 
 DAEMON_REQUESTS = (
     "daemon_info",
@@ -23,6 +23,7 @@ DAEMON_REQUESTS = (
     "list_kernels",
     "get_kernel",
     "shutdown_kernel",
+    "pools",
 )
 
 
@@ -35,6 +36,8 @@ class _KernelRecord(TypedDict):
     #: When the daemon launched or adopted the kernel (epoch seconds).
     created: float
     connection_info: dict[str, Any]
+    #: The key of the pool the kernel waits in, unclaimed (listed only when asked for ``pooled``); None once taken.
+    pool: str | None
 
 
 class KernelEntry(_KernelRecord, total=False):

@@ -133,3 +133,12 @@ class LaunchResult(NamedTuple):
 
     connection_info: dict[str, Any]
     manager: KernelManager | None
+
+
+class DaemonLaunch(LaunchResult):
+    """A daemon's launch: a :class:`LaunchResult` that also says whether the daemon's pool served it.
+
+    ``pool`` is ``"hit"`` (a pooled kernel, ready in milliseconds) or ``"miss"`` (a kernel started for it).
+    """
+
+    pool: str = "miss"

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: Version of the nanny protocol; the major part changes on incompatible changes.
-NANNY_PROTOCOL_VERSION = "1.2"
+NANNY_PROTOCOL_VERSION = "1.3"
 
 NANNY_REQUESTS = ("is_alive", "interrupt", "signal", "kill", "restart", "shutdown", "info", "replay")
 NANNY_EVENTS = (
@@ -75,6 +75,10 @@ class NannyInfo(TypedDict):
     placement: dict[str, Any] | None
     #: The journal of the kernel's output, as it stands (None before the kernel's first start).
     journal: JournalInfo | None
+    #: The key of the daemon pool the kernel waits in, unclaimed (None once claimed, or never pooled).
+    pool: str | None
+    #: Why a pooled kernel may no longer be handed out (someone ran code in it, it died...), else None.
+    disturbed: str | None
 
 
 class JournalInfo(TypedDict):

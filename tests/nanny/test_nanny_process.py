@@ -93,7 +93,7 @@ async def test_start_publishes_a_private_connection_file_with_nanny_fields(nanny
     assert on_disk["kernel_type"] == "pyimport/kernel"
     details = await manager.info()
     assert details["state"] == "running" and details["alive"]
-    assert details["nanny_protocol_version"] == "1.2"
+    assert details["nanny_protocol_version"] == "1.3"
     assert details["restart_policy"] == RestartPolicy().to_dict()
     assert details["pid"] != details["nanny_pid"]
 
