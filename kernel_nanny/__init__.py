@@ -78,6 +78,7 @@ if TYPE_CHECKING:  # the static view of the lazy names below
         Message,
         Session,
     )
+    from .protocol.manager import DaemonLaunch
     from .protocol.nanny import JournalEntry
     from .start import KernelLaunch, start_kernel
 
@@ -92,6 +93,7 @@ _LAZY = {
     "ConfigError": "._exceptions",
     "ConnectionInfoError": "._exceptions",
     "DaemonAlreadyRunning": "._exceptions",
+    "DaemonLaunch": ".protocol.manager",
     "DaemonClient": ".client",
     "DaemonNotRunning": "._exceptions",
     "DaemonUnavailable": "._exceptions",
@@ -153,6 +155,7 @@ __all__ = [
     "ConnectionInfoError",
     "DaemonAlreadyRunning",
     "DaemonClient",
+    "DaemonLaunch",
     "DaemonNotRunning",
     "DaemonUnavailable",
     "ExecutionBusy",

@@ -37,6 +37,7 @@ from .defaults import (
     DEFAULT_RESTART_WINDOW,
     DEFAULT_STARTUP_TIMEOUT,
     EXEC_REJOIN_HINT_AFTER,
+    MAX_POOL_WAIT,
     NANNY_PROBE_TIMEOUT,
 )
 from .discovery import DaemonProvider, KernelFinder
@@ -252,7 +253,31 @@ def _parser() -> argparse.ArgumentParser:
         "in the Jupyter runtime directory), each checked alive. Files left by nannies that no longer run are removed.",
     )
     ps.add_argument("--json", action="store_true", help="print a JSON list with each nanny's full info")
+    ps.add_argument(
+        "--all",
+        action="store_true",
+        help="also list the daemon's pooled kernels: started ahead of time, waiting for a launch to take them "
+        "(NAME shows '(pooled)'; see [pool] in the configuration)",
+    )
     ps.set_defaults(handler=_cmd_ps)
+
+    pools = commands.add_parser(
+        "pools",
+        help="show the daemon's kernel pools: ready kernels per type, and why a pool is not full",
+        description="Show each [pool] of the running daemon: its kernel type, size, ready and starting kernels, "
+        "and its state: full, filling, held back by a [pool] limit, or failing (its kernels do not start: the "
+        "last error is shown, and the pool tries again after 1 s, 2 s, 4 s... up to 5 minutes). A launch takes a "
+        "ready kernel in milliseconds; see the 'Fast starts' how-to.",
+    )
+    pools.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="first wait up to SECONDS for every pool to fill (or be held back, or fail); status 3 if they do not",
+    )
+    pools.add_argument("--json", action="store_true", help="print the daemon's pools reply as JSON")
+    pools.set_defaults(handler=_cmd_pools)
 
     for command, text, extra in (
         ("interrupt", "interrupt the code running in a kernel (signal or message, per its interrupt mode)", None),
@@ -732,22 +757,11 @@ def _cmd_start(args: argparse.Namespace) -> int:
     )
 
     async def start() -> dict[str, Any]:
-        daemon = DaemonClient.running()
-        if daemon is not None:
-            # The daemon's own defaults apply to what the command line left unset.
-            async with daemon, Progress(f"{request.kernel_type} to become ready (through the daemon)"):
-                info, manager = await daemon.launch(
-                    request.kernel_type,
-                    name=request.name,
-                    cwd=request.cwd,
-                    launch_params=launch_params,
-                    restart_policy=restart_policy if policy else None,
-                    journal=journal if caps else None,
-                )
-        else:
-            async with Progress(f"{request.kernel_type} to become ready") as progress:
-                with listening(progress.on_launch_event):  # a queued job's state, as it changes
-                    info, manager = await start_kernel(request, finder=_finder())
+        # Through the daemon when one runs (its pool may have the kernel ready; its defaults apply to what the
+        # command line left unset), else here.
+        async with Progress(f"{request.kernel_type} to become ready") as progress:
+            with listening(progress.on_launch_event):  # a queued job's state, as it changes
+                info, manager = await start_kernel(request, finder=_finder(), use_daemon=True)
         assert manager is not None
         await manager.cleanup()
         return info
@@ -766,21 +780,26 @@ def _cmd_start(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _kernels_and_infos() -> list[tuple[Mapping[str, Any], NannyInfo | None]]:
-    """Each kernel (id, name, type, connection_file) with its nanny's info (None: unresponsive)."""
+def _kernels_and_infos(pooled: bool = False) -> list[tuple[Mapping[str, Any], NannyInfo | None]]:
+    """Each kernel (id, name, type, connection_file, pool) with its nanny's info (None: unresponsive);
+    the daemon's pooled kernels only if ``pooled``."""
 
     async def gather() -> list[tuple[Mapping[str, Any], NannyInfo | None]]:
         daemon = DaemonClient.running()
         if daemon is not None:
             async with daemon:
-                return [(entry, entry.get("info")) for entry in await daemon.list_kernels(info=True)]
+                listing = await daemon.list_kernels(info=True, pooled=pooled)
+                return [(entry, entry.get("info")) for entry in listing]
         rows: list[tuple[Mapping[str, Any], NannyInfo | None]] = []
         for kernel in list_running_kernels():
+            if kernel.pool is not None and not pooled:
+                continue
             entry = {
                 "kernel_id": kernel.kernel_id,
                 "name": kernel.name,
                 "kernel_type": kernel.kernel_type,
                 "connection_file": str(kernel.connection_file),
+                "pool": kernel.pool,
             }
             async with ManagerClient(kernel.info, timeout=NANNY_PROBE_TIMEOUT) as manager:
                 try:
@@ -793,7 +812,7 @@ def _kernels_and_infos() -> list[tuple[Mapping[str, Any], NannyInfo | None]]:
 
 
 def _cmd_ps(args: argparse.Namespace) -> int:
-    rows = _kernels_and_infos()
+    rows = _kernels_and_infos(pooled=args.all)
     if args.json:
         listing = [{"connection_file": e["connection_file"], **(i or {**e, "state": "unresponsive"})} for e, i in rows]
         print(json.dumps(listing, indent=2))
@@ -801,7 +820,7 @@ def _cmd_ps(args: argparse.Namespace) -> int:
     table: list[tuple[str, ...]] = [("ID", "NAME", "TYPE", "PID", "STATE", "ACTIVITY", "UPTIME", "RESTARTS")]
     now = time.time()
     for entry, info in rows:
-        short, name = entry["kernel_id"][:12], entry.get("name") or "-"
+        short, name = entry["kernel_id"][:12], entry.get("name") or ("(pooled)" if entry.get("pool") else "-")
         if info is None:
             table.append((short, name, entry["kernel_type"], "-", "unresponsive", "-", "-", "-"))
             continue
@@ -824,6 +843,31 @@ def _cmd_ps(args: argparse.Namespace) -> int:
         {place["slurm_job"] for _, info in rows if info and (place := info.get("placement")) and "slurm_job" in place}
     )
     return EXIT_OK
+
+
+def _cmd_pools(args: argparse.Namespace) -> int:
+    if not 0 <= args.wait <= MAX_POOL_WAIT:
+        raise UsageError(f"--wait must be seconds from 0 to {MAX_POOL_WAIT:g}")
+
+    async def ask() -> dict[str, Any]:
+        async with DaemonClient.find() as daemon, Progress("the pools to fill"):
+            return await daemon.pools(wait=args.wait)
+
+    reply = asyncio.run(ask())
+    if args.json:
+        print(json.dumps({"pools": reply["pools"], "settled": reply["settled"]}, indent=2))
+    elif not reply["pools"]:
+        print('the daemon has no pools: add [pool."<kernel type>"] tables to its configuration')
+    else:
+        table: list[tuple[str, ...]] = [("TYPE", "SIZE", "READY", "STARTING", "STATE")]
+        for pool in reply["pools"]:
+            if pool["failures"]:
+                state = f"failing ({pool['failures']} in a row): {pool['error']}"
+            else:
+                state = pool["held"] or ("full" if pool["ready"] >= pool["size"] else "filling")
+            table.append((pool["kernel_type"], str(pool["size"]), str(pool["ready"]), str(pool["starting"]), state))
+        _print_table(table)
+    return EXIT_OK if reply["settled"] or not args.wait else EXIT_FAILED
 
 
 def _placement(info: NannyInfo) -> str:

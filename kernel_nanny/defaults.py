@@ -238,3 +238,32 @@ CALLBACK_ACK_TIMEOUT = 10.0
 #: Seconds a run of ``kernel-nanny exec`` in a kernel behind a nanny goes on before ``exec`` says how to
 #: re-join it should ``exec`` end: a long run is worth the line on stderr, a quick one is not.
 EXEC_REJOIN_HINT_AFTER = 2.0
+
+# -- the kernel pool --------------------------------------------------------------------------
+
+#: Pooled kernels the daemon keeps at most, all pools together (``[pool] max_kernels``): each is a
+#: running kernel and nanny (about 60 MiB for ipykernel) whether or not anyone takes it.
+POOL_MAX_KERNELS = 8
+#: Seconds before a pool tries again after a kernel failed to start, doubling up to ``POOL_RETRY_MAX``:
+#: a broken kernelspec must not be restarted in a tight loop.
+POOL_RETRY_FIRST = 1.0
+POOL_RETRY_MAX = 300.0
+#: Seconds a launch waits for a pooled kernel to take the launch's directory and environment.
+POOL_BIND_TIMEOUT = 10.0
+#: Seconds a ``pools`` request may wait for the pools to fill (a kernel's start-up takes seconds, not minutes).
+MAX_POOL_WAIT = 300.0
+
+# -- the nanny fork server (kernel_nanny.nanny.forkserver) -------------------------------------
+
+#: Seconds ``ForkServer.start()`` waits for a new fork server to listen: its imports take about 0.1 s
+#: from a warm page cache, seconds from a cold network file system.
+FORKSERVER_START_TIMEOUT = 30.0
+#: Seconds a starter waits for the fork server's answer before it spawns the nanny itself: a fork takes
+#: milliseconds, so a server slower than this is stopped (SIGSTOP) or stuck and must not hold a start up.
+FORKSERVER_REPLY_TIMEOUT = 5.0
+#: Seconds a client of the fork server gets to send its whole request (sent at once, in one write)
+#: before it is dropped: a connection that sends nothing must not hold a descriptor for ever.
+FORKSERVER_REQUEST_TIMEOUT = 10.0
+#: Seconds a fork server gets to exit once its lifeline closed (it exits at once: no nanny needs it)
+#: before it is killed.
+FORKSERVER_STOP_TIMEOUT = 5.0

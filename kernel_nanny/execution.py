@@ -154,7 +154,9 @@ class KernelExecution(Lifetime):
     after this process ends (that is what a group is for), unless
     ``persistent=False`` ties the kernel this execution launches to this
     process; a kernel without a group always ends with the execution and
-    with the process::
+    with the process. With ``use_daemon`` (the default), the kernel comes from
+    this user's daemon when one runs (its pool may have it ready: see the
+    "Fast starts" how-to), else it is started here::
 
         async with KernelExecution("spec/python3", group="etl") as execution:
             code = await execution.run(["import pandas", "print(len(df))"], output_hook=OutputPrinter())
@@ -176,6 +178,7 @@ class KernelExecution(Lifetime):
         restart_policy: RestartPolicy | None = None,
         finder: KernelFinder | None = None,
         persistent: bool | None = None,
+        use_daemon: bool = True,
     ) -> None:
         if (kernel_type is None) == (python is None):
             raise ValueError("give a kernel type or python=, the directory of a Python environment (not both)")
@@ -190,6 +193,8 @@ class KernelExecution(Lifetime):
         self.python = Path(python).expanduser().absolute() if python is not None else None
         self.group = group
         self.switches = tuple(switches)
+        #: Start the kernel through this user's daemon when one runs (its pool may have one ready).
+        self.use_daemon = use_daemon
         self._finder = finder
         self._attached: RunningKernel | None = None
         params = {"echo_output": False, **(launch_params or {})}
@@ -295,7 +300,9 @@ class KernelExecution(Lifetime):
     async def _launch(self) -> None:
         if self.python is not None and self.request.command is not None:
             await _check_ipykernel(self.request.command.argv[0], str(self.python))
-        self._info, self._manager = await start_kernel(self.request, finder=self._kernel_finder())
+        self._info, self._manager = await start_kernel(
+            self.request, finder=self._kernel_finder(), use_daemon=self.use_daemon
+        )
 
     # -- the kernel -----------------------------------------------------------
 

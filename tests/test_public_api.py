@@ -19,6 +19,7 @@ EXPECTED = [
     "ConnectionInfoError",
     "DaemonAlreadyRunning",
     "DaemonClient",
+    "DaemonLaunch",
     "DaemonNotRunning",
     "DaemonUnavailable",
     "ExecutionBusy",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,8 +23,9 @@ from .._tasks import TaskGroup
 from ..config import JournalLimits, RestartPolicy
 from ..defaults import DAEMON_LAUNCH_TIMEOUT, DEFAULT_DAEMON_TIMEOUT, NANNY_REPORT_MARGIN
 from ..paths import daemon_discovery_file
-from ..protocol import LaunchResult, Session
+from ..protocol import Session
 from ..protocol.daemon import KernelEntry
+from ..protocol.manager import DaemonLaunch
 from ._requests import RequestChannel
 from ._sockets import log
 from .manager import BlockingManagerClient, ManagerClient
@@ -111,14 +112,16 @@ class DaemonClient(Lifetime):
         types: list[dict[str, Any]] = (await self.request("list_kernel_types"))["kernel_types"]
         return types
 
-    async def list_kernels(self, *, info: bool = False) -> list[KernelEntry]:
+    async def list_kernels(self, *, info: bool = False, pooled: bool = False) -> list[KernelEntry]:
         """The daemon's kernels, each with its connection info.
 
         ``info=True`` also asks each kernel's nanny for its ``info`` (state,
         pid, restarts...; None if unresponsive), at the cost of one round trip
-        per kernel, made concurrently.
+        per kernel, made concurrently. ``pooled=True`` lists the pooled kernels too
+        (their ``pool`` is set), which wait for a launch to take them.
         """
-        return cast("list[KernelEntry]", (await self.request("list_kernels", {"info": info}))["kernels"])
+        content = {"info": info, "pooled": pooled}
+        return cast("list[KernelEntry]", (await self.request("list_kernels", content))["kernels"])
 
     async def get_kernel(self, kernel: str) -> KernelEntry:
         """One kernel, by id, id prefix or name (with its nanny's ``info``)."""
@@ -133,10 +136,22 @@ class DaemonClient(Lifetime):
         name: str | None = None,
         restart_policy: RestartPolicy | None = None,
         journal: JournalLimits | None = None,
-    ) -> LaunchResult:
+        owner: int | None = None,
+        owner_start_time: int | None = None,
+        argv: Sequence[str] | None = None,
+        switches: Sequence[str] = (),
+    ) -> DaemonLaunch:
         """Launch a kernel behind its own nanny; ``(connection_info, ManagerClient)`` once it is ready.
 
+        A pooled kernel serves the launch when one fits (see the "Fast starts" how-to); the
+        result's ``pool`` says whether one did (``"hit"``) or not (``"miss"``).
         ``restart_policy`` and ``journal`` left None are the daemon's own (its configuration's).
+        ``owner`` (a pid on the daemon's machine, with ``owner_start_time`` read from its
+        ``/proc/<pid>/stat``) ties the kernel to that process, as
+        :attr:`LaunchRequest.owner <kernel_nanny.LaunchRequest>` does. ``argv`` launches the type
+        only if it runs exactly this command line (a kernelspec's, as the caller resolved it), else
+        raises :exc:`~kernel_nanny.NoSuchKernelType`: for callers that must run what they describe.
+        ``switches`` are added to the type's command line (``--HistoryManager.hist_file=:memory:``).
         """
         content: dict[str, Any] = {"type_id": type_id, "cwd": cwd, "name": name}
         if launch_params:
@@ -145,6 +160,12 @@ class DaemonClient(Lifetime):
             content["restart_policy"] = restart_policy.to_dict()
         if journal is not None:
             content["journal"] = journal.to_dict()
+        if owner is not None:
+            content.update(owner=owner, owner_start_time=owner_start_time)
+        if argv is not None:
+            content["argv"] = list(argv)
+        if switches:
+            content["switches"] = list(switches)
         await self.info()  # an unreachable daemon fails within the client's timeout, not the launch's
         # A long start-up timeout (a Slurm job waiting in the queue) is the daemon's to use: wait as long.
         startup = (launch_params or {}).get("startup_timeout")
@@ -153,7 +174,17 @@ class DaemonClient(Lifetime):
             timeout = max(timeout, float(startup) + NANNY_REPORT_MARGIN)
         reply = await self.request("launch", content, timeout=timeout)
         info = reply["kernel"]["connection_info"]
-        return LaunchResult(info, ManagerClient(info))
+        result = DaemonLaunch(info, ManagerClient(info))
+        result.pool = str(reply.get("pool", "miss"))
+        return result
+
+    async def pools(self, *, wait: float = 0) -> dict[str, Any]:
+        """The daemon's pools (``pools``: each type's size, ready and starting kernels, what holds it back).
+
+        ``wait`` seconds at most for every pool to settle (full, held by a limit, or backing off after a
+        failure): ``settled`` says whether they did. For scripts and tests that need a warm pool.
+        """
+        return await self.request("pools", {"wait": wait}, timeout=self.timeout + wait)
 
     async def shutdown_kernel(self, kernel: str, *, now: bool = False) -> None:
         """Shut a kernel down (its nanny exits) and drop it from the daemon's index."""

@@ -143,6 +143,12 @@ class RunningKernel:
         return str(self.info.get("kernel_type", ""))
 
     @property
+    def pool(self) -> str | None:
+        """The key of the daemon pool this kernel waits in, unclaimed; None for a kernel someone launched."""
+        pool = self.info.get("pool")
+        return pool if isinstance(pool, str) and pool else None
+
+    @property
     def nanny_pid(self) -> int:
         return int(self.info["nanny_pid"])
 

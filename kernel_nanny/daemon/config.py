@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import ConfigError
-from ..config import ConfigTable, JournalLimits, RestartPolicy, config_files, read_config_file
+from ..config import ConfigTable, JournalLimits, RestartPolicy, config_files, parse_size, read_config_file
 from ..gateway.settings import GatewaySettings, parse_address
-from ..launch.params import TRANSPORTS
+from ..launch.params import ENCRYPTION_POLICIES, TRANSPORTS
 from ..paths import user_state_dir
 from .keys import is_z85_key
+from .pool_settings import PoolLimits, PoolSettings
 
 __all__ = ["ConfigError", "DaemonConfig", "load_config"]
 
@@ -59,6 +60,9 @@ class DaemonConfig:
     journal: JournalLimits = field(default_factory=JournalLimits)
     #: The Jupyter Kernel Gateway API (``[gateway]``): off unless it has a port.
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    #: Pools of ready kernels (``[pool."<kernel type>"]``), and their limits (``[pool]``).
+    pools: tuple[PoolSettings, ...] = ()
+    pool_limits: PoolLimits = field(default_factory=PoolLimits)
     #: Other daemons whose kernel types are offered as ``<name>/<type>``: name -> client connection file.
     remote_daemons: dict[str, Path] = field(default_factory=dict)
     #: The files this configuration came from (for messages).
@@ -123,7 +127,7 @@ _SETTINGS: dict[str, dict[str, tuple[str, Callable[[ConfigTable, str], Any]]]] =
         "busy_timeout": ("busy_timeout", lambda table, key: table.number(key, None)),
     },
 }
-_SECTIONS = sorted([*_SETTINGS, "providers", "restart", "journal", "remote_daemons", "gateway"])
+_SECTIONS = sorted([*_SETTINGS, "providers", "restart", "journal", "remote_daemons", "gateway", "pool"])
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
@@ -157,6 +161,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
         restart_policy=RestartPolicy.from_table(tables["restart"]),
         journal=JournalLimits.from_table(tables["journal"]),
         gateway=_gateway(tables["gateway"]),
+        pools=_pools(tables["pool"]),
+        pool_limits=_pool_limits(tables["pool"]),
         remote_daemons={name: _remote(remotes, name) for name in remotes},
         sources=tuple(files),
         origins=origins,
@@ -172,6 +178,56 @@ def _remote(table: ConfigTable, name: str) -> Path:
     if not isinstance(entry, str) or not entry:
         raise table.invalid(name, f'the path of a client connection file ({name} = "/path/file.json")')
     return Path(entry).expanduser()
+
+
+#: The keys of ``[pool]`` itself; every other key is a kernel type (they contain a '/') naming a pool.
+_POOL_LIMITS = ("max_kernels", "max_memory")
+_POOL_SETTINGS = ("size", "cwd", "env", "transport", "encryption", "switches")
+
+
+def _pool_limits(table: ConfigTable) -> PoolLimits:
+    limits = PoolLimits()
+    max_memory = limits.max_memory
+    if "max_memory" in table:
+        try:
+            max_memory = parse_size(table["max_memory"])
+        except ValueError as exc:
+            raise table.error("max_memory", str(exc)) from None
+    return PoolLimits(max_kernels=table.whole_number("max_kernels", limits.max_kernels), max_memory=max_memory)
+
+
+def _pools(table: ConfigTable) -> tuple[PoolSettings, ...]:
+    pools = []
+    for key in table:
+        if key in _POOL_LIMITS:
+            continue
+        if "/" not in key:
+            raise table.error(
+                key,
+                f"unknown setting (known: {', '.join(_POOL_LIMITS)}; a pool is a table named by a kernel "
+                'type, such as [pool."spec/python3"])',
+            )
+        pool = table.table(key)
+        pool.check_keys(_POOL_SETTINGS)
+        env = pool.table("env")
+        for name in env:
+            if not isinstance(env[name], str):
+                raise env.invalid(name, "a string")
+        cwd = pool.path("cwd", None)
+        if cwd is not None and not cwd.is_absolute():
+            raise pool.invalid("cwd", "an absolute path")
+        pools.append(
+            PoolSettings(
+                kernel_type=key,
+                size=pool.whole_number("size", 1, minimum=1),
+                cwd=None if cwd is None else str(cwd),
+                env=dict(env),
+                transport=pool.string("transport", None, choices=TRANSPORTS),
+                encryption=pool.string("encryption", None, choices=ENCRYPTION_POLICIES),
+                switches=pool.string_list("switches", ()),
+            )
+        )
+    return tuple(pools)
 
 
 def _gateway(table: ConfigTable) -> GatewaySettings:

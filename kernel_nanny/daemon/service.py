@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import fnmatch
@@ -44,6 +45,7 @@ from .._exceptions import (
     MaxKernels,
     NannyUnavailable,
     NoSuchKernel,
+    NoSuchKernelType,
     UnknownRequest,
 )
 from .._logging import KernelLogAdapter
@@ -54,15 +56,20 @@ from ..client.running import RunningKernel, list_running_kernels, match_kernels,
 from ..defaults import (
     CULL_CHECK_MAX_INTERVAL,
     CULL_CHECK_MIN_INTERVAL,
+    MAX_POOL_WAIT,
     NANNY_PROBE_TIMEOUT,
+    POOL_RETRY_FIRST,
+    POOL_RETRY_MAX,
     RUNTIME_DIR_CHECK_INTERVAL,
     SERVER_LINGER_MS,
     TCP_ACCEPT_BACKLOG,
     TCP_HANDSHAKE_TIMEOUT_MS,
 )
 from ..discovery import KernelFinder
+from ..discovery.resolved import ResolvedKernel
 from ..launch import LaunchParams
 from ..launch.request import LaunchRequest
+from ..nanny.forkserver import ForkServer
 from ..paths import daemon_discovery_file, open_private_file, public_connection_file, runtime_dir, write_private_file
 from ..protocol import DEFAULT_SIGNATURE_SCHEME, ExitStatus, Message, Session, load_connection_info, new_id
 from ..protocol.daemon import DAEMON_PROTOCOL_VERSION, KernelEntry
@@ -71,6 +78,8 @@ from ..start import start_kernel
 from .config import DaemonConfig
 from .keys import DaemonKeys
 from .nannies import NannyConnections
+from .pool import KernelPool
+from .pool_settings import PoolSettings
 from .sdnotify import SystemdNotifier
 from .state import KernelRecord, StateStore
 from .tcp_guard import AllowListCheck, TcpConnectionGuard, raise_open_file_limit
@@ -126,6 +135,10 @@ class NannyDaemon:
         #: The Jupyter Kernel Gateway API, when ``[gateway]`` turns it on (tornado is imported only then).
         self.gateway: Gateway | None = None
         self._tcp_context: zmq.asyncio.Context | None = None
+        #: Ready kernels for launches to take (``[pool]``): filled once the daemon serves.
+        self.pool = KernelPool(self, config.pools, config.pool_limits)
+        #: The process that forks this daemon's nannies (and this user's other starters'), while it runs.
+        self.fork_server: ForkServer | None = None
         self._handlers: dict[str, Handler] = {
             "daemon_info_request": self._on_info,
             "list_kernel_types_request": self._on_list_kernel_types,
@@ -133,6 +146,7 @@ class NannyDaemon:
             "list_kernels_request": self._on_list_kernels,
             "get_kernel_request": self._on_get_kernel,
             "shutdown_kernel_request": self._on_shutdown_kernel,
+            "pools_request": self._on_pools,
         }
 
     def __repr__(self) -> str:
@@ -148,17 +162,20 @@ class NannyDaemon:
             os.environ.pop(variable, None)
         raise_open_file_limit()  # before any socket: clients, nannies and files share the budget
         try:
+            # After the limit is raised: the fork server serves starters whose limits are its own.
+            self._tasks.spawn(self._keep_fork_server(), name="daemon-fork-server")
             self._tasks.spawn(self._remove_strays(), name="daemon-strays")
             await self.adopt()
             self._bind()
             self._serve_gateway()
             self._write_discovery_file()
+            await self.pool.start()
             self._tasks.spawn(self._watch_runtime_dir(), name="daemon-runtime-dir")
             if self._culling_enabled():
                 self._tasks.spawn(self._cull(), name="daemon-culling")
             if self.notifier.watchdog_interval:
                 self._tasks.spawn(self._feed_watchdog(self.notifier.watchdog_interval), name="daemon-watchdog")
-            log.info("serving %d kernel(s) on %s", len(self.kernels), ", ".join(self._addresses()))
+            log.info("%s", self._status())
             self.notifier.ready(self._status())
             if on_ready is not None:
                 on_ready(self)
@@ -166,6 +183,25 @@ class NannyDaemon:
             self.notifier.stopping()
         finally:
             await self._teardown()
+
+    async def _keep_fork_server(self) -> None:
+        """Run the nanny fork server, and start another if it dies (until then, nannies are spawned: slower, no
+        kernel lost). A server that cannot start is tried again, backing off as the pools do."""
+        failures = 0
+        while True:
+            try:
+                self.fork_server = await ForkServer.start(log_level=self.config.log_level)
+            except LaunchError as exc:
+                failures += 1
+                delay = min(POOL_RETRY_MAX, POOL_RETRY_FIRST * 2 ** (failures - 1))
+                log.warning(
+                    "no nanny fork server (nannies are spawned meanwhile): %s; trying again in %g s", exc, delay
+                )
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            status = await self.fork_server.wait()
+            log.warning("the nanny fork server exited (status %s): starting another", status)
 
     async def _remove_strays(self) -> None:
         """Let each provider remove what kernels of a crashed owner left behind (in the background:
@@ -177,7 +213,9 @@ class NannyDaemon:
                 log.warning("kernel provider %r could not remove stray kernels: %s", provider.id, exc)
 
     def _status(self) -> str:
-        return f"serving {len(self.kernels)} kernel(s) on {', '.join(self._addresses())}"
+        pooled = len(self.kernels) - len(self._claimed())
+        extra = f" (and {pooled} pooled)" if pooled else ""
+        return f"serving {len(self._claimed())} kernel(s){extra} on {', '.join(self._addresses())}"
 
     def _addresses(self) -> list[str]:
         return [*self.endpoints, *([self.gateway.url] if self.gateway else [])]
@@ -350,9 +388,13 @@ class NannyDaemon:
         self._write_discovery_file()
 
     async def _teardown(self) -> None:
+        await self.pool.close()
         if self.gateway is not None:
             await self.gateway.stop()
         await self._tasks.cancel_all()  # the requests first: none may see its nanny connection closed
+        if self.fork_server is not None:
+            self.fork_server.close()  # its nannies live on
+            await self.fork_server.wait_closed()
         await self._nannies.close()
         for sock in self._sockets:
             sock.close(linger=SERVER_LINGER_MS)
@@ -379,8 +421,10 @@ class NannyDaemon:
         for running in list_running_kernels():
             candidates.setdefault(running.kernel_id, _record_of(running))
         results = await asyncio.gather(*(self._check(record) for record in candidates.values()))
-        for record, alive in zip(candidates.values(), results, strict=True):
-            if alive:
+        for record, details in zip(candidates.values(), results, strict=True):
+            if details is not None:
+                # The nanny is the truth about its name and pool (a claim the last daemon did not record).
+                record = dataclasses.replace(record, name=details.get("name"), pool=details.get("pool"))
                 self.kernels[record.kernel_id] = record
                 self.store.save(record)
                 self._log_lifecycle(record)
@@ -391,18 +435,19 @@ class NannyDaemon:
             names = ", ".join(path.name for path in self.store.set_aside)
             log.warning("set aside %d unreadable record(s): %s", len(self.store.set_aside), names)
 
-    async def _check(self, record: KernelRecord) -> bool:
-        """Whether the record's nanny runs (the very process that was recorded) and answers as that kernel."""
+    async def _check(self, record: KernelRecord) -> NannyInfo | None:
+        """The nanny's info if the record's nanny runs (the very process that was recorded) and answers as
+        that kernel, else None."""
         if not record.nanny.is_nanny():
-            return False
+            return None
         try:
             info = load_connection_info(record.connection_file)
             async with ManagerClient(info, timeout=NANNY_PROBE_TIMEOUT) as manager:
                 details = await manager.info()
         except (KernelNannyError, OSError) as exc:
             _kernel_log(record).warning("nanny %d does not answer: %s", record.nanny_pid, exc)
-            return False
-        return bool(details.get("kernel_id") == record.kernel_id)
+            return None
+        return details if details.get("kernel_id") == record.kernel_id else None
 
     def _refresh(self) -> None:
         """Drop kernels whose nanny exited; adopt nannies started without the daemon.
@@ -450,6 +495,7 @@ class NannyDaemon:
             "nanny_pid": record.nanny_pid,
             "created": record.created,
             "connection_info": connection_info,
+            "pool": record.pool,
         }
         if with_info:
             try:
@@ -476,6 +522,9 @@ class NannyDaemon:
                     if event.msg_type == "kernel_died":
                         then = "; restarting" if content.get("restarting") else ""
                         kernel_log.info("died: %s%s", ExitStatus.from_dict(content), then)
+                        current = self.kernels.get(record.kernel_id)
+                        if current is not None and current.pool is not None:
+                            self._tasks.spawn(self.retire(current, "it died while pooled"), name="daemon-pool-retire")
                     elif event.msg_type == "kernel_restarted":
                         kernel_log.info("restarted (restart %s)", content.get("restart_count"))
                     elif event.msg_type == "restart_failed":
@@ -492,6 +541,7 @@ class NannyDaemon:
         self.kernels.pop(kernel_id, None)
         self.store.remove(kernel_id)
         self._nannies.drop(kernel_id)
+        self.pool.changed()
 
     # -- in-process clients (the gateway) ---------------------------------
 
@@ -521,11 +571,19 @@ class NannyDaemon:
             "started": self.started,
             "endpoints": self.endpoints,
             "gateway_url": self.gateway.url if self.gateway else None,
-            "kernels": len(self.kernels),
+            "kernels": len(self._claimed()),
+            "pools": self.pool.status(),
             "max_kernels": self.config.max_kernels,
             "allowed_types": list(self.config.allowed_types),
             "state_dir": str(self.config.state_dir),
         }
+
+    async def _on_pools(self, msg: Message) -> dict[str, Any]:
+        wait = msg.content.get("wait", 0)
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_POOL_WAIT:
+            raise InvalidRequest(f"'wait' must be seconds from 0 to {MAX_POOL_WAIT:g}, got {wait!r}")
+        settled = await self.pool.settled(wait)
+        return {"pools": self.pool.status(), "settled": settled}
 
     def _allowed(self, type_id: str) -> bool:
         return any(fnmatch.fnmatchcase(type_id, pattern) for pattern in self.config.allowed_types)
@@ -543,18 +601,29 @@ class NannyDaemon:
             raise KernelTypeNotAllowed(f"kernel type {type_id!r} is not allowed by this daemon")
         self._refresh()
         limit = self.config.max_kernels
-        running = len(self.kernels) + len(self._launching)
+        running = len(self._claimed()) + len(self._launching)
         if limit and running >= limit:
             raise MaxKernels(f"{running} kernels are running or starting (max_kernels = {limit})")
         request = self._launch_request(type_id, content)
+        resolved = self.resolve(request)
+        expected = content.get("argv")
+        if expected is not None:
+            expected = [*expected, *request.switches] if isinstance(expected, list) else expected
+            if resolved.command is None or resolved.command.argv != expected:
+                runs = "a provider's kernel" if resolved.command is None else resolved.command.argv
+                raise NoSuchKernelType(f"this daemon's {type_id} runs {runs}, not {expected}")
         name = request.name
-        if name is not None and name in self._launching:
-            raise LaunchError(f"the name {name!r} is taken by a kernel being launched")
+        if name is not None and (name in self._launching or any(r.name == name for r in self.kernels.values())):
+            raise LaunchError(f"the name {name!r} is taken by another kernel")
         self._launching.append(name)
         try:
-            return await self._launch(request)
+            return await self._launch(request, resolved)
         finally:
             self._launching.remove(name)
+
+    def _claimed(self) -> list[KernelRecord]:
+        """The kernels launches asked for: every indexed kernel but the pooled ones."""
+        return [record for record in self.kernels.values() if record.pool is None]
 
     def _launch_request(self, type_id: str, content: dict[str, Any]) -> LaunchRequest:
         """The API's launch content as a request, this daemon's defaults under the client's parameters.
@@ -570,8 +639,10 @@ class NannyDaemon:
             raise LaunchError(f"'cwd' must be an absolute path (the daemon's directory is not yours), got {cwd!r}")
         policy = content.get("restart_policy")
         journal = content.get("journal")
+        owner = content.get("owner")
         return LaunchRequest(
             kernel_type=type_id,
+            switches=content.get("switches") or (),
             cwd=cwd,
             params=LaunchParams.from_mapping(
                 {"transport": self.config.kernel_transport, "ip": self.config.kernel_ip, **params}
@@ -580,9 +651,53 @@ class NannyDaemon:
             restart_policy=self.config.restart_policy if policy is None else policy,
             journal=self.config.journal if journal is None else journal,
             supervised=True,
+            owner=owner,
+            owner_start_time=content.get("owner_start_time") if owner is not None else None,
         )
 
-    async def _launch(self, request: LaunchRequest) -> dict[str, Any]:
+    async def _launch(self, request: LaunchRequest, resolved: ResolvedKernel) -> dict[str, Any]:
+        """A kernel from the pool when one fits (``pool: hit``), else a new one (``pool: miss``)."""
+        served = self.pool.match(request, resolved)
+        record = None
+        if not isinstance(served, str):
+            record = await self.pool.take(request, served)
+            if record is None:
+                served = "its kernels are all taken (it is being refilled)"
+        if record is not None:
+            _kernel_log(record).info(
+                "launched %s from the pool%s", request.kernel_type, f" as {request.name!r}" if request.name else ""
+            )
+        else:
+            pooled_type = any(p.kernel_type == request.kernel_type for p in self.config.pools)
+            log.log(
+                logging.INFO if pooled_type else logging.DEBUG,
+                "launching %s without the pool: %s",
+                request.kernel_type,
+                served,
+            )
+            record = await self.start_indexed(request)
+        entry = await self._entry(record, with_info=False)
+        if entry is None:
+            raise LaunchError(f"kernel {record.kernel_id[:12]} went away as soon as it started")
+        return {"kernel": entry, "pool": "miss" if isinstance(served, str) else "hit"}
+
+    # -- what the pool needs ----------------------------------------------
+
+    def pool_request(self, settings: PoolSettings) -> LaunchRequest:
+        """The launch that makes a kernel for pool ``settings``: the daemon's defaults, the pool's own."""
+        params: dict[str, Any] = {"env": dict(settings.env)}
+        for name in ("transport", "encryption"):
+            if (value := getattr(settings, name)) is not None:
+                params[name] = value
+        content = {"cwd": settings.cwd, "launch_params": params, "switches": list(settings.switches)}
+        return self._launch_request(settings.kernel_type, content)
+
+    def resolve(self, request: LaunchRequest) -> ResolvedKernel:
+        with self.finder.explain_unknown_type(request.kernel_type):
+            return self.finder.resolve(request)
+
+    async def start_indexed(self, request: LaunchRequest) -> KernelRecord:
+        """Start a kernel behind a nanny and index it (its record saved, its events logged)."""
         type_id, name = request.kernel_type, request.name
         info, manager = await start_kernel(request, finder=self.finder)
         assert isinstance(manager, ManagerClient)
@@ -595,6 +710,7 @@ class NannyDaemon:
             name=name,
             created=time.time(),
             nanny_start_time=info.get("nanny_start_time"),
+            pool=request.pool,
         )
         self.kernels[record.kernel_id] = record
         self._log_lifecycle(record)
@@ -605,15 +721,27 @@ class NannyDaemon:
                 await self._shutdown(record, now=True)
             raise
         self.notifier.status(self._status())
-        _kernel_log(record).info("launched %s%s", type_id, f" as {name!r}" if name else "")
-        entry = await self._entry(record, with_info=False)
-        if entry is None:
-            raise LaunchError(f"kernel {record.kernel_id[:12]} went away as soon as it started")
-        return {"kernel": entry}
+        what = "for the pool" if request.pool else f"as {name!r}" if name else ""
+        _kernel_log(record).info("launched %s%s", type_id, f" {what}" if what else "")
+        return record
+
+    def update_record(self, record: KernelRecord) -> None:
+        self.kernels[record.kernel_id] = record
+        self.store.save(record)
+
+    async def retire(self, record: KernelRecord, reason: str) -> None:
+        """Shut a pooled kernel down: ``reason`` says why it is not handed out."""
+        _kernel_log(record).info("retiring pooled kernel: %s", reason)
+        try:
+            await self._shutdown(record, now=True)
+        except KernelNannyError as exc:
+            _kernel_log(record).warning("retiring the pooled kernel failed: %s", exc)
+        self.pool.changed()
 
     async def _on_list_kernels(self, msg: Message) -> dict[str, Any]:
         self._refresh()
-        records = sorted(self.kernels.values(), key=lambda r: (r.created, r.kernel_id))
+        shown = self.kernels.values() if msg.content.get("pooled") else self._claimed()
+        records = sorted(shown, key=lambda r: (r.created, r.kernel_id))
         with_info = bool(msg.content.get("info", False))
         entries = await asyncio.gather(*(self._entry(r, with_info=with_info) for r in records))
         return {"kernels": [entry for entry in entries if entry is not None]}
@@ -659,7 +787,7 @@ class NannyDaemon:
         while True:
             await asyncio.sleep(interval)
             self._refresh()
-            for record in list(self.kernels.values()):
+            for record in self._claimed():  # pooled kernels wait idle on purpose
                 entry = await self._entry(record)
                 reason = self._cull_reason(entry.get("info") if entry else None)
                 if reason:
@@ -699,6 +827,7 @@ def _record_of(running: RunningKernel) -> KernelRecord:
         name=running.name,
         created=running.connection_file.stat().st_mtime if running.connection_file.exists() else 0.0,
         nanny_start_time=running.nanny.start_time,
+        pool=running.pool,
     )
 
 

@@ -37,6 +37,8 @@ class KernelRecord:
     #: The nanny's start time (see :class:`~kernel_nanny.client.running.ProcessIdentity`); a record
     #: without one cannot prove its pid is still the nanny's, and is pruned.
     nanny_start_time: int | None = None
+    #: The key of the pool the kernel waits in, unclaimed (see :mod:`kernel_nanny.daemon.pool`); None once taken.
+    pool: str | None = None
 
     @property
     def nanny(self) -> ProcessIdentity:

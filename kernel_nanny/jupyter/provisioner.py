@@ -139,6 +139,14 @@ class NannyProvisioner(KernelProvisionerBase):
         "its crash); by default the kernel ends with that process.",
     )
 
+    use_daemon = Bool(
+        True,
+        config=True,
+        help="Start kernels through this user's kernel-nanny daemon when one runs, so its pool ('[pool]' in its "
+        "configuration) can serve them in milliseconds; such kernels get the daemon's environment plus the "
+        "changes the server asks for. False: always start them here.",
+    )
+
     kernel_type = Unicode(
         "",
         config=True,
@@ -205,7 +213,7 @@ class NannyProvisioner(KernelProvisionerBase):
                 "launch request changed" if not unchanged else "nanny gone",
             )
             await self._stop_nanny()
-        _, manager = await start_kernel(request)
+        _, manager = await start_kernel(request, use_daemon=self.use_daemon)
         assert isinstance(manager, ManagerClient)
         try:
             await self._attach(manager, str(public_connection_file(manager.kernel_id)))
@@ -228,8 +236,11 @@ class NannyProvisioner(KernelProvisionerBase):
             "encryption": str(getattr(manager, "transport_encryption", "disabled")).lower(),
             "env": changes,
         }
+        # The kernelspec's argv, then what the caller added (nbclient: --HistoryManager.hist_file=:memory:):
+        # as switches, so a daemon can tell its type's command from them.
+        spec_length = len(spec.argv)
         command = KernelCommand(
-            argv=list(cmd),
+            argv=list(cmd[:spec_length]),
             resource_dir=spec.resource_dir or "",
             interrupt_mode=spec.interrupt_mode or "signal",
             metadata=dict(spec.metadata or {}),
@@ -239,6 +250,7 @@ class NannyProvisioner(KernelProvisionerBase):
         return LaunchRequest(
             kernel_type=self.kernel_type or f"spec/{name}",
             command=None if self.kernel_type else command,
+            switches=() if self.kernel_type else cmd[spec_length:],
             cwd=str(cwd) if cwd is not None else None,
             params=LaunchParams.from_mapping(params),
             name=self.kernel_id or None,

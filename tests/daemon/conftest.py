@@ -35,7 +35,10 @@ async def make_daemon(isolated):
         return daemon
 
     yield make
-    stop_all = await asyncio.create_subprocess_exec(
+    for daemon in started:  # first: a running daemon would refill its pools as their kernels stop
+        if daemon.running:
+            await daemon.stop()
+    stop_all = await asyncio.create_subprocess_exec(  # without a daemon: every nanny, pooled ones too
         sys.executable,
         "-m",
         "kernel_nanny",
@@ -46,6 +49,3 @@ async def make_daemon(isolated):
         stderr=subprocess.DEVNULL,
     )
     await asyncio.wait_for(stop_all.wait(), 60)
-    for daemon in started:
-        if daemon.running:
-            await daemon.stop()

@@ -13,6 +13,7 @@ import pytest
 import kernel_nanny.config
 from kernel_nanny import JournalLimits, RestartPolicy
 from kernel_nanny.daemon.config import ConfigError, load_config
+from kernel_nanny.daemon.pool_settings import PoolLimits, PoolSettings
 
 
 def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
@@ -134,6 +135,15 @@ def test_user_file_overrides_system_file(tmp_path, monkeypatch, isolated):
         ("[remote_daemons]\n'a/b' = 'x.json'", r"\[remote_daemons\] a/b: a remote daemon's name may not contain '/'"),
         ("[remote_daemons]\ngpu = 3", r"\[remote_daemons\] gpu: must be the path of a client connection file"),
         ("kernels = 3", r"\[kernels\]: must be a table, got 3"),
+        ("[pool]\nsize = 2", r"\[pool\] size: unknown setting \(known: max_kernels, max_memory; a pool is a table"),
+        ("[pool]\nmax_memory = 'lots'", r"\[pool\] max_memory: must be a size in bytes"),
+        ("[pool]\nmax_kernels = -1", r"\[pool\] max_kernels: must be a whole number >= 0, got -1"),
+        ("[pool.'spec/python3']\nsize = 0", r"\[pool.spec/python3\] size: must be a whole number >= 1, got 0"),
+        ("[pool.'spec/python3']\nwarm = 1", r"\[pool.spec/python3\] warm: unknown setting \(known: cwd, encryption"),
+        ("[pool.'spec/python3']\ncwd = 'rel'", r"\[pool.spec/python3\] cwd: must be an absolute path, got 'rel'"),
+        ("[pool.'spec/python3']\ntransport = 'udp'", r"\[pool.spec/python3\] transport: must be one of auto, ipc"),
+        ("[pool.'spec/python3']\nenv = {A = 1}", r"\[pool.spec/python3.env\] A: must be a string, got 1"),
+        ("[pool]\n'spec/python3' = 2", r"\[pool\] spec/python3: must be a table, got 2"),
     ],
 )
 def test_bad_settings_name_the_file_the_key_and_the_problem(tmp_path, text, expected):
@@ -156,6 +166,28 @@ def test_a_wrong_setting_names_the_file_that_set_it(tmp_path, monkeypatch, isola
     with pytest.raises(ConfigError) as caught:
         load_config()
     assert str(caught.value) == f"{user_file}: [kernels] max_kernels: must be a whole number >= 0, got 99.5"
+
+
+def test_pools_and_their_limits_are_read(tmp_path):
+    text = """
+[pool]
+max_kernels = 3
+max_memory = "1GiB"
+[pool."pyimport/kernel"]
+size = 2
+cwd = "/srv"
+env = { MPLBACKEND = "agg" }
+[pool."spec/python3"]
+transport = "tcp"
+encryption = "disabled"
+"""
+    config = load_config(write(tmp_path, text))
+    assert config.pool_limits == PoolLimits(max_kernels=3, max_memory=1 << 30)
+    assert config.pools == (
+        PoolSettings(kernel_type="pyimport/kernel", size=2, cwd="/srv", env={"MPLBACKEND": "agg"}),
+        PoolSettings(kernel_type="spec/python3", transport="tcp", encryption="disabled"),
+    )
+    assert load_config(write(tmp_path, "")).pools == ()
 
 
 def test_missing_config_file_is_an_error(tmp_path):
