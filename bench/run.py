@@ -116,6 +116,12 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
         "daemon restart re-adopting 20 nannies -> READY=1; daemon RSS/PSS",
         240,
     ),
+    "pool": (
+        "bench_pool",
+        "bench_pool",
+        "daemon pool: hits (DaemonClient.launch, provisioner), a miss, nbclient, memory vs jupyter_client",
+        480,
+    ),
     "gateway": (
         "bench_gateway",
         "bench_gateway",
