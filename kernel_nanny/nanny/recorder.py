@@ -124,7 +124,9 @@ class IopubRecorder:
     async def close(self) -> None:
         """Stop reading (the journal stays, for the nanny to close)."""
         await self._tasks.cancel_all()
-        self._socket.close()
+        # A reader has nothing to deliver: its queued subscriptions, towards a kernel that may be gone, must not
+        # hold the context's termination (a forked nanny waits for that before it exits).
+        self._socket.close(linger=0)
 
 
 def _json(frame: bytes) -> dict[str, Any]:
