@@ -132,13 +132,24 @@ async def going_run(kernel: RunningKernel, manager: ManagerClient) -> RunRecord 
 async def rejoin(manager: ManagerClient, record: RunRecord, output_hook: OutputHook | None = None) -> int:
     """Follow run ``record`` to its end and return its code (see the module docstring).
 
-    ``output_hook`` sees each output of the run's commands, from the first.
+    ``output_hook`` sees each output of the run's commands, from the first that the journal
+    still holds: entries its size caps dropped before anyone read them are logged as a warning
+    with their count (the output is then incomplete; the return code relies on what is left).
     Raises :exc:`~kernel_nanny.KernelDied` if the kernel dies before the run
     ends, :exc:`~kernel_nanny.KernelNotRunning` if it is stopped.
     """
     commands = list(record.msg_ids)
     failed: set[str] = set()
     async for entry in manager.follow(record.since):
+        if entry.kind == "lost":  # the bounded journal dropped them before anyone read them: say so, never skip
+            log.warning(
+                "run %s in kernel %s: %d of its journal entries were dropped before this caller read them "
+                "(the journal's size caps, [journal] memory and disk); its output shown here is incomplete",
+                record.execution_id,
+                record.kernel_id[:12],
+                entry.content["count"],
+            )
+            continue
         if entry.kind == "kernel_died":
             raise KernelDied("the kernel died while running the code", status=ExitStatus.from_dict(entry.content))
         message = entry.message

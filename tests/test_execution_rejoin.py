@@ -29,10 +29,11 @@ def group():
         run("stop", name, "--now")
 
 
-def _begin_then_kill(group: str, code: str) -> str:
-    """Start ``exec --group`` in a process; once it says how to re-join its run, SIGKILL it; the run's id."""
+def _begin_then_kill(group: str, code: str, *where: str) -> str:
+    """Start ``exec --group`` (or ``exec *where``) in a process; once it says how to re-join its run, SIGKILL it;
+    the run's id."""
     with subprocess.Popen(
-        [*CLI, "exec", "pyimport/kernel", "--group", group, "-c", code],
+        [*CLI, "exec", *(where or ("pyimport/kernel", "--group", group)), "-c", code],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -102,3 +103,19 @@ def test_the_blocking_twin_rejoins_too(group):
         execution_id, output_hook=lambda msg: printed.append(msg.content.get("text", ""))
     )
     assert code == 0 and "".join(printed) == "".join(f"{i}\n" for i in range(LINES))
+
+
+def test_a_rejoin_says_how_much_output_the_bounded_journal_dropped(group):
+    name = f"{group}.small"
+    started = run("start", "pyimport/kernel", "--name", name, "--journal-memory", "64KiB", "--journal-disk", "0")
+    assert started.returncode == 0, started.stderr
+    # 2,000 lines of 100 bytes, far past a 64 KiB journal, while nobody reads them; then the run goes on.
+    code = "import time\nfor i in range(2000):\n    print(f'{i:099d}', flush=True)\ntime.sleep(1)\n" + SLOW
+    execution_id = _begin_then_kill(group, "import time; time.sleep(1)\n" + code, name)
+    joined = run("exec", "--rejoin", execution_id)
+    assert joined.returncode == 0, joined.stderr
+    lost = re.search(rf"run {execution_id} in kernel \S+: (\d+) of its journal entries were dropped", joined.stderr)
+    assert lost and int(lost.group(1)) > 0, joined.stderr
+    printed = joined.stdout.splitlines()
+    assert printed[-LINES:] == [str(i) for i in range(LINES)]  # what the journal kept arrives, in order
+    assert len(printed) < 2000 + LINES  # the warning is true: lines are missing

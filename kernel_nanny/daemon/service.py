@@ -122,8 +122,9 @@ class NannyDaemon:
         self.ipc_path = runtime_dir() / "kernel-nanny-daemon.sock"
         self.endpoints: list[str] = []
         self._tasks = TaskGroup(log)
-        #: Launches under way: they count against max_kernels and hold their names.
-        self._launching: list[str | None] = []
+        #: Launches under way, with the names they hold: they count against max_kernels, and a stop request
+        #: naming one cancels it (a Slurm job can wait in the queue for hours before its kernel is indexed).
+        self._launching: dict[asyncio.Task[dict[str, Any]], str | None] = {}
         self._sockets: list[zmq.asyncio.Socket] = []
         #: The local ipc socket (bound again if the runtime directory is deleted).
         self._local: zmq.asyncio.Socket | None = None
@@ -613,13 +614,21 @@ class NannyDaemon:
                 runs = "a provider's kernel" if resolved.command is None else resolved.command.argv
                 raise NoSuchKernelType(f"this daemon's {type_id} runs {runs}, not {expected}")
         name = request.name
-        if name is not None and (name in self._launching or any(r.name == name for r in self.kernels.values())):
+        if name is not None and (name in self._launching.values() or any(r.name == name for r in self.kernels.values())):
             raise LaunchError(f"the name {name!r} is taken by another kernel")
-        self._launching.append(name)
+        launch = asyncio.ensure_future(self._launch(request, resolved))
+        self._launching[launch] = name
         try:
-            return await self._launch(request, resolved)
+            return await launch
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():  # the daemon is stopping: not a stop request
+                raise
+            raise LaunchError(
+                f"the launch of {type_id} as {name!r} was cancelled by a stop request before the kernel was ready"
+            ) from None
         finally:
-            self._launching.remove(name)
+            del self._launching[launch]
 
     def _claimed(self) -> list[KernelRecord]:
         """The kernels launches asked for: every indexed kernel but the pooled ones."""
@@ -754,7 +763,15 @@ class NannyDaemon:
         return {"kernel": entry}
 
     async def _on_shutdown_kernel(self, msg: Message) -> dict[str, Any]:
-        record = self._find(msg.content.get("kernel"))
+        ref = msg.content.get("kernel")
+        launching = [task for task, name in self._launching.items() if name is not None and name == ref]
+        if launching and not any(record.name == ref for record in self.kernels.values()):
+            # Still starting (a Slurm job waiting in the queue): cancel the launch, which removes what it made.
+            log.info("stop request for %r while it starts: cancelling its launch", ref)
+            launching[0].cancel()
+            await asyncio.wait(launching)
+            return {"cancelled_launch": True}
+        record = self._find(ref)
         await self._shutdown(record, now=bool(msg.content.get("now", False)))
         return {}
 

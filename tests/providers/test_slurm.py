@@ -314,6 +314,36 @@ async def test_a_restarted_daemon_readopts_a_slurm_kernel(configure, slurm: Slur
         assert await daemon.stop() == 0
 
 
+async def test_stop_through_the_daemon_cancels_a_launch_still_in_the_queue(
+    configure, slurm: SlurmCluster, tmp_path, monkeypatch
+):
+    configure(py={})
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    daemon = RunningDaemon(tmp_path, _table(py={}))
+    await daemon.start()
+    try:
+        async with slurm.hold_all_cpus(), daemon.client() as client:
+            launch = asyncio.ensure_future(
+                client.launch("slurm/py", name="queued", launch_params={"startup_timeout": 300})
+            )
+            job_id = await asyncio.to_thread(
+                slurm.wait_for_job, lambda job: job["name"] == "kernel-nanny:py" and job["state"] == "PENDING", 60
+            )
+            # What a user types in another terminal: the daemon has no kernel by that name yet, only its launch.
+            stop = await asyncio.create_subprocess_exec(sys.executable, "-m", "kernel_nanny", "stop", "queued")
+            assert await asyncio.wait_for(stop.wait(), 90) == 0
+            assert slurm.status(job_id) in ("", "CANCELLED")  # gone from the queue when the stop returned
+            with pytest.raises(LaunchError, match="'queued' was cancelled by a stop request"):
+                await launch
+            assert await client.list_kernels() == []
+        assert "cancelling its launch" in daemon.log()
+    finally:
+        assert await daemon.stop() == 0
+
+
 async def test_ps_shows_the_job_node_state_and_walltime_and_names_jobs_nobody_owns(
     configure, slurm: SlurmCluster, capsys
 ):
