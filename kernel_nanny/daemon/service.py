@@ -614,7 +614,8 @@ class NannyDaemon:
                 runs = "a provider's kernel" if resolved.command is None else resolved.command.argv
                 raise NoSuchKernelType(f"this daemon's {type_id} runs {runs}, not {expected}")
         name = request.name
-        if name is not None and (name in self._launching.values() or any(r.name == name for r in self.kernels.values())):
+        taken = name in self._launching.values() or any(r.name == name for r in self.kernels.values())
+        if name is not None and taken:
             raise LaunchError(f"the name {name!r} is taken by another kernel")
         launch = asyncio.ensure_future(self._launch(request, resolved))
         self._launching[launch] = name
