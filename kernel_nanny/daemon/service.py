@@ -125,6 +125,7 @@ class NannyDaemon:
         #: Launches under way, with the names they hold: they count against max_kernels, and a stop request
         #: naming one cancels it (a Slurm job can wait in the queue for hours before its kernel is indexed).
         self._launching: dict[asyncio.Task[dict[str, Any]], str | None] = {}
+        self._stopped_launches: set[asyncio.Task[dict[str, Any]]] = set()
         self._sockets: list[zmq.asyncio.Socket] = []
         #: The local ipc socket (bound again if the runtime directory is deleted).
         self._local: zmq.asyncio.Socket | None = None
@@ -622,14 +623,14 @@ class NannyDaemon:
         try:
             return await launch
         except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():  # the daemon is stopping: not a stop request
+            if launch not in self._stopped_launches:  # the daemon is stopping: not a stop request
                 raise
             raise LaunchError(
                 f"the launch of {type_id} as {name!r} was cancelled by a stop request before the kernel was ready"
             ) from None
         finally:
             del self._launching[launch]
+            self._stopped_launches.discard(launch)
 
     def _claimed(self) -> list[KernelRecord]:
         """The kernels launches asked for: every indexed kernel but the pooled ones."""
@@ -769,6 +770,7 @@ class NannyDaemon:
         if launching and not any(record.name == ref for record in self.kernels.values()):
             # Still starting (a Slurm job waiting in the queue): cancel the launch, which removes what it made.
             log.info("stop request for %r while it starts: cancelling its launch", ref)
+            self._stopped_launches.add(launching[0])
             launching[0].cancel()
             await asyncio.wait(launching)
             return {"cancelled_launch": True}
