@@ -41,6 +41,20 @@ class KernelService(Protocol):
         """The connection to an indexed kernel's nanny (NoSuchKernel if the daemon has none by that id)."""
 
 
+def _access_log(handler: tornado.web.RequestHandler) -> None:
+    """Each request at DEBUG, by path: tornado's own line has the query string, where clients that cannot set a
+    header (browsers opening a WebSocket) put the token. Refusals are logged where they happen (rate-limited)."""
+    request = handler.request
+    log.debug(
+        "%d %s %s (%s) %.1f ms",
+        handler.get_status(),
+        request.method,
+        request.path,
+        request.remote_ip,
+        1000 * request.request_time(),
+    )
+
+
 class Gateway:
     """The API's state: the daemon, the token, the open channels and what each kernel's were last sent."""
 
@@ -69,6 +83,7 @@ class Gateway:
             [*ROUTES, (r"/api/kernels/(?P<kernel_id>[^/]+)/channels", ChannelsHandler)],
             gateway=self,
             websocket_ping_interval=30,
+            log_function=_access_log,
         )
 
     def start(self) -> None:

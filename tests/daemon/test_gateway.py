@@ -111,7 +111,7 @@ async def test_a_kernel_started_here_is_a_daemon_kernel_through_its_whole_life(g
 
 @pytest.mark.parametrize("v1", [False, True], ids=["json", "v1"])
 async def test_both_websocket_protocols_carry_output_display_data_and_buffers(gateway, v1):
-    _, api = gateway
+    daemon, api = gateway
     kernel = await api.start_kernel()
     channels = await api.channels(kernel["id"], v1=v1)
     assert channels.v1 == v1
@@ -127,6 +127,7 @@ async def test_both_websocket_protocols_carry_output_display_data_and_buffers(ga
     opened = run.of_type("comm_open")[0]
     assert [bytes(b) for b in opened["buffers"]] == [b"\x00\x01binary"]
     assert {m["channel"] for m in run.messages} == {"iopub", "shell"}
+    assert api.token not in daemon.log()  # the WebSocket's URL carries it: no access log line may
 
 
 async def test_a_client_that_reconnects_gets_the_output_it_missed_once_and_in_order(gateway):
