@@ -345,12 +345,12 @@ class ManagerClient(Lifetime):
         watch = self._next_or_unavailable if self._events is not None else None
         request: dict[str, Any] = {"since": since, "parent_msg_id": parent_msg_id, "last": last}
         while True:
-            page, more = await self._replay_page(request, self.timeout, watch)
+            page, more, cursor = await self._replay_page(request, self.timeout, watch)
             for entry in page:
                 yield entry
             if not more:
                 return
-            request = {"since": page[-1].seq, "parent_msg_id": parent_msg_id}
+            request = {"since": cursor, "parent_msg_id": parent_msg_id}
 
     async def follow(self, since: int = 0, *, parent_msg_id: str | None = None) -> AsyncIterator[JournalEntry]:
         """The journal after ``since`` (as :meth:`replay`), then each new entry as the kernel publishes it.
@@ -379,13 +379,14 @@ class ManagerClient(Lifetime):
             request: dict[str, Any] = {"since": since, "parent_msg_id": parent_msg_id, "wait": REPLAY_MAX_WAIT}
             while True:
                 try:
-                    page, _ = await self._replay_page(request, self.timeout + REPLAY_MAX_WAIT, reply_unless_exiting)
+                    page, _, cursor = await self._replay_page(
+                        request, self.timeout + REPLAY_MAX_WAIT, reply_unless_exiting
+                    )
                 except _NannyExited:
                     return
                 for entry in page:
                     yield entry
-                if page:
-                    request["since"] = page[-1].seq
+                request["since"] = cursor
         finally:
             self.remove_event_handler(on_event)
 
@@ -394,9 +395,13 @@ class ManagerClient(Lifetime):
         request: dict[str, Any],
         timeout: float,
         watch: Callable[[Awaitable[Message]], Awaitable[Message]] | None,
-    ) -> tuple[list[JournalEntry], bool]:
-        """One ``replay_request``: its entries (a ``lost`` one first, at the cursor, if any were dropped)
-        and whether there are more."""
+    ) -> tuple[list[JournalEntry], bool, int]:
+        """One ``replay_request``: its entries (a ``lost`` one first, at the cursor, if any were dropped),
+        whether there are more, and the cursor to ask from next.
+
+        The cursor moves past every entry the nanny sent, skipped ones included, and past the dropped
+        ones when a page holds nothing else (the journal's ``last_seq``: no entry up to it matches): a
+        cursor left in place would ask for, and be told of, the same dropped entries again at once."""
         reply = await self._control_channel().call_for_message("replay", request, timeout, watch)
         content = reply.content
         page: list[JournalEntry] = []
@@ -418,7 +423,13 @@ class ManagerClient(Lifetime):
                 page.append(JournalEntry(seq=seq, received=received, kind=kind, message=message))
             else:
                 page.append(JournalEntry(seq=seq, received=received, kind=kind, content=json.loads(frames[0])))
-        return page, bool(content["more"])
+        if content["entries"]:
+            cursor = int(content["entries"][-1]["seq"])
+        elif content["lost"]:
+            cursor = max(int(request["since"]), int(content["last_seq"]))
+        else:
+            cursor = int(request["since"])
+        return page, bool(content["more"]), cursor
 
     async def events(self) -> AsyncIterator[Message]:
         """Iterate over the nanny's events, from now until it says ``nanny_exiting``.

@@ -200,3 +200,38 @@ async def test_a_nanny_that_exited_is_not_asked_again():
     with pytest.raises(NannyUnavailable, match="has exited"):
         await asyncio.wait_for(manager.info(), 1)
     await manager.cleanup()
+
+
+async def test_a_follower_told_of_dropped_entries_is_told_once_and_waits_for_more():
+    """A message bigger than a memory-only journal is dropped as soon as it is recorded, leaving the journal empty
+    for a while: a follower hears of it once (one ``lost`` entry), then waits in the nanny for what comes next."""
+    info, manager = await start_kernel(
+        LaunchRequest(
+            kernel_type="pyimport/kernel",
+            supervised=True,
+            params={"echo_output": False},
+            journal={"memory": 64 * 1024, "disk": 0},
+        )
+    )
+    assert isinstance(manager, ManagerClient)
+    try:
+        await _run(info, "print('ready')")
+        start = (await manager.info())["journal"]["last_seq"]
+        seen: list[JournalEntry] = []
+
+        async def follow() -> None:
+            async with ManagerClient(info) as follower:
+                async for entry in follower.follow(start):
+                    seen.append(entry)
+                    if "after" in _printed([entry]):
+                        return
+
+        following = asyncio.ensure_future(follow())
+        await _run(info, "import time\nprint('x' * 200_000, flush=True)\ntime.sleep(2)\nprint('after')")
+        await asyncio.wait_for(following, 30)
+        lost = [entry for entry in seen if entry.kind == "lost"]
+        assert len(lost) == 1 and lost[0].content["count"] >= 1, [(e.kind, e.seq) for e in seen]
+        assert "x" * 1000 not in _printed(seen)
+    finally:
+        await manager.shutdown()
+        await manager.cleanup()
