@@ -218,9 +218,6 @@ SLURM_COMMAND_TIMEOUT = 30.0
 #: cluster, and a long queue wait is not polled more than every ``SLURM_QUEUE_MAX_INTERVAL``.
 SLURM_QUEUE_FIRST_INTERVAL = 0.25
 SLURM_QUEUE_MAX_INTERVAL = 10.0
-#: Seconds between checks of a running job's queue state: how soon a time limit, a preemption or
-#: an external scancel is reported when the in-job nanny could not say so itself.
-SLURM_WATCH_INTERVAL = 5.0
 #: Seconds to wait after scancel for the job to leave the queue (KillWait, 30 s by default on
 #: clusters, plus the epilog); the wait ends as soon as squeue says the job ended.
 SLURM_CANCEL_WAIT = 60.0
@@ -230,6 +227,9 @@ SLURM_UNREACHABLE_RETRY_MAX = 30.0
 #: Seconds a job gets to report its nanny once it runs (module loads, a cold Python on a
 #: network file system), on top of the kernel's start-up timeout.
 SLURM_REPORT_MARGIN = 60.0
+#: The longest a launch through the daemon may take past its start-up timeout, whatever its provider
+#: (the daemon enforces each launch's own limit; a client waits this long before giving up on it).
+LAUNCH_REPORT_MARGIN_MAX = NANNY_REPORT_MARGIN + SLURM_REPORT_MARGIN
 #: Seconds a kernel killed by a signal inside its job gets for its nanny to say it is exiting too (the
 #: job is ending: Slurm signals all its processes at once) before the death counts as the kernel's own.
 JOB_END_GRACE = 1.0

@@ -23,7 +23,6 @@ from .client.daemon import DaemonClient
 from .client.manager import ManagerClient
 from .client.running import ProcessIdentity, list_running_kernels
 from .config import JournalLimits, RestartPolicy
-from .defaults import NANNY_REPORT_MARGIN
 from .discovery import KernelFinder
 from .discovery.resolved import ResolvedKernel
 from .launch.params import LaunchParams
@@ -166,7 +165,7 @@ async def _start_nanny(request: LaunchRequest, resolved: ResolvedKernel) -> Laun
             raise LaunchError(f"the name {request.name!r} is taken by kernel {taken[0][:12]}")
     kernel_id = new_id()
     nanny_log = nanny_state_dir(kernel_id) / "nanny.log"
-    limit = request.params.startup_timeout + NANNY_REPORT_MARGIN
+    limit = request.params.startup_timeout + resolved.report_margin
     try:
         connection_file, _ = await spawn_nanny(
             Handover(kernel_id, request, resolved), nanny_log=nanny_log, timeout=limit

@@ -26,6 +26,9 @@ class KernelProvider(ABC):
     #: True when the provider's kernels already run behind nannies (another daemon's):
     #: launching them "behind a nanny" then needs no local one.
     supervises_kernels: ClassVar[bool] = False
+    #: Seconds past the start-up timeout a launch may still take to report, which its callers wait
+    #: too: a batch job that starts running just before the timeout gets this long to report back.
+    report_margin: ClassVar[float] = 0.0
 
     @abstractmethod
     def find_kernels(self) -> Iterable[tuple[str, dict[str, Any]]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..defaults import NANNY_REPORT_MARGIN
 from ..launch.command import KernelCommand
 from ..launch.request import LaunchRequest
 from .provider import KernelProvider
@@ -30,6 +31,12 @@ class ResolvedKernel:
     command: KernelCommand | None = None
     provider: KernelProvider | None = None
     name: str = ""
+
+    @property
+    def report_margin(self) -> float:
+        """Seconds past the start-up timeout to wait for a nanny's report: its own start, and the provider's
+        margin (:attr:`KernelProvider.report_margin <kernel_nanny.KernelProvider.report_margin>`)."""
+        return NANNY_REPORT_MARGIN + (self.provider.report_margin if self.provider is not None else 0.0)
 
     @property
     def supervised_elsewhere(self) -> bool:

@@ -93,6 +93,7 @@ class SlurmProvider(KernelProvider):
     """Offers the kernel types of ``[providers.slurm.kernels.<name>]``, each run in a Slurm job."""
 
     id = "slurm"
+    report_margin = SLURM_REPORT_MARGIN
 
     def __init__(self) -> None:
         self.cluster = SlurmCluster()
@@ -133,7 +134,11 @@ class SlurmProvider(KernelProvider):
             await _close(tunnel)
             raise
         if params.connection_file is not None:
-            write_connection_file(manager.connection_info, manager.state.job_id, Path(params.connection_file))
+            try:
+                write_connection_file(manager.connection_info, manager.state.job_id, Path(params.connection_file))
+            except BaseException:
+                await manager.shutdown(now=True)  # a kernel nobody can connect to must not hold an allocation
+                raise
         return LaunchResult(manager.connection_info, manager)
 
     async def remove_strays(self) -> None:
@@ -265,25 +270,29 @@ class SlurmKernelManager:
                         f"Slurm job {job_id} for slurm/{kernel.name} could not start {kernel.kernel}: {exc}"
                     ) from None
                 raise
-        environment = report.get("environment") or {}
-        left = job.time_left if job is not None else None
-        state = SlurmKernelState(
-            job_id=job_id,
-            kernel_type=f"slurm/{kernel.name}",
-            inner_type=kernel.kernel,
-            nanny_info=dict(report["nanny"]),
-            cluster=str(environment.get("SLURM_CLUSTER_NAME", "")),
-            node=str(report.get("node", "")),
-            requested=_requested(kernel),
-            granted={name: environment[var] for var, name in _GRANTED.items() if environment.get(var)},
-            submit_time=job.submit_time if job else None,
-            start_time=job.start_time if job else None,
-            deadline=time.time() + left if left is not None else None,
-            login=tunnel.host.to_dict() if tunnel is not None else None,
-            environment=dict(cluster.environment),
-        )
-        manager = cls(state, commands, tunnel, await _forward(tunnel, state.nanny_info))
-        state.save()
+        try:  # the job runs: whatever fails from here on (the forwards, a full disk) must not leave it running
+            environment = report.get("environment") or {}
+            left = job.time_left if job is not None else None
+            state = SlurmKernelState(
+                job_id=job_id,
+                kernel_type=f"slurm/{kernel.name}",
+                inner_type=kernel.kernel,
+                nanny_info=dict(report["nanny"]),
+                cluster=str(environment.get("SLURM_CLUSTER_NAME", "")),
+                node=str(report.get("node", "")),
+                requested=_requested(kernel),
+                granted={name: environment[var] for var, name in _GRANTED.items() if environment.get(var)},
+                submit_time=job.submit_time if job else None,
+                start_time=job.start_time if job else None,
+                deadline=time.time() + left if left is not None else None,
+                login=tunnel.host.to_dict() if tunnel is not None else None,
+                environment=dict(cluster.environment),
+            )
+            manager = cls(state, commands, tunnel, await _forward(tunnel, state.nanny_info))
+            state.save()
+        except BaseException:
+            await cancel_job(commands, job_id)
+            raise
         manager._log.info(
             "%s running on %s (%.1f s after submission)", kernel.kernel, state.node, time.time() - submitted
         )
