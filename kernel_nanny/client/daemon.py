@@ -8,8 +8,11 @@ public key, the client's key pair and the API key.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -21,7 +24,12 @@ from .._lifetime import Lifetime
 from .._loop import BlockingTwin, blocking
 from .._tasks import TaskGroup
 from ..config import JournalLimits, RestartPolicy
-from ..defaults import DAEMON_LAUNCH_TIMEOUT, DEFAULT_DAEMON_TIMEOUT, NANNY_REPORT_MARGIN
+from ..defaults import (
+    DAEMON_LAUNCH_TIMEOUT,
+    DEFAULT_DAEMON_TIMEOUT,
+    DEFAULT_STARTUP_TIMEOUT,
+    LAUNCH_REPORT_MARGIN_MAX,
+)
 from ..paths import daemon_discovery_file
 from ..protocol import Session
 from ..protocol.daemon import KernelEntry
@@ -169,14 +177,27 @@ class DaemonClient(Lifetime):
         await self.info()  # an unreachable daemon fails within the client's timeout, not the launch's
         # A long start-up timeout (a Slurm job waiting in the queue) is the daemon's to use: wait as long.
         startup = (launch_params or {}).get("startup_timeout")
-        timeout = DAEMON_LAUNCH_TIMEOUT
-        if isinstance(startup, (int, float)) and startup > 0:
-            timeout = max(timeout, float(startup) + NANNY_REPORT_MARGIN)
-        reply = await self.request("launch", content, timeout=timeout)
+        if not isinstance(startup, (int, float)) or startup <= 0:
+            startup = DEFAULT_STARTUP_TIMEOUT
+        timeout = max(DAEMON_LAUNCH_TIMEOUT, float(startup) + LAUNCH_REPORT_MARGIN_MAX)
+        content["launch_id"] = launch_id = uuid.uuid4().hex
+        try:
+            reply = await self.request("launch", content, timeout=timeout)
+        except (asyncio.CancelledError, DaemonUnavailable):
+            await self._abandon(launch_id)
+            raise
         info = reply["kernel"]["connection_info"]
         result = DaemonLaunch(info, ManagerClient(info))
         result.pool = str(reply.get("pool", "miss"))
         return result
+
+    async def _abandon(self, launch_id: str) -> None:
+        """Have the daemon cancel a launch this client gave up on (Ctrl-C, no reply in time), so that nothing
+        it started stays behind: a Slurm job waiting in the queue for a client that has gone."""
+        with contextlib.suppress(Exception):
+            cancelled = await self.request("cancel_launch", {"launch_id": launch_id}, timeout=DAEMON_LAUNCH_TIMEOUT)
+            if cancelled.get("cancelled"):
+                log.info("the daemon cancelled launch %s, which this client gave up on", launch_id)
 
     async def pools(self, *, wait: float = 0) -> dict[str, Any]:
         """The daemon's pools (``pools``: each type's size, ready and starting kernels, what holds it back).

@@ -125,7 +125,10 @@ class NannyDaemon:
         #: Launches under way, with the names they hold: they count against max_kernels, and a stop request
         #: naming one cancels it (a Slurm job can wait in the queue for hours before its kernel is indexed).
         self._launching: dict[asyncio.Task[dict[str, Any]], str | None] = {}
-        self._stopped_launches: set[asyncio.Task[dict[str, Any]]] = set()
+        #: Launches by the id their client gave them, so that a client that gives up can cancel its own.
+        self._launch_ids: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        #: Launches cancelled on request, and by whom (the rest were cancelled by the daemon stopping).
+        self._stopped_launches: dict[asyncio.Task[dict[str, Any]], str] = {}
         self._sockets: list[zmq.asyncio.Socket] = []
         #: The local ipc socket (bound again if the runtime directory is deleted).
         self._local: zmq.asyncio.Socket | None = None
@@ -149,6 +152,7 @@ class NannyDaemon:
             "get_kernel_request": self._on_get_kernel,
             "shutdown_kernel_request": self._on_shutdown_kernel,
             "pools_request": self._on_pools,
+            "cancel_launch_request": self._on_cancel_launch,
         }
 
     def __repr__(self) -> str:
@@ -618,19 +622,41 @@ class NannyDaemon:
         taken = name in self._launching.values() or any(r.name == name for r in self.kernels.values())
         if name is not None and taken:
             raise LaunchError(f"the name {name!r} is taken by another kernel")
+        launch_id = content.get("launch_id")
+        if launch_id is not None and (not isinstance(launch_id, str) or launch_id in self._launch_ids):
+            raise InvalidRequest(f"'launch_id' must be a string no other launch under way uses, got {launch_id!r}")
         launch = asyncio.ensure_future(self._launch(request, resolved))
         self._launching[launch] = name
+        if launch_id is not None:
+            self._launch_ids[launch_id] = launch
         try:
             return await launch
         except asyncio.CancelledError:
-            if launch not in self._stopped_launches:  # the daemon is stopping: not a stop request
+            by = self._stopped_launches.get(launch)
+            if by is None:  # the daemon is stopping
                 raise
-            raise LaunchError(
-                f"the launch of {type_id} as {name!r} was cancelled by a stop request before the kernel was ready"
-            ) from None
+            what = f"{type_id} as {name!r}" if name else type_id
+            raise LaunchError(f"the launch of {what} was cancelled by {by} before the kernel was ready") from None
         finally:
             del self._launching[launch]
-            self._stopped_launches.discard(launch)
+            if launch_id is not None:
+                del self._launch_ids[launch_id]
+            self._stopped_launches.pop(launch, None)
+
+    async def _cancel(self, launch: asyncio.Task[dict[str, Any]], by: str) -> None:
+        """Cancel a launch under way and return once what it made is gone (a queued Slurm job cancelled)."""
+        self._stopped_launches[launch] = by
+        launch.cancel()
+        await asyncio.wait([launch])
+
+    async def _on_cancel_launch(self, msg: Message) -> dict[str, Any]:
+        """A client that gave up on its launch (Ctrl-C, its own timeout) cancels it: nothing it asked for stays."""
+        launch = self._launch_ids.get(str(msg.content.get("launch_id")))
+        if launch is None or launch.done():
+            return {"cancelled": False}  # finished meanwhile: the client shuts the kernel down if it wants to
+        log.info("launch %s cancelled by its client", msg.content["launch_id"])
+        await self._cancel(launch, "its client")
+        return {"cancelled": True}
 
     def _claimed(self) -> list[KernelRecord]:
         """The kernels launches asked for: every indexed kernel but the pooled ones."""
@@ -770,9 +796,7 @@ class NannyDaemon:
         if launching and not any(record.name == ref for record in self.kernels.values()):
             # Still starting (a Slurm job waiting in the queue): cancel the launch, which removes what it made.
             log.info("stop request for %r while it starts: cancelling its launch", ref)
-            self._stopped_launches.add(launching[0])
-            launching[0].cancel()
-            await asyncio.wait(launching)
+            await self._cancel(launching[0], "a stop request")
             return {"cancelled_launch": True}
         record = self._find(ref)
         await self._shutdown(record, now=bool(msg.content.get("now", False)))
