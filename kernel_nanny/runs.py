@@ -117,12 +117,16 @@ def find_run(execution_id: str) -> tuple[RunningKernel, RunRecord]:
 
 
 async def going_run(kernel: RunningKernel, manager: ManagerClient) -> RunRecord | None:
-    """The kernel's newest run whose last command has not finished (per the journal), if any."""
+    """The kernel's newest run whose last command has not finished (per the journal), if any.
+
+    A run whose last command's entries were partly dropped (the journal's caps) is not taken for
+    going: its end may be among them, and following it could wait for ever.
+    """
     for record in reversed(_records(kernel)):
         if record.result is not None or not record.msg_ids:
             continue
         async for entry in manager.replay(record.since, parent_msg_id=record.msg_ids[-1]):
-            if _is_idle(entry.message):
+            if entry.kind == "lost" or _is_idle(entry.message):
                 break
         else:
             return record
@@ -134,13 +138,15 @@ async def rejoin(manager: ManagerClient, record: RunRecord, output_hook: OutputH
 
     ``output_hook`` sees each output of the run's commands, from the first that the journal
     still holds: entries its size caps dropped before anyone read them are logged as a warning
-    with their count (the output is then incomplete; the return code relies on what is left).
+    with their count (the output is then incomplete). A run its first caller saw to the end
+    returns the code that caller recorded, after the output the journal holds.
     Raises :exc:`~kernel_nanny.KernelDied` if the kernel dies before the run
     ends, :exc:`~kernel_nanny.KernelNotRunning` if it is stopped.
     """
     commands = list(record.msg_ids)
     failed: set[str] = set()
-    async for entry in manager.follow(record.since):
+    entries = manager.replay(record.since) if record.result is not None else manager.follow(record.since)
+    async for entry in entries:
         if entry.kind == "lost":  # the bounded journal dropped them before anyone read them: say so, never skip
             log.warning(
                 "run %s in kernel %s: %d of its journal entries were dropped before this caller read them "
@@ -150,23 +156,26 @@ async def rejoin(manager: ManagerClient, record: RunRecord, output_hook: OutputH
                 entry.content["count"],
             )
             continue
-        if entry.kind == "kernel_died":
+        if entry.kind == "kernel_died" and record.result is None:
             raise KernelDied("the kernel died while running the code", status=ExitStatus.from_dict(entry.content))
         message = entry.message
         if message is None or message.parent_id not in commands:
             continue
+        parent = message.parent_id
         if message.msg_type == "error":
-            failed.add(message.parent_id)
+            failed.add(parent)
         if _is_idle(message):
-            if message.parent_id != commands[0]:
-                continue  # an abort of a queued command after the one that failed
-            commands.pop(0)
+            # Commands end in order: an idle of a later one means those before it ended too (their idles lost).
+            commands = commands[commands.index(parent) + 1 :]
             if failed or not commands:
-                record.result = FAILED if failed else OK
-                record.save()
+                if record.result is None:
+                    record.result = FAILED if failed else OK
+                    record.save()
                 return record.result
         elif message.msg_type not in ("status", "execute_input") and output_hook is not None:
             output_hook(message)
+    if record.result is not None:
+        return record.result
     raise KernelNotRunning.named(record.kernel_id[:12], "stopped")
 
 
