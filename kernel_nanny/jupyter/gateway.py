@@ -20,7 +20,6 @@ Configure them with::
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import websocket
@@ -111,13 +110,19 @@ class GatewayKernelClient(_GatewayKernelClient):
         gateway = GatewayClient.instance()
         header = [f"{gateway.auth_header_key}: {gateway.auth_scheme} {gateway.auth_token}"]
         connect = websocket.create_connection
-        # The parent opens the socket with websocket.create_connection and no way to add a header: for the
-        # duration of the call, that function adds ours.
-        websocket.create_connection = functools.partial(connect, header=header)
+
+        def with_token(*connect_args: Any, **connect_kwargs: Any) -> Any:
+            websocket.create_connection = connect  # one call only: no other client's socket gets our header
+            return connect(*connect_args, header=header, **connect_kwargs)
+
+        # The parent opens the socket with websocket.create_connection, before its first await, and no way to
+        # add a header: that function adds ours, once, and no other coroutine runs in between.
+        websocket.create_connection = with_token
         try:
             await super().start_channels(*args, **kwargs)  # type: ignore[no-untyped-call]
         finally:
-            websocket.create_connection = connect
+            if websocket.create_connection is with_token:  # the parent failed before it connected
+                websocket.create_connection = connect
 
 
 class GatewayKernelManager(_GatewayKernelManager):
