@@ -458,7 +458,11 @@ def _parser() -> argparse.ArgumentParser:
             "file of the host's settings. kernel-nanny never connects to a host whose key it cannot check."
         ),
     )
-    trust.add_argument("host", metavar="NAME", help="the host's name in [providers.ssh.hosts]")
+    trust.add_argument(
+        "host",
+        metavar="NAME",
+        help="the host's name in [providers.ssh.hosts], or slurm-login for the login host of [providers.slurm]",
+    )
     trust.add_argument("--yes", action="store_true", help="trust the key without asking (only on a trusted network)")
     trust.add_argument("--config", metavar="PATH", help="the configuration file to read the host from")
     trust.set_defaults(handler=_cmd_ssh_trust)

@@ -176,6 +176,19 @@ async def test_a_pending_job_reports_its_state_and_a_cancelled_start_cancels_it(
         assert status in ("", "CANCELLED"), status
 
 
+async def test_a_launch_that_fails_after_the_job_reported_back_cancels_the_job(
+    configure, slurm: SlurmCluster, tmp_path, monkeypatch
+):
+    finder = configure(py={})
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    # The job runs and its nanny reports; then its state cannot be written: the job must not be left running.
+    monkeypatch.setenv("XDG_STATE_HOME", str(not_a_directory / "state"))
+    with pytest.raises(Exception, match="file/state"):
+        await start_kernel(_request(), finder=finder)
+    assert slurm.jobs() == []
+
+
 async def test_a_start_that_times_out_in_the_queue_cancels_the_job(configure, slurm: SlurmCluster):
     finder = configure(py={})
     async with slurm.hold_all_cpus():
@@ -203,7 +216,7 @@ def test_the_cli_start_is_cancelled_by_sigterm_while_pending(configure, slurm: S
     assert slurm.status(job_id) in ("", "CANCELLED")
 
 
-async def test_an_external_scancel_is_a_cancelled_death_and_final(configure, slurm: SlurmCluster):
+async def test_an_external_scancel_is_a_cancelled_death_and_final(configure, slurm: SlurmCluster, capsys):
     finder = configure(py={})
     async with start_kernel(_request(), finder=finder) as (info, manager):
         job_id = (await manager.info())["placement"]["slurm_job"]
@@ -214,6 +227,9 @@ async def test_an_external_scancel_is_a_cancelled_death_and_final(configure, slu
         assert died["reason"] == "cancelled" and died["final"] and not died["restarting"]
         info_now = await manager.info()
         assert info_now["state"] == "dead" and info_now["last_exit"]["reason"] == "cancelled"
+        assert await asyncio.to_thread(cli_main, ["ps"]) == 0
+        row = next(line for line in capsys.readouterr().out.splitlines() if "slurm/py" in line)
+        assert "dead (cancelled)" in row
         with pytest.raises(Exception, match="cannot be restarted in place"):
             await manager.restart()
 
@@ -340,6 +356,43 @@ async def test_stop_through_the_daemon_cancels_a_launch_still_in_the_queue(
                 await launch
             assert await client.list_kernels() == []
         assert "cancelling its launch" in daemon.log()
+    finally:
+        assert await daemon.stop() == 0
+
+
+async def test_the_cli_start_through_a_daemon_is_cancelled_by_sigterm_while_pending(
+    configure, slurm: SlurmCluster, tmp_path, monkeypatch
+):
+    configure(py={})
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    daemon = RunningDaemon(tmp_path, _table(py={}))
+    await daemon.start()
+    try:
+        async with slurm.hold_all_cpus():
+            start = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "kernel_nanny",
+                "start",
+                "slurm/py",
+                "--startup-timeout",
+                "300",
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            job_id = await asyncio.to_thread(
+                slurm.wait_for_job, lambda job: job["name"] == "kernel-nanny:py" and job["state"] == "PENDING", 60
+            )
+            start.terminate()  # the daemon launched the job: the client's giving up must reach it
+            out, _ = await asyncio.wait_for(start.communicate(), 90)
+            assert start.returncode == 130, out
+            assert slurm.status(job_id) in ("", "CANCELLED")
+        assert "cancelled by its client" in daemon.log()
+        async with daemon.client() as client:
+            assert await client.list_kernels() == []
     finally:
         assert await daemon.stop() == 0
 
