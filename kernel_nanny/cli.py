@@ -595,7 +595,8 @@ def _cmd_exec(args: argparse.Namespace) -> int:
 async def _exec(execution: KernelExecution, code: str, *, timeout: float | None, attached: bool) -> int:
     """Run ``code``, print its output, and turn the outcome into an exit status."""
     async with execution:
-        waiting = f"kernel {execution.label}" if attached else f"{execution.label} to become ready"
+        label = _printable(execution.label)
+        waiting = f"kernel {label}" if attached else f"{label} to become ready"
         async with Progress(waiting) as progress:
             with listening(progress.on_launch_event):
                 await execution.start()
@@ -603,8 +604,8 @@ async def _exec(execution: KernelExecution, code: str, *, timeout: float | None,
             await _say_if_busy(execution)
         if execution.group is not None and execution.started_new:
             print(
-                f"kernel-nanny: started kernel {execution.name} for group {execution.group!r}; it keeps running "
-                f"for the next runs of the group ('kernel-nanny stop {execution.name}' stops it)",
+                f"kernel-nanny: started kernel {_printable(execution.name)} for group {execution.group!r}; it keeps "
+                f"running for the next runs of the group ('kernel-nanny stop {_printable(execution.name)}' stops it)",
                 file=sys.stderr,
             )
         if attached:
@@ -657,7 +658,8 @@ class _RunNotes:
             )
         elif execution.execution_id is not None:
             hint = (
-                f"kernel-nanny: run {execution.execution_id} in kernel {execution.name or execution.kernel_id}; "
+                f"kernel-nanny: run {execution.execution_id} in kernel "
+                f"{_printable(execution.name or execution.kernel_id)}; "
                 f"it goes on if this command ends ('kernel-nanny exec --rejoin {execution.execution_id}' follows it)"
             )
             self._hint = asyncio.get_running_loop().call_later(
@@ -687,7 +689,8 @@ async def _say_if_busy(execution: KernelExecution) -> None:
         if info["execution_state"] == "busy":
             since = _duration(time.time() - info["execution_state_since"])
             print(
-                f"kernel-nanny: kernel {execution.name or execution.label} is busy (for {since}): this code runs "
+                f"kernel-nanny: kernel {_printable(execution.name or execution.label)} is busy (for {since}): this "
+                "code runs "
                 "when it is done. Ctrl-C interrupts the kernel; 'kernel-nanny ps' shows its state",
                 file=sys.stderr,
             )
@@ -1193,7 +1196,7 @@ def _cmd_attach(args: argparse.Namespace) -> int:
         raise UsageError("give --since or --last, not both")
     kernel = find_running_kernel(args.kernel)
     printer = OutputPrinter(sys.stdout, sys.stderr)
-    label = kernel.name or kernel.kernel_id[:8]
+    label = _printable(kernel.name or kernel.kernel_id[:8])
 
     async def attach() -> int:
         detached = asyncio.Event()

@@ -57,6 +57,10 @@ def test_listings_show_user_supplied_names_escaped():
     try:
         listing = run("ps").stdout
         assert "\x1b" not in listing and "evil\\x1b[31mred" in listing
+        # exec's notes name the kernel too: its hint about re-joining a run that takes a while
+        ran = run("exec", name, "-c", "import time; time.sleep(3)")
+        assert ran.returncode == 0, ran.stderr
+        assert "--rejoin" in ran.stderr and "\x1b" not in ran.stderr and "evil\\x1b[31mred" in ran.stderr
     finally:
         run("stop", name)
 
