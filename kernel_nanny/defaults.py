@@ -186,6 +186,12 @@ GATEWAY_DETACHED_TIMEOUT = 600.0
 #: Connections clients left kept per kernel: each page load is a new client, and a page that was
 #: reloaded never comes back for the old one; the oldest owed nothing go first.
 GATEWAY_DETACHED_PER_KERNEL = 4
+#: Bytes one WebSocket message to the gateway may have (a cell's code, a widget's comm message with a
+#: file it uploads); a bigger one closes the connection. jupyter_server's own limit (tornado's default).
+GATEWAY_MAX_MESSAGE_BYTES = 10 << 20
+#: Seconds an HTTP connection may wait for its next request: clients that open connections and send
+#: nothing give the daemon's file descriptors back (WebSockets, once open, are not affected).
+GATEWAY_IDLE_TIMEOUT = 60.0
 
 # -- providers ------------------------------------------------------------------------------
 

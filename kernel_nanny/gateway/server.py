@@ -19,7 +19,7 @@ import tornado.netutil
 import tornado.web
 
 from ..client.manager import ManagerClient
-from ..defaults import MAX_REQUEST_BYTES
+from ..defaults import GATEWAY_IDLE_TIMEOUT, GATEWAY_MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES
 from .detached import DetachedBridges
 from .settings import GatewaySettings
 
@@ -83,6 +83,7 @@ class Gateway:
             [*ROUTES, (r"/api/kernels/(?P<kernel_id>[^/]+)/channels", ChannelsHandler)],
             gateway=self,
             websocket_ping_interval=30,
+            websocket_max_message_size=GATEWAY_MAX_MESSAGE_BYTES,
             log_function=_access_log,
         )
 
@@ -96,7 +97,11 @@ class Gateway:
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_context.load_cert_chain(self.settings.certfile, self.settings.keyfile)
         self._server = tornado.httpserver.HTTPServer(
-            self.application(), ssl_options=ssl_context, max_body_size=MAX_REQUEST_BYTES
+            self.application(),
+            ssl_options=ssl_context,
+            max_body_size=MAX_REQUEST_BYTES,
+            idle_connection_timeout=GATEWAY_IDLE_TIMEOUT,
+            body_timeout=GATEWAY_IDLE_TIMEOUT,
         )
         self._server.add_sockets(sockets)
         bound = sockets[0].getsockname()[1]
