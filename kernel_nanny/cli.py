@@ -117,7 +117,9 @@ def _parser() -> argparse.ArgumentParser:
             "List every kernel type the installed providers offer: kernelspecs (spec/NAME), "
             "the ipykernel of kernel-nanny's own Python (pyimport/kernel), the kernel types of SSH hosts "
             "(ssh/HOST/TYPE) and Docker images (docker/NAME) set up in the [providers.ssh] and "
-            "[providers.docker] tables of the configuration, other daemons' types ([remote_daemons]), and "
+            "[providers.docker] tables of the configuration, Python environments with ipykernel (conda/NAME, "
+            "venv/NAME, uv/PROJECT, pixi/PROJECT/ENV, and .../SPEC for each kernelspec inside one), shown "
+            "with the environment's directory, other daemons' types ([remote_daemons]), and "
             "those of any third-party provider registered in the 'kernel_nanny.kernel_providers' entry-point "
             "group. SSH hosts and Docker images are listed from the settings, without connecting."
         ),
@@ -540,8 +542,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if not kernels:
         print("no kernel types found (install ipykernel, or a kernelspec with 'jupyter kernelspec install')")
         return EXIT_OK
-    rows = [("TYPE", "LANGUAGE", "DISPLAY NAME")]
+    rows: list[tuple[str, ...]] = [("TYPE", "LANGUAGE", "DISPLAY NAME")]
     rows += [(type_id, a.get("language", ""), a.get("display_name", "")) for type_id, a in kernels]
+    if any("env_path" in a for _, a in kernels):  # kernels of Python environments: where each one is
+        rows = [(*rows[0], "ENVIRONMENT")] + [
+            (*row, a.get("env_path", "")) for row, (_, a) in zip(rows[1:], kernels, strict=True)
+        ]
     _print_table(rows)
     return EXIT_OK
 

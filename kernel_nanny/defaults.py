@@ -273,3 +273,44 @@ FORKSERVER_REQUEST_TIMEOUT = 10.0
 #: Seconds a fork server gets to exit once its lifeline closed (it exits at once: no nanny needs it)
 #: before it is killed.
 FORKSERVER_STOP_TIMEOUT = 5.0
+
+# -- kernels from Python environments (kernel_nanny.discovery.environments) --------------------
+
+#: conda's list of the environments it made or saw, one prefix a line (``conda create`` appends to it).
+CONDA_ENVIRONMENTS_FILES = ("~/.conda/environments.txt",)
+#: Directories whose sub-directories are conda environments, after those of ``CONDA_ENVS_PATH`` and
+#: the ``envs_dirs`` of the ``.condarc`` files: conda's own defaults for a user install.
+CONDA_ENVS_DIRS = ("~/.conda/envs",)
+#: The ``.condarc`` files conda reads, in its order (``condarc.d/*.yml`` of each directory too); each
+#: may add ``envs_dirs``. ``$CONDA_ROOT``, ``$XDG_CONFIG_HOME`` and ``$CONDARC`` are expanded.
+CONDARC_FILES = (
+    "/etc/conda/.condarc",
+    "/etc/conda/condarc",
+    "/etc/conda/condarc.d/",
+    "/var/lib/conda/.condarc",
+    "/var/lib/conda/condarc",
+    "/var/lib/conda/condarc.d/",
+    "$CONDA_ROOT/.condarc",
+    "$CONDA_ROOT/condarc",
+    "$CONDA_ROOT/condarc.d/",
+    "$XDG_CONFIG_HOME/conda/.condarc",
+    "$XDG_CONFIG_HOME/conda/condarc",
+    "$XDG_CONFIG_HOME/conda/condarc.d/",
+    "~/.config/conda/.condarc",
+    "~/.config/conda/condarc",
+    "~/.config/conda/condarc.d/",
+    "~/.conda/.condarc",
+    "~/.conda/condarc",
+    "~/.conda/condarc.d/",
+    "~/.condarc",
+    "$CONDARC",
+)
+#: Directories whose sub-directories are venvs (``pyvenv.cfg``): virtualenvwrapper's, and the usual
+#: hand-made places. ``$WORKON_HOME`` is virtualenvwrapper's setting; unset, it is skipped.
+VENV_DIRECTORIES = ("~/.virtualenvs", "~/.venvs", "$WORKON_HOME")
+#: Directories whose sub-directories are projects (a uv project's ``.venv``, a pixi project's
+#: ``.pixi/envs/*``); a directory that is itself a project counts too. Only one level is read:
+#: a listing must not walk a home directory.
+PROJECT_ROOTS = ("~/projects", "~/src", "~/code")
+#: The shell that sources conda's ``etc/conda/activate.d/*.sh`` scripts before it ``exec``s the kernel.
+ACTIVATION_SHELL = "/bin/sh"
