@@ -218,3 +218,37 @@ async def test_the_daemon_launches_environment_kernels(conda_env, tmp_path, monk
                 for entry in await client.list_kernels():
                     await client.shutdown_kernel(entry["kernel_id"], now=True)
         assert await daemon.stop() == 0
+
+
+async def test_the_jupyter_provisioner_runs_an_environment_type(conda_env, tmp_path, monkeypatch):
+    """A kernelspec that selects the provisioner with ``kernel_type`` (what JupyterLab starts); interrupts reach it."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    spec_dir = tmp_path / "jupyter" / "kernels" / "geo-nanny"
+    spec_dir.mkdir(parents=True)
+    provisioner = {"provisioner_name": "kernel-nanny", "config": {"kernel_type": "conda/geo"}}
+    spec = {"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "geo"}
+    (spec_dir / "kernel.json").write_text(json.dumps({**spec, "metadata": {"kernel_provisioner": provisioner}}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    km = AsyncKernelManager(kernel_name="geo-nanny")
+    await km.start_kernel()
+    try:
+        info = km.get_connection_info(session=False)
+        seen = await report({**info, "key": info["key"].decode() if isinstance(info["key"], bytes) else info["key"]})
+        assert seen["prefix"] == str(conda_env) and seen["env"]["FROM_ACTIVATE"] == f"seen:{conda_env}"
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            msg_id = kc.execute("import time\nprint('go', flush=True)\ntime.sleep(60)")
+            while True:  # the cell's own output proves its code runs
+                msg = await kc.get_iopub_msg(timeout=60)
+                if msg["msg_type"] == "stream" and msg["parent_header"].get("msg_id") == msg_id:
+                    break
+            await km.interrupt_kernel()
+            reply = await kc.get_shell_msg(timeout=60)
+            assert reply["content"]["ename"] == "KeyboardInterrupt"
+        finally:
+            kc.stop_channels()
+    finally:
+        await km.shutdown_kernel(now=True)
