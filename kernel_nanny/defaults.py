@@ -312,5 +312,5 @@ VENV_DIRECTORIES = ("~/.virtualenvs", "~/.venvs", "$WORKON_HOME")
 #: ``.pixi/envs/*``); a directory that is itself a project counts too. Only one level is read:
 #: a listing must not walk a home directory.
 PROJECT_ROOTS = ("~/projects", "~/src", "~/code")
-#: The shell that sources conda's ``etc/conda/activate.d/*.sh`` scripts before it ``exec``s the kernel.
+#: The shell that sources conda's ``etc/conda/activate.d/*.sh`` scripts, then replaces itself by the kernel (``exec``).
 ACTIVATION_SHELL = "/bin/sh"

@@ -25,7 +25,8 @@ An environment that vanished or is broken is skipped with one warning.
 
 A kernel starts in its environment activated as a shell would: ``PATH`` starts
 with ``<prefix>/bin``, ``CONDA_PREFIX`` (conda, pixi) or ``VIRTUAL_ENV`` (venv,
-uv) is set, and conda's ``<prefix>/etc/conda/activate.d/*.sh`` scripts, when
+uv) is set, a conda environment's own variables (``conda env config vars set``,
+kept in ``conda-meta/state``) too, and conda's ``<prefix>/etc/conda/activate.d/*.sh`` scripts, when
 there are any, are sourced by ``/bin/sh``, which then ``exec``\\s the kernel: the
 kernel keeps the process (its pid, process group and signals).
 """
@@ -33,6 +34,7 @@ kernel keeps the process (its pid, process group and signals).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -64,6 +66,7 @@ __all__ = [
     "PixiProvider",
     "UvProvider",
     "VenvProvider",
+    "conda_env_vars",
     "condarc_envs_dirs",
     "ipykernel_python_version",
 ]
@@ -169,6 +172,21 @@ def ipykernel_python_version(prefix: Path, pyvenv: Mapping[str, str] | None = No
         if any((directory / "ipykernel").is_dir() for directory in _pth_directories(site)):
             return version
     return None
+
+
+def conda_env_vars(prefix: Path) -> dict[str, str]:
+    """The variables ``conda env config vars set`` keeps in ``conda-meta/state`` (set by ``conda activate``)."""
+    try:
+        state = json.loads((prefix / "conda-meta" / "state").read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring %s: %s", prefix / "conda-meta" / "state", exc)
+        return {}
+    variables = state.get("env_vars") if isinstance(state, dict) else None
+    if not isinstance(variables, dict):
+        return {}
+    return {str(key): str(value) for key, value in variables.items()}
 
 
 def _expanded(path: str) -> Path | None:
@@ -495,7 +513,13 @@ class CondaProvider(EnvironmentProvider):
                     yield self._name_of(prefix), prefix
 
     def activation(self, name: str, prefix: Path) -> dict[str, str]:
-        return {**super().activation(name, prefix), "CONDA_PREFIX": str(prefix), "CONDA_DEFAULT_ENV": name}
+        """``PATH``, ``CONDA_PREFIX``, ``CONDA_DEFAULT_ENV``, and the variables ``conda env config vars set`` saved."""
+        return {
+            **super().activation(name, prefix),
+            "CONDA_PREFIX": str(prefix),
+            "CONDA_DEFAULT_ENV": name,
+            **conda_env_vars(prefix),
+        }
 
 
 class VenvProvider(EnvironmentProvider):

@@ -344,3 +344,14 @@ def test_without_environments_the_listing_has_no_environment_column(home):
 
 def test_reprs_show_the_settings():
     assert repr(VenvProvider(directories=["~/a", "$B"])) == "<VenvProvider directories=~/a,$B>"
+
+
+def test_conda_env_config_vars_are_set_and_a_broken_state_file_is_ignored_with_a_warning(home, caplog):
+    env = make_conda_env(home / ".conda" / "envs" / "vars")
+    (env / "conda-meta" / "state").write_text('{"env_vars": {"OMP_NUM_THREADS": "2"}}')
+    assert CondaProvider().kernel_command("vars").env["OMP_NUM_THREADS"] == "2"
+    (env / "conda-meta" / "state").write_text("{not json")
+    with caplog.at_level(logging.WARNING, logger="kernel_nanny.discovery"):
+        assert "OMP_NUM_THREADS" not in CondaProvider().kernel_command("vars").env
+    [warning] = warnings_of(caplog)
+    assert warning.startswith(f"ignoring {env / 'conda-meta' / 'state'}: ")

@@ -94,6 +94,8 @@ def conda_env(home: Path) -> Path:
     env = make_conda_env(home / "envs" / "geo")
     add_activate_script(env, "10-geo.sh", 'export FROM_ACTIVATE="seen:$CONDA_PREFIX"\n')
     add_activate_script(env, "20-args.sh", "set -- one two\nshift\n")
+    # what `conda env config vars set SPEC_VAR=from-state` keeps, and `conda activate` sets
+    (env / "conda-meta" / "state").write_text(json.dumps({"env_vars": {"SPEC_VAR": "from-state"}}))
     write_environments_txt(home, env)
     return env
 
@@ -104,6 +106,7 @@ async def test_a_conda_kernel_sources_activate_d_and_keeps_its_pid_and_process_g
         seen = await report(info)
         assert seen["env"]["FROM_ACTIVATE"] == f"seen:{conda_env}"  # sourced with CONDA_PREFIX already set
         assert seen["env"]["CONDA_PREFIX"] == str(conda_env) and seen["env"]["CONDA_DEFAULT_ENV"] == "geo"
+        assert seen["env"]["SPEC_VAR"] == "from-state"
         assert seen["prefix"] == str(conda_env) and first_path_entry(seen) == str(conda_env / "bin")
         # The shell exec'd the kernel: the process started is the kernel, leading its own group.
         assert seen["pid"] == manager.pid == seen["pgid"]  # type: ignore[union-attr]
