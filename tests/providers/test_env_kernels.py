@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kernel_nanny import KernelClient, KernelFinder, LaunchRequest, start_kernel
+from kernel_nanny import KernelClient, KernelFinder, KernelNannyError, LaunchRequest, start_kernel
 from kernel_nanny.discovery.environments import CondaProvider, PixiProvider, UvProvider, VenvProvider
 from kernel_nanny.execution import KernelExecution
 from tests.daemons import RunningDaemon
@@ -255,3 +255,11 @@ async def test_the_jupyter_provisioner_runs_an_environment_type(conda_env, tmp_p
             kc.stop_channels()
     finally:
         await km.shutdown_kernel(now=True)
+
+
+async def test_an_activate_script_with_a_syntax_error_fails_the_start_with_the_shells_message(home):
+    env = make_conda_env(home / ".conda" / "envs" / "bad")
+    add_activate_script(env, "broken.sh", "if then\n")
+    with pytest.raises(KernelNannyError) as raised:
+        await finder().launch("conda/bad", launch_params={"echo_output": False})
+    assert "broken.sh" in str(raised.value) and "Syntax error" in str(raised.value)
