@@ -140,6 +140,12 @@ BENCHMARKS: dict[str, tuple[str, str, str, float]] = {
         "Docker provider launch -> ready vs local cold starts (needs dockerd; see bench_docker.py)",
         300,
     ),
+    "env": (
+        "bench_env",
+        "bench_env",
+        "Python environments as kernel types: listing 100 (vs jc over 100 kernelspecs), exec in one vs --python",
+        300,
+    ),
 }
 
 
