@@ -21,7 +21,8 @@ directories, in the directories its ``.pth`` files add, or, for a venv made with
 ``pyvenv.cfg``), in its base Python's. Each kernelspec inside an environment
 (``<prefix>/share/jupyter/kernels/<spec>/kernel.json``: an R or Julia kernel
 installed with conda) is offered as ``<kind>/<name>/<spec>``, ipykernel or not.
-An environment that vanished or is broken is skipped with one warning.
+An environment that vanished or is broken is skipped with one warning (once for
+each provider object: a daemon that lists its types again and again logs it once).
 
 A kernel starts in its environment activated as a shell would: ``PATH`` starts
 with ``<prefix>/bin``, ``CONDA_PREFIX`` (conda, pixi) or ``VIRTUAL_ENV`` (venv,
@@ -175,14 +176,16 @@ def ipykernel_python_version(prefix: Path, pyvenv: Mapping[str, str] | None = No
 
 
 def conda_env_vars(prefix: Path) -> dict[str, str]:
-    """The variables ``conda env config vars set`` keeps in ``conda-meta/state`` (set by ``conda activate``)."""
+    """The variables ``conda env config vars set`` keeps in ``conda-meta/state`` (set by ``conda activate``).
+
+    Raises ``ValueError`` for a state file that cannot be read as JSON.
+    """
     try:
         state = json.loads((prefix / "conda-meta" / "state").read_bytes())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        log.warning("ignoring %s: %s", prefix / "conda-meta" / "state", exc)
-        return {}
+        raise ValueError(f"{prefix / 'conda-meta' / 'state'}: {exc}") from exc
     variables = state.get("env_vars") if isinstance(state, dict) else None
     if not isinstance(variables, dict):
         return {}
@@ -268,6 +271,16 @@ class EnvironmentProvider(KernelProvider):
         """What activating the environment sets (``PATH`` first)."""
         return {"PATH": f"{prefix / 'bin'}{os.pathsep}${{PATH}}"}
 
+    def warn(self, message: str, *args: object) -> None:
+        """Log a warning once per provider: a daemon lists its kernel types again and again."""
+        warned: set[str] = self.__dict__.setdefault("_warned", set())
+        text = message % args
+        if text in warned:
+            log.debug("%s", text)
+            return
+        warned.add(text)
+        log.warning("%s", text)
+
     # -- from candidates to environments -------------------------------------------------------
 
     def _named(self) -> Iterator[tuple[str, Path]]:
@@ -279,10 +292,10 @@ class EnvironmentProvider(KernelProvider):
                 continue
             prefixes.add(prefix)
             if not all(_NAME.match(part) for part in name.split("/")):
-                log.warning("skipping %s %s: %r cannot be a kernel type name", self.kind_label, prefix, name)
+                self.warn("skipping %s %s: %r cannot be a kernel type name", self.kind_label, prefix, name)
                 continue
             if name in names:
-                log.warning("skipping %s %s: its name %r is %s's already", self.kind_label, prefix, name, names[name])
+                self.warn("skipping %s %s: its name %r is %s's already", self.kind_label, prefix, name, names[name])
                 continue
             names[name] = prefix
             yield name, prefix
@@ -291,7 +304,7 @@ class EnvironmentProvider(KernelProvider):
         """The environment at ``prefix``, or None (with a warning) if it vanished or is broken."""
         problem = self.problem(prefix)
         if problem is not None:
-            log.warning("skipping %s %s at %s: %s", self.kind_label, name, prefix, problem)
+            self.warn("skipping %s %s at %s: %s", self.kind_label, name, prefix, problem)
             return None
         scripts: tuple[Path, ...] = ()
         if self.conda_prefix:
@@ -337,7 +350,7 @@ class EnvironmentProvider(KernelProvider):
             try:
                 spec = read_kernel_spec(directory, spec_name)
             except (OSError, ValueError) as exc:
-                log.warning("skipping kernelspec %s of %s: %s", spec_name, label, exc)
+                self.warn("skipping kernelspec %s of %s: %s", spec_name, label, exc)
                 continue
             command = self._spec_command(environment, directory, spec)
             yield (
@@ -518,8 +531,15 @@ class CondaProvider(EnvironmentProvider):
             **super().activation(name, prefix),
             "CONDA_PREFIX": str(prefix),
             "CONDA_DEFAULT_ENV": name,
-            **conda_env_vars(prefix),
+            **self._saved_variables(prefix),
         }
+
+    def _saved_variables(self, prefix: Path) -> dict[str, str]:
+        try:
+            return conda_env_vars(prefix)
+        except ValueError as exc:
+            self.warn("ignoring %s", exc)
+            return {}
 
 
 class VenvProvider(EnvironmentProvider):

@@ -150,6 +150,22 @@ def test_a_vanished_conda_environment_is_skipped_with_one_warning(home, caplog):
         CondaProvider().kernel_command("gone")
 
 
+def test_a_provider_warns_about_an_environment_once_however_often_it_lists(home, caplog):
+    """A daemon lists its kernel types at every request for them: its log gets one line per problem."""
+    gone = home / "envs" / "gone"
+    write_environments_txt(home, gone)
+    provider = CondaProvider()
+    with caplog.at_level(logging.DEBUG, logger="kernel_nanny.discovery"):
+        for _ in range(3):
+            assert kernels(provider) == {}
+    assert warnings_of(caplog) == [f"skipping conda env gone at {gone}: it no longer exists"]
+    assert [r.levelno for r in caplog.records if "gone" in r.getMessage()] == [
+        logging.WARNING,
+        logging.DEBUG,
+        logging.DEBUG,
+    ]
+
+
 def test_an_environments_txt_entry_without_conda_meta_is_skipped_with_a_warning(home, caplog):
     plain = make_venv(home / "plain", ipykernel=True)
     write_environments_txt(home, plain)
