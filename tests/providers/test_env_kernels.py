@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 
 from kernel_nanny import KernelClient, KernelFinder, KernelNannyError, LaunchRequest, start_kernel
+from kernel_nanny.daemon.keys import DaemonKeys
 from kernel_nanny.discovery.environments import CondaProvider, PixiProvider, UvProvider, VenvProvider
 from kernel_nanny.execution import KernelExecution
-from tests.daemons import RunningDaemon
+from tests.daemons import GATEWAY_CONFIG, RunningDaemon
 from tests.helpers import CLI, interrupted
+from tests.jupyter_api import JupyterAPI
 from tests.providers.environments import (
     add_activate_script,
     add_kernelspec,
@@ -263,3 +265,34 @@ async def test_an_activate_script_with_a_syntax_error_fails_the_start_with_the_s
     with pytest.raises(KernelNannyError) as raised:
         await finder().launch("conda/bad", launch_params={"echo_output": False})
     assert "broken.sh" in str(raised.value) and "Syntax error" in str(raised.value)
+
+
+async def test_the_daemons_gateway_offers_environments_as_kernelspecs(conda_env, tmp_path, monkeypatch):
+    """What JupyterLab sees in gateway mode: ``conda--geo`` among the kernelspecs, and a kernel of it activated."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    daemon = RunningDaemon(tmp_path, GATEWAY_CONFIG)
+    await daemon.start()
+    api = None
+    try:
+        async with daemon.client() as client:
+            api = JupyterAPI((await client.info())["gateway_url"], DaemonKeys(daemon.state_dir).gateway_token())
+        spec = (await api.call("GET", "/api/kernelspecs"))["kernelspecs"]["conda--geo"]
+        assert spec["spec"]["display_name"].endswith("(conda env geo)")
+        assert spec["spec"]["metadata"]["kernel_nanny"]["type_id"] == "conda/geo"
+        kernel = await api.start_kernel("conda--geo")
+        channels = await api.channels(kernel["id"])
+        await channels.ready()
+        ran = await channels.execute("import os, sys; print(sys.prefix, os.environ['FROM_ACTIVATE'])")
+        assert ran.stdout == f"{conda_env} seen:{conda_env}\n"
+        await api.call("DELETE", f"/api/kernels/{kernel['id']}", expect=204)
+    finally:
+        if api is not None:
+            api.close()
+        if daemon.running:
+            async with daemon.client() as client:
+                for entry in await client.list_kernels():
+                    await client.shutdown_kernel(entry["kernel_id"], now=True)
+        assert await daemon.stop() == 0
