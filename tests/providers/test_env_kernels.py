@@ -296,3 +296,25 @@ async def test_the_daemons_gateway_offers_environments_as_kernelspecs(conda_env,
                 for entry in await client.list_kernels():
                     await client.shutdown_kernel(entry["kernel_id"], now=True)
         assert await daemon.stop() == 0
+
+
+async def test_a_daemon_pool_keeps_an_environment_kernel_ready(conda_env, tmp_path, monkeypatch):
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    daemon = RunningDaemon(tmp_path, '[pool."conda/geo"]\nsize = 1\n')
+    await daemon.start()
+    try:
+        async with daemon.client() as client:
+            assert (await client.pools(wait=120))["settled"]
+            info, manager = result = await client.launch("conda/geo", name="env-pooled")
+            assert result.pool == "hit"
+            seen = await report(info)
+            assert seen["env"]["FROM_ACTIVATE"] == f"seen:{conda_env}" and seen["prefix"] == str(conda_env)
+            await manager.cleanup()
+    finally:
+        if daemon.running:
+            assert await daemon.stop() == 0  # first: a running daemon would refill its pool
+        # every nanny of this test's runtime dir, the pool's too
+        subprocess.run([*CLI, "stop", "--all", "--now"], capture_output=True, timeout=120, check=True)
