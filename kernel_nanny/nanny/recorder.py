@@ -106,6 +106,10 @@ class IopubRecorder:
             return
         if self.journal is not None:
             header, parent = _json(signed[1]), _json(signed[2])
+            if header.get("msg_type") == "iopub_welcome":
+                # ipykernel's greeting of a new subscription: here, of one of this reader's 95 (EVERY_TOPIC),
+                # arriving at any time after the kernel is up. Not the kernel's output: never replayed to clients.
+                return
             self.journal.append(
                 signed,
                 received=time.time(),

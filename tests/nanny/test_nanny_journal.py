@@ -235,3 +235,14 @@ async def test_a_follower_told_of_dropped_entries_is_told_once_and_waits_for_mor
     finally:
         await manager.shutdown()
         await manager.cleanup()
+
+
+async def test_the_kernels_greetings_of_the_nannys_own_subscriptions_are_not_recorded(nanny_kernel):
+    """ipykernel 7 greets each new subscription (``iopub_welcome``): the nanny's reader takes 95 of them, one per
+    printable character, whose greetings arrive whenever the kernel gets to them. They are not output: a client
+    replaying the journal (the gateway's browsers, ``attach``) must not receive them."""
+    info, manager = nanny_kernel
+    await _run(info, "print('output')")
+    entries = await _replay(manager)
+    assert "output" in _printed(entries)
+    assert [e.seq for e in entries if e.message is not None and e.message.msg_type == "iopub_welcome"] == []
