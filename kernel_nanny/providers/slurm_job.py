@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._exceptions import LaunchError
 from ..launch.callback import CallbackAddress
 from ..launch.job import JOB_ENV, JOB_MODULE, JobKernel
 from ..paths import runtime_dir, write_private_file
@@ -116,7 +117,13 @@ class SlurmKernelState:
     def save(self) -> Path:
         """Write the state to :func:`state_file` (0600, atomically)."""
         path = state_file(self.job_id)
-        write_private_file(path, self.to_json().encode())
+        try:
+            write_private_file(path, self.to_json().encode())
+        except OSError as exc:
+            raise LaunchError(
+                f"cannot write the state of Slurm job {self.job_id} to {path}: {exc.strerror or exc}; without it no "
+                "other process could re-attach to the kernel, so the job is cancelled"
+            ) from exc
         return path
 
     def forget(self) -> None:

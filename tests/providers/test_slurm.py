@@ -176,17 +176,20 @@ async def test_a_pending_job_reports_its_state_and_a_cancelled_start_cancels_it(
         assert status in ("", "CANCELLED"), status
 
 
-async def test_a_launch_that_fails_after_the_job_reported_back_cancels_the_job(
-    configure, slurm: SlurmCluster, tmp_path, monkeypatch
-):
+async def test_a_launch_that_fails_after_the_job_reported_back_cancels_the_job(configure, slurm: SlurmCluster):
     finder = configure(py={})
-    not_a_directory = tmp_path / "file"
-    not_a_directory.write_text("")
-    # The job runs and its nanny reports; then its state cannot be written: the job must not be left running.
-    monkeypatch.setenv("XDG_STATE_HOME", str(not_a_directory / "state"))
-    with pytest.raises(Exception, match="file/state"):
-        await start_kernel(_request(), finder=finder)
-    assert slurm.jobs() == []
+    # The job runs and its nanny reports; then its state cannot be written (a directory holds the file's place):
+    # the job must not be left running. Job ids count up on this cluster: the next one is a probe's plus one.
+    probe = slurm.run("sbatch", "--parsable", "--hold", "--output=/dev/null", "--wrap", "true").strip()
+    slurm.run("scancel", probe)
+    blocked = state_file(str(int(probe) + 1))
+    blocked.mkdir()
+    try:
+        with pytest.raises(LaunchError, match=str(blocked)):
+            await start_kernel(_request(), finder=finder)
+        assert slurm.jobs() == []
+    finally:
+        blocked.rmdir()
 
 
 async def test_a_start_that_times_out_in_the_queue_cancels_the_job(configure, slurm: SlurmCluster):
