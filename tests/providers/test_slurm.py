@@ -65,6 +65,20 @@ def configure(tmp_path, monkeypatch, slurm):
     return write
 
 
+@pytest.fixture
+async def slurm_daemon(configure, tmp_path, monkeypatch):
+    """A daemon offering slurm/py, in runtime and state directories of its own; stopped cleanly afterwards."""
+    configure(py={})
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    daemon = RunningDaemon(tmp_path, _table(py={}))
+    await daemon.start()
+    yield daemon
+    assert await daemon.stop() == 0
+
+
 def _request(name: str = "py", **params: Any) -> LaunchRequest:
     return LaunchRequest(kernel_type=f"slurm/{name}", supervised=True, params=params or None)
 
@@ -333,71 +347,47 @@ async def test_a_restarted_daemon_readopts_a_slurm_kernel(configure, slurm: Slur
         assert await daemon.stop() == 0
 
 
-async def test_stop_through_the_daemon_cancels_a_launch_still_in_the_queue(
-    configure, slurm: SlurmCluster, tmp_path, monkeypatch
-):
-    configure(py={})
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    daemon = RunningDaemon(tmp_path, _table(py={}))
-    await daemon.start()
-    try:
-        async with slurm.hold_all_cpus(), daemon.client() as client:
-            launch = asyncio.ensure_future(
-                client.launch("slurm/py", name="queued", launch_params={"startup_timeout": 300})
-            )
-            job_id = await asyncio.to_thread(
-                slurm.wait_for_job, lambda job: job["name"] == "kernel-nanny:py" and job["state"] == "PENDING", 60
-            )
-            # What a user types in another terminal: the daemon has no kernel by that name yet, only its launch.
-            stop = await asyncio.create_subprocess_exec(sys.executable, "-m", "kernel_nanny", "stop", "queued")
-            assert await asyncio.wait_for(stop.wait(), 90) == 0
-            assert slurm.status(job_id) in ("", "CANCELLED")  # gone from the queue when the stop returned
-            with pytest.raises(LaunchError, match="'queued' was cancelled by a stop request"):
-                await launch
-            assert await client.list_kernels() == []
-        assert "cancelling its launch" in daemon.log()
-    finally:
-        assert await daemon.stop() == 0
+async def test_stop_through_the_daemon_cancels_a_launch_still_in_the_queue(slurm_daemon, slurm: SlurmCluster):
+    daemon = slurm_daemon
+    async with slurm.hold_all_cpus(), daemon.client() as client:
+        launch = asyncio.ensure_future(client.launch("slurm/py", name="queued", launch_params={"startup_timeout": 300}))
+        job_id = await asyncio.to_thread(
+            slurm.wait_for_job, lambda job: job["name"] == "kernel-nanny:py" and job["state"] == "PENDING", 60
+        )
+        # What a user types in another terminal: the daemon has no kernel by that name yet, only its launch.
+        stop = await asyncio.create_subprocess_exec(sys.executable, "-m", "kernel_nanny", "stop", "queued")
+        assert await asyncio.wait_for(stop.wait(), 90) == 0
+        assert slurm.status(job_id) in ("", "CANCELLED")  # gone from the queue when the stop returned
+        with pytest.raises(LaunchError, match="'queued' was cancelled by a stop request"):
+            await launch
+        assert await client.list_kernels() == []
+    assert "cancelling its launch" in daemon.log()
 
 
-async def test_the_cli_start_through_a_daemon_is_cancelled_by_sigterm_while_pending(
-    configure, slurm: SlurmCluster, tmp_path, monkeypatch
-):
-    configure(py={})
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    daemon = RunningDaemon(tmp_path, _table(py={}))
-    await daemon.start()
-    try:
-        async with slurm.hold_all_cpus():
-            start = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "kernel_nanny",
-                "start",
-                "slurm/py",
-                "--startup-timeout",
-                "300",
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-            job_id = await asyncio.to_thread(
-                slurm.wait_for_job, lambda job: job["name"] == "kernel-nanny:py" and job["state"] == "PENDING", 60
-            )
-            start.terminate()  # the daemon launched the job: the client's giving up must reach it
-            out, _ = await asyncio.wait_for(start.communicate(), 90)
-            assert start.returncode == 130, out
-            assert slurm.status(job_id) in ("", "CANCELLED")
-        assert "cancelled by its client" in daemon.log()
-        async with daemon.client() as client:
-            assert await client.list_kernels() == []
-    finally:
-        assert await daemon.stop() == 0
+async def test_the_cli_start_through_a_daemon_is_cancelled_by_sigterm_while_pending(slurm_daemon, slurm: SlurmCluster):
+    daemon = slurm_daemon
+    async with slurm.hold_all_cpus():
+        start = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "kernel_nanny",
+            "start",
+            "slurm/py",
+            "--startup-timeout",
+            "300",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        job_id = await asyncio.to_thread(
+            slurm.wait_for_job, lambda job: job["name"] == "kernel-nanny:py" and job["state"] == "PENDING", 60
+        )
+        start.terminate()  # the daemon launched the job: the client's giving up must reach it
+        out, _ = await asyncio.wait_for(start.communicate(), 90)
+        assert start.returncode == 130, out
+        assert slurm.status(job_id) in ("", "CANCELLED")
+    assert "cancelled by its client" in daemon.log()
+    async with daemon.client() as client:
+        assert await client.list_kernels() == []
 
 
 async def test_ps_shows_the_job_node_state_and_walltime_and_names_jobs_nobody_owns(
