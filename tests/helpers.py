@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pty
 import select
 import site
 import subprocess
@@ -182,3 +183,28 @@ def exits(pid: int) -> bool:
         finally:
             os.close(pidfd)
     return True
+
+
+def run_on_a_terminal(*args: str, until: str | None = None, then: list[str] | None = None) -> str:
+    """Run the command with stderr (and stdout) on a pseudo-terminal; return all it wrote. When ``until``
+    shows up, run ``then`` (another command) and keep reading."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([*CLI, *args], stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the command exited and closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if until is not None and until.encode() in seen and then is not None:
+                subprocess.run([*CLI, *then], capture_output=True, timeout=60)
+                then = None
+    finally:
+        os.close(leader)
+        process.wait(timeout=60)
+    return seen.decode(errors="replace")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import run_on_a_terminal
 
 CLI = [sys.executable, "-m", "kernel_nanny"]
 #: A kernel that prints, then takes its time (``{delay}`` seconds, or for ever) before it starts ipykernel.
@@ -33,31 +33,6 @@ def slow_specs(tmp_path, monkeypatch) -> Path:
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def run_on_a_terminal(*args: str, until: str | None = None, then: list[str] | None = None) -> str:
-    """Run the command with stderr (and stdout) on a pseudo-terminal; return all it wrote. When ``until``
-    shows up, run ``then`` (another command) and keep reading."""
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([*CLI, *args], stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
-    os.close(follower)
-    seen = b""
-    try:
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # EIO: the command exited and closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-            if until is not None and until.encode() in seen and then is not None:
-                subprocess.run([*CLI, *then], capture_output=True, timeout=60)
-                then = None
-    finally:
-        os.close(leader)
-        process.wait(timeout=60)
-    return seen.decode(errors="replace")
 
 
 def test_a_kernel_that_never_becomes_ready_is_named_with_its_output_and_the_option(slow_specs):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -35,7 +36,7 @@ from kernel_nanny.providers.slurm_commands import SlurmError
 from kernel_nanny.providers.slurm_job import state_file
 
 from ..daemons import RunningDaemon
-from ..helpers import interrupted
+from ..helpers import interrupted, run_on_a_terminal
 from ..reattach import reattach_elsewhere
 from .slurm_cluster import SlurmCluster
 
@@ -213,6 +214,20 @@ async def test_a_start_that_times_out_in_the_queue_cancels_the_job(configure, sl
             await start_kernel(_request(startup_timeout=3), finder=finder)
     message = str(error.value)
     assert "still PENDING" in message and "cancelled it" in message and "--startup-timeout" in message
+
+
+async def test_the_cli_start_shows_the_queue_on_a_live_line_and_times_out_with_the_job_cancelled(
+    configure, slurm: SlurmCluster
+):
+    configure(py={})
+    async with slurm.hold_all_cpus():
+        screen = await asyncio.to_thread(run_on_a_terminal, "start", "slurm/py", "--startup-timeout", "6")
+    # One line, redrawn in place (\r, erased with \x1b[K), says what the job waits for, with Slurm's reason.
+    assert "\r" in screen and "\x1b[K" in screen, screen
+    assert re.search(r"Slurm job (\d+) .*PENDING \((Resources|Priority)\)", screen), screen
+    assert "still PENDING" in screen and "cancelled it" in screen
+    job_id = re.search(r"Slurm job (\d+)", screen).group(1)  # type: ignore[union-attr]
+    assert slurm.status(job_id) in ("", "CANCELLED")
 
 
 def test_the_cli_start_is_cancelled_by_sigterm_while_pending(configure, slurm: SlurmCluster, tmp_path):
