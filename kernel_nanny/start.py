@@ -26,6 +26,7 @@ from .config import JournalLimits, RestartPolicy
 from .discovery import KernelFinder
 from .discovery.resolved import ResolvedKernel
 from .launch.params import LaunchParams
+from .launch.progress import is_listening, report
 from .launch.request import LaunchRequest
 from .nanny.startup import Handover, spawn_nanny
 from .paths import nanny_state_dir
@@ -154,6 +155,7 @@ async def _through_daemon(daemon: DaemonClient, request: LaunchRequest) -> Launc
         owner_start_time=request.owner_start_time,
         argv=None if request.command is None else request.command.argv,
         switches=request.switches,
+        on_event=report if is_listening() else None,  # a queued job's state, to whoever listens here
     )
 
 

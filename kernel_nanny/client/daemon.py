@@ -13,13 +13,13 @@ import contextlib
 import json
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import zmq.asyncio
 
-from .._exceptions import ConnectionInfoError, DaemonNotRunning, DaemonUnavailable
+from .._exceptions import ConnectionInfoError, DaemonNotRunning, DaemonUnavailable, KernelNannyError
 from .._lifetime import Lifetime
 from .._loop import BlockingTwin, blocking
 from .._tasks import TaskGroup
@@ -29,6 +29,7 @@ from ..defaults import (
     DEFAULT_DAEMON_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
     LAUNCH_REPORT_MARGIN_MAX,
+    REPLAY_MAX_WAIT,
 )
 from ..paths import daemon_discovery_file
 from ..protocol import Session
@@ -148,6 +149,7 @@ class DaemonClient(Lifetime):
         owner_start_time: int | None = None,
         argv: Sequence[str] | None = None,
         switches: Sequence[str] = (),
+        on_event: Callable[[str, Mapping[str, Any]], None] | None = None,
     ) -> DaemonLaunch:
         """Launch a kernel behind its own nanny; ``(connection_info, ManagerClient)`` once it is ready.
 
@@ -160,6 +162,8 @@ class DaemonClient(Lifetime):
         only if it runs exactly this command line (a kernelspec's, as the caller resolved it), else
         raises :exc:`~kernel_nanny.NoSuchKernelType`: for callers that must run what they describe.
         ``switches`` are added to the type's command line (``--HistoryManager.hist_file=:memory:``).
+        ``on_event(event, content)`` hears what the launch reports while it waits, as it changes
+        (``kernel_pending`` with a queued Slurm job's state and reason).
         """
         content: dict[str, Any] = {"type_id": type_id, "cwd": cwd, "name": name}
         if launch_params:
@@ -181,15 +185,38 @@ class DaemonClient(Lifetime):
             startup = DEFAULT_STARTUP_TIMEOUT
         timeout = max(DAEMON_LAUNCH_TIMEOUT, float(startup) + LAUNCH_REPORT_MARGIN_MAX)
         content["launch_id"] = launch_id = uuid.uuid4().hex
+        following = asyncio.ensure_future(self._follow_progress(launch_id, on_event)) if on_event else None
         try:
             reply = await self.request("launch", content, timeout=timeout)
         except (asyncio.CancelledError, DaemonUnavailable):
             await self._abandon(launch_id)
             raise
+        finally:
+            if following is not None:
+                following.cancel()
         info = reply["kernel"]["connection_info"]
         result = DaemonLaunch(info, ManagerClient(info))
         result.pool = str(reply.get("pool", "miss"))
         return result
+
+    async def _follow_progress(self, launch_id: str, on_event: Callable[[str, Mapping[str, Any]], None]) -> None:
+        """Pass on each event the daemon's launch reports (a queued Slurm job's state), as it comes."""
+        seen = 0
+        while True:
+            try:
+                state = await self.request(
+                    "launch_progress",
+                    {"launch_id": launch_id, "after": seen, "wait": REPLAY_MAX_WAIT},
+                    timeout=self.timeout + REPLAY_MAX_WAIT,
+                )
+            except KernelNannyError as exc:  # an older daemon, or one gone: the launch's own reply tells
+                log.debug("launch %s: no progress from the daemon (%s)", launch_id, exc)
+                return
+            if state["count"] > seen:
+                seen = state["count"]
+                on_event(state["event"], state["content"])
+            if state["done"]:
+                return
 
     async def _abandon(self, launch_id: str) -> None:
         """Have the daemon cancel a launch this client gave up on (Ctrl-C, no reply in time), so that nothing

@@ -60,6 +60,7 @@ from ..defaults import (
     NANNY_PROBE_TIMEOUT,
     POOL_RETRY_FIRST,
     POOL_RETRY_MAX,
+    REPLAY_MAX_WAIT,
     RUNTIME_DIR_CHECK_INTERVAL,
     SERVER_LINGER_MS,
     TCP_ACCEPT_BACKLOG,
@@ -68,6 +69,7 @@ from ..defaults import (
 from ..discovery import KernelFinder
 from ..discovery.resolved import ResolvedKernel
 from ..launch import LaunchParams
+from ..launch.progress import listening
 from ..launch.request import LaunchRequest
 from ..nanny.forkserver import ForkServer
 from ..paths import daemon_discovery_file, open_private_file, public_connection_file, runtime_dir, write_private_file
@@ -77,6 +79,7 @@ from ..protocol.nanny import NannyInfo
 from ..start import start_kernel
 from .config import DaemonConfig
 from .keys import DaemonKeys
+from .launch_progress import LaunchProgress
 from .nannies import NannyConnections
 from .pool import KernelPool
 from .pool_settings import PoolSettings
@@ -127,6 +130,8 @@ class NannyDaemon:
         self._launching: dict[asyncio.Task[dict[str, Any]], str | None] = {}
         #: Launches by the id their client gave them, so that a client that gives up can cancel its own.
         self._launch_ids: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        #: What each of those launches reported last (a queued Slurm job's state), for its client.
+        self._progress: dict[str, LaunchProgress] = {}
         #: Launches cancelled on request, and by whom (the rest were cancelled by the daemon stopping).
         self._stopped_launches: dict[asyncio.Task[dict[str, Any]], str] = {}
         self._sockets: list[zmq.asyncio.Socket] = []
@@ -153,6 +158,7 @@ class NannyDaemon:
             "shutdown_kernel_request": self._on_shutdown_kernel,
             "pools_request": self._on_pools,
             "cancel_launch_request": self._on_cancel_launch,
+            "launch_progress_request": self._on_launch_progress,
         }
 
     def __repr__(self) -> str:
@@ -625,10 +631,13 @@ class NannyDaemon:
         launch_id = content.get("launch_id")
         if launch_id is not None and (not isinstance(launch_id, str) or launch_id in self._launch_ids):
             raise InvalidRequest(f"'launch_id' must be a string no other launch under way uses, got {launch_id!r}")
-        launch = asyncio.ensure_future(self._launch(request, resolved))
+        progress = LaunchProgress()
+        with listening(progress.report):  # the launch task copies this context: its reports reach `progress`
+            launch = asyncio.ensure_future(self._launch(request, resolved))
         self._launching[launch] = name
         if launch_id is not None:
             self._launch_ids[launch_id] = launch
+            self._progress[launch_id] = progress
         try:
             return await launch
         except asyncio.CancelledError:
@@ -639,8 +648,10 @@ class NannyDaemon:
             raise LaunchError(f"the launch of {what} was cancelled by {by} before the kernel was ready") from None
         finally:
             del self._launching[launch]
+            progress.finish()
             if launch_id is not None:
                 del self._launch_ids[launch_id]
+                del self._progress[launch_id]
             self._stopped_launches.pop(launch, None)
 
     async def _cancel(self, launch: asyncio.Task[dict[str, Any]], by: str) -> None:
@@ -648,6 +659,20 @@ class NannyDaemon:
         self._stopped_launches[launch] = by
         launch.cancel()
         await asyncio.wait([launch])
+
+    async def _on_launch_progress(self, msg: Message) -> dict[str, Any]:
+        """The last event of a launch under way once it has more than ``after`` events (a long poll of at most
+        ``wait`` seconds); ``done`` once it has ended (its ``launch`` reply says how)."""
+        content = msg.content
+        after, wait = content.get("after", 0), content.get("wait", 0)
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise InvalidRequest(f"'after' must be a whole number >= 0, got {after!r}")
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= REPLAY_MAX_WAIT:
+            raise InvalidRequest(f"'wait' must be a number of seconds from 0 to {REPLAY_MAX_WAIT:g}, got {wait!r}")
+        progress = self._progress.get(str(content.get("launch_id")))
+        if progress is None:
+            return {"count": after, "event": "", "content": {}, "done": True}
+        return await progress.after(after, float(wait))
 
     async def _on_cancel_launch(self, msg: Message) -> dict[str, Any]:
         """A client that gave up on its launch (Ctrl-C, its own timeout) cancels it: nothing it asked for stays."""

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["LaunchListener", "listening", "report_pending"]
+__all__ = ["LaunchListener", "is_listening", "listening", "report", "report_pending"]
 
 log = logging.getLogger("kernel_nanny.launch")
 
@@ -40,6 +40,12 @@ def report(event: str, content: Mapping[str, Any]) -> None:
         listener(event, content)
     except Exception:
         log.exception("a launch listener failed on %s", event)
+
+
+def is_listening() -> bool:
+    """Whether someone listens to launches started in this context (a daemon client then follows its launch's
+    progress in the daemon and reports it here)."""
+    return _listener.get() is not None
 
 
 @contextmanager

@@ -416,3 +416,19 @@ async def test_the_daemon_logs_deaths_restarts_and_stops_whoever_causes_them(mak
     assert f"[kernel={short}] died: " in log and "killed" in log
     assert f"[kernel={short}] restarted (restart 1)" in log
     assert f"[kernel={short}] stopped: shutdown requested" in log
+
+
+async def test_a_launchs_progress_is_followed_and_bad_requests_for_it_are_refused(make_daemon):
+    """launch_progress: a launch's events reach its client (on_event); an unknown id is done; bad values refused."""
+    daemon = await make_daemon()
+    events: list[tuple[str, dict]] = []
+    async with daemon.client() as client:
+        result = await client.launch(
+            "pyimport/kernel", launch_params={"echo_output": False}, on_event=lambda e, c: events.append((e, dict(c)))
+        )
+        await client.shutdown_kernel(result.connection_info["kernel_id"], now=True)
+        assert events == []  # a local kernel waits in no queue: nothing to report, and no error either
+        assert (await client.request("launch_progress", {"launch_id": "nobody", "after": 3}))["done"] is True
+        for bad in ({"after": -1}, {"after": "1"}, {"wait": 31}, {"wait": True}):
+            with pytest.raises(InvalidRequest):
+                await client.request("launch_progress", {"launch_id": "x", **bad})

@@ -1,0 +1,50 @@
+"""What a launch under way in the daemon reported last, for its client to follow (``launch_progress``).
+
+A launch that waits (a Slurm job in the queue) reports its state as it changes
+(:func:`~kernel_nanny.launch.progress.report_pending`). In the daemon, the
+launch's client is in another process: it asks with a long poll, which the next
+report (or the launch's end) answers at once, so a queue line on the client's
+terminal changes when the job's state does, with no polling in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["LaunchProgress"]
+
+
+class LaunchProgress:
+    """The last event of one launch (``count`` says how many there were) and whether it has ended."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.event = ""
+        self.content: dict[str, Any] = {}
+        self.done = False
+        self._changed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def __repr__(self) -> str:
+        return f"<LaunchProgress count={self.count} event={self.event!r} done={self.done}>"
+
+    def report(self, event: str, content: Mapping[str, Any]) -> None:
+        """A launch listener (:func:`~kernel_nanny.launch.progress.listening`)."""
+        self.count += 1
+        self.event, self.content = event, dict(content)
+        self._wake()
+
+    def finish(self) -> None:
+        self.done = True
+        self._wake()
+
+    async def after(self, seen: int, wait: float) -> dict[str, Any]:
+        """The state once there is an event after the ``seen`` first, or the launch ended, or ``wait`` passed."""
+        if self.count <= seen and not self.done and wait > 0:
+            await asyncio.wait({self._changed}, timeout=wait)
+        return {"count": self.count, "event": self.event, "content": self.content, "done": self.done}
+
+    def _wake(self) -> None:
+        self._changed.set_result(None)
+        self._changed = asyncio.get_running_loop().create_future()
