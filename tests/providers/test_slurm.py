@@ -216,10 +216,13 @@ async def test_a_start_that_times_out_in_the_queue_cancels_the_job(configure, sl
     assert "still PENDING" in message and "cancelled it" in message and "--startup-timeout" in message
 
 
+@pytest.mark.parametrize("through", ["here", "daemon"])
 async def test_the_cli_start_shows_the_queue_on_a_live_line_and_times_out_with_the_job_cancelled(
-    configure, slurm: SlurmCluster
+    through, configure, slurm: SlurmCluster, request
 ):
+    """With a daemon running, the daemon launches the job and passes its queue state on (launch_progress)."""
     configure(py={})
+    daemon = request.getfixturevalue("slurm_daemon") if through == "daemon" else None
     async with slurm.hold_all_cpus():
         screen = await asyncio.to_thread(run_on_a_terminal, "start", "slurm/py", "--startup-timeout", "6")
     # One line, redrawn in place (\r, erased with \x1b[K), says what the job waits for, with Slurm's reason.
@@ -227,6 +230,8 @@ async def test_the_cli_start_shows_the_queue_on_a_live_line_and_times_out_with_t
     assert found, screen
     assert "still PENDING" in screen and "cancelled it" in screen
     assert slurm.status(found.group(1)) in ("", "CANCELLED")
+    if daemon is not None:
+        assert "launch_request failed: LaunchError: Slurm job" in daemon.log()  # it was the daemon's launch
 
 
 def test_the_cli_start_is_cancelled_by_sigterm_while_pending(configure, slurm: SlurmCluster, tmp_path):
@@ -376,17 +381,6 @@ async def test_stop_through_the_daemon_cancels_a_launch_still_in_the_queue(slurm
             await launch
         assert await client.list_kernels() == []
     assert "cancelling its launch" in daemon.log()
-
-
-async def test_the_cli_start_through_a_daemon_shows_the_queue_it_waits_in_too(slurm_daemon, slurm: SlurmCluster):
-    """The daemon launches the job: its queue state reaches the command's terminal line (launch_progress)."""
-    async with slurm.hold_all_cpus():
-        screen = await asyncio.to_thread(run_on_a_terminal, "start", "slurm/py", "--startup-timeout", "6")
-    found = re.search(r"\x1b\[Kkernel-nanny: waiting for Slurm job (\d+) PENDING \((Resources|Priority)\)", screen)
-    assert found, screen
-    assert "still PENDING" in screen and "cancelled it" in screen
-    assert slurm.status(found.group(1)) in ("", "CANCELLED")
-    assert "launch_request failed: LaunchError: Slurm job" in slurm_daemon.log()  # the daemon's launch
 
 
 async def test_the_cli_start_through_a_daemon_is_cancelled_by_sigterm_while_pending(slurm_daemon, slurm: SlurmCluster):
