@@ -216,22 +216,28 @@ async def test_a_start_that_times_out_in_the_queue_cancels_the_job(configure, sl
     assert "still PENDING" in message and "cancelled it" in message and "--startup-timeout" in message
 
 
-@pytest.mark.parametrize("through", ["here", "daemon"])
-async def test_the_cli_start_shows_the_queue_on_a_live_line_and_times_out_with_the_job_cancelled(
-    through, configure, slurm: SlurmCluster, request
-):
-    """With a daemon running, the daemon launches the job and passes its queue state on (launch_progress)."""
-    configure(py={})
-    daemon = request.getfixturevalue("slurm_daemon") if through == "daemon" else None
+async def _start_waits_on_a_live_line_then_times_out(slurm: SlurmCluster) -> None:
+    """``start`` with the node's CPUs held: one line, redrawn in place (\\r, erased with \\x1b[K), says what the job
+    waits for, with Slurm's reason; the start-up timeout then cancels the job."""
     async with slurm.hold_all_cpus():
         screen = await asyncio.to_thread(run_on_a_terminal, "start", "slurm/py", "--startup-timeout", "6")
-    # One line, redrawn in place (\r, erased with \x1b[K), says what the job waits for, with Slurm's reason.
     found = re.search(r"\r\x1b\[Kkernel-nanny: waiting for Slurm job (\d+) PENDING \((Resources|Priority)\)", screen)
     assert found, screen
     assert "still PENDING" in screen and "cancelled it" in screen
     assert slurm.status(found.group(1)) in ("", "CANCELLED")
-    if daemon is not None:
-        assert "launch_request failed: LaunchError: Slurm job" in daemon.log()  # it was the daemon's launch
+
+
+async def test_the_cli_start_shows_the_queue_on_a_live_line_and_times_out_with_the_job_cancelled(
+    configure, slurm: SlurmCluster
+):
+    configure(py={})
+    await _start_waits_on_a_live_line_then_times_out(slurm)
+
+
+async def test_through_a_daemon_the_cli_start_shows_the_queue_too(slurm_daemon, slurm: SlurmCluster):
+    """The daemon launches the job and passes its queue state on (launch_progress)."""
+    await _start_waits_on_a_live_line_then_times_out(slurm)
+    assert "launch_request failed: LaunchError: Slurm job" in slurm_daemon.log()  # it was the daemon's launch
 
 
 def test_the_cli_start_is_cancelled_by_sigterm_while_pending(configure, slurm: SlurmCluster, tmp_path):
