@@ -185,7 +185,11 @@ class DaemonClient(Lifetime):
             startup = DEFAULT_STARTUP_TIMEOUT
         timeout = max(DAEMON_LAUNCH_TIMEOUT, float(startup) + LAUNCH_REPORT_MARGIN_MAX)
         content["launch_id"] = launch_id = uuid.uuid4().hex
-        following = asyncio.ensure_future(self._follow_progress(launch_id, on_event)) if on_event else None
+        following = (
+            self._tasks.spawn(self._follow_progress(launch_id, on_event), name="daemon-launch-progress")
+            if on_event
+            else None
+        )
         try:
             reply = await self.request("launch", content, timeout=timeout)
         except (asyncio.CancelledError, DaemonUnavailable):

@@ -34,6 +34,8 @@ __all__ = [
     "list_running_kernels",
     "match_kernels",
     "pid_alive",
+    "proc_stat",
+    "stat_fields",
     "unresponsive_nanny",
 ]
 
@@ -60,12 +62,12 @@ class ProcessIdentity:
     @classmethod
     def of(cls, pid: int) -> ProcessIdentity:
         """The identity of process ``pid`` now (a nanny records its own with :meth:`of` ``(os.getpid())``)."""
-        stat = _proc_stat(pid)
+        stat = proc_stat(pid)
         return cls(pid, None if stat is None else int(stat[19]))
 
     def is_nanny(self) -> bool:
         """Whether the process still runs as the nanny that was recorded (a zombie has ended)."""
-        if not self._runs_as(_proc_stat(self.pid)):
+        if not self._runs_as(proc_stat(self.pid)):
             return False
         try:
             with open(f"/proc/{self.pid}/cmdline", "rb") as cmdline:
@@ -77,14 +79,14 @@ class ProcessIdentity:
     def shown_running_by(self, stat: bytes) -> bool:
         """Whether ``stat``, the text of ``/proc/<pid>/stat`` read on the process's host (over SSH, say),
         shows this very process, still running (not a zombie, not another one with its pid)."""
-        return self._runs_as(_stat_fields(stat))
+        return self._runs_as(stat_fields(stat))
 
     def _runs_as(self, stat: list[bytes] | None) -> bool:
         return self.start_time is not None and stat is not None and stat[0] != b"Z" and int(stat[19]) == self.start_time
 
     def stopped(self) -> bool:
         """Whether the process is stopped (SIGSTOP, SIGTSTP, a debugger): it runs but cannot answer."""
-        stat = _proc_stat(self.pid)
+        stat = proc_stat(self.pid)
         return stat is not None and stat[0] in (b"T", b"t")
 
     def signal_nanny(self, signum: int) -> bool:
@@ -108,16 +110,16 @@ class ProcessIdentity:
             os.close(pidfd)
 
 
-def _proc_stat(pid: int) -> list[bytes] | None:
+def proc_stat(pid: int) -> list[bytes] | None:
     """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None if there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
-            return _stat_fields(stat.read())
+            return stat_fields(stat.read())
     except OSError:
         return None
 
 
-def _stat_fields(stat: bytes) -> list[bytes] | None:
+def stat_fields(stat: bytes) -> list[bytes] | None:
     """The fields of a ``/proc/<pid>/stat`` text after the command name (state first); None if it is not one."""
     fields = stat.rsplit(b")", 1)[-1].split() if b")" in stat else []
     return fields if len(fields) > 19 else None
@@ -264,7 +266,7 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # alive, but somebody else's
         return True
-    stat = _proc_stat(pid)
+    stat = proc_stat(pid)
     return stat is None or stat[0] != b"Z"
 
 

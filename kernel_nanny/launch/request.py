@@ -21,7 +21,12 @@ from ..config import JournalLimits, RestartPolicy
 from .command import KernelCommand
 from .params import LaunchParams
 
-__all__ = ["LaunchRequest"]
+__all__ = ["LaunchRequest", "valid_kernel_name"]
+
+
+def valid_kernel_name(name: object) -> bool:
+    """Whether ``name`` can name a kernel: a non-empty string without ``/`` (``/`` separates a type id's parts)."""
+    return isinstance(name, str) and bool(name) and "/" not in name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +80,7 @@ class LaunchRequest:
         object.__setattr__(self, "cwd", _checked_cwd(self.cwd))
         if not isinstance(self.params, LaunchParams):
             object.__setattr__(self, "params", LaunchParams.from_mapping(self.params))
-        if self.name is not None and (not isinstance(self.name, str) or not self.name or "/" in self.name):
+        if self.name is not None and not valid_kernel_name(self.name):
             raise LaunchError(f"launch request field 'name' must be non-empty and contain no '/', got {self.name!r}")
         if not isinstance(self.restart_policy, RestartPolicy):
             try:

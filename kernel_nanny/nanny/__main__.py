@@ -10,7 +10,7 @@ log goes to stderr.
 
 A nanny can also be forked, its modules already imported, by the fork server
 (:mod:`kernel_nanny.nanny.forkserver`), which calls :func:`main` in the child
-with ``forked=True``: the child is in a session of its own already, and the
+with ``--no-detach``: the child is in a session of its own already, and the
 fork server reaps it, so it does not fork again.
 """
 
@@ -33,9 +33,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None, *, forked: bool = False) -> int:
-    """Run one nanny (``argv``: its options); its exit status. ``forked``: this process was forked by the fork
-    server, as a nanny of its own session, so it must not detach again."""
+def main(argv: list[str] | None = None) -> int:
+    """Run one nanny (``argv``: its options); its exit status."""
     args = _parse(argv)
     from .startup import NANNY_STARTED, Handover, write_progress, write_report
 
@@ -44,7 +43,7 @@ def main(argv: list[str] | None = None, *, forked: bool = False) -> int:
     except Exception as exc:  # a bad handover is reported, not a traceback
         write_report(error=exc)
         return 2
-    if args.detach and not forked and os.fork() > 0:
+    if args.detach and os.fork() > 0:
         os._exit(0)  # the starter reaps this at once; the nanny lives on, adopted by init
     write_progress(NANNY_STARTED, {"pid": os.getpid()})  # whom the starter stops if it gives up
 

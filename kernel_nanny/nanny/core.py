@@ -44,7 +44,7 @@ from ..client.running import ProcessIdentity
 from ..defaults import DEFAULT_HEARTBEAT_INTERVAL, REPLAY_MAX_BYTES, REPLAY_MAX_WAIT, SERVER_LINGER_MS
 from ..discovery.resolved import ResolvedKernel
 from ..launch.connection import write_connection_file
-from ..launch.request import LaunchRequest
+from ..launch.request import LaunchRequest, valid_kernel_name
 from ..launch.spawn import StartedKernel
 from ..paths import nanny_state_dir, public_connection_file
 from ..protocol import (
@@ -639,7 +639,7 @@ class KernelNanny:
         """
         content = msg.content
         name, owner, start_time = content.get("name"), content.get("owner"), content.get("owner_start_time")
-        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+        if name is not None and not valid_kernel_name(name):
             raise InvalidRequest(f"claim: 'name' must be non-empty and contain no '/', got {name!r}")
         if owner is not None and not (isinstance(owner, int) and isinstance(start_time, int)):
             raise InvalidRequest("claim: 'owner' and 'owner_start_time' must be a process id and its start time")
@@ -649,7 +649,7 @@ class KernelNanny:
             raise InvalidRequest(f"pooled kernel {self.kernel_id} cannot be handed out: {self.disturbed}")
         if self.state is not NannyState.RUNNING or self.manager is None or not await self.manager.is_alive():
             raise KernelNotRunning(f"pooled kernel {self.kernel_id} is not running ({self.state.value})")
-        if isinstance(owner, int) and isinstance(start_time, int):
+        if isinstance(owner, int) and isinstance(start_time, int):  # checked above: both, or no owner
             self._owner = OwnerWatch.open(owner, start_time)
             self._tasks.spawn(self._stop_with_owner(self._owner), name="nanny-owner")
         self.pool, self.name = None, name

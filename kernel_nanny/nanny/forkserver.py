@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .._exceptions import LaunchError
 from .._lifetime import Lifetime
-from ..client.running import NANNY_MODULE
+from ..client.running import NANNY_MODULE, proc_stat, stat_fields
 from ..defaults import (
     FORKSERVER_REPLY_TIMEOUT,
     FORKSERVER_REQUEST_TIMEOUT,
@@ -77,7 +77,9 @@ from ..defaults import (
     MAX_REQUEST_BYTES,
     SERVER_LINGER_MS,
 )
+from ..launch.binding import START_ONLY_ENV_PREFIXES
 from ..paths import runtime_dir
+from .startup import nanny_argv
 
 if TYPE_CHECKING:
     import asyncio
@@ -137,10 +139,10 @@ def default_socket_path() -> Path:
 FileStamp = tuple[str, int, int]
 
 
-def package_files(modules: Iterable[object] | None = None) -> list[str]:
-    """The source files of the kernel_nanny modules among ``modules`` (default: every module loaded here)."""
+def package_files() -> list[str]:
+    """The source files of the kernel_nanny modules loaded here."""
     found = set()
-    for module in list(sys.modules.values()) if modules is None else modules:
+    for module in list(sys.modules.values()):
         spec = getattr(module, "__spec__", None)
         name = getattr(spec, "name", None) or getattr(module, "__name__", "")  # __main__ has its real name in its spec
         path = getattr(module, "__file__", None)
@@ -166,11 +168,11 @@ def code_fingerprint(files: Iterable[str]) -> tuple[FileStamp, ...]:
 
 
 def _startup_variables(environment: Mapping[str, str]) -> dict[str, str]:
-    """The variables that shape a Python process as it starts (``PYTHONPATH``, ``PYTHONHOME``, ``PYTHONSAFEPATH``...).
+    """The variables that shape a process as it starts (``PYTHONPATH``, ``PYTHONHOME``, ``LD_LIBRARY_PATH``...).
 
-    A nanny spawned with other values would not be the process this server's interpreter is, so it cannot
-    be forked from it."""
-    return {name: value for name, value in environment.items() if name.startswith("PYTHON")}
+    A nanny spawned with other values would not be the process this server is, so it cannot be forked
+    from it."""
+    return {name: value for name, value in environment.items() if name.startswith(START_ONLY_ENV_PREFIXES)}
 
 
 #: The lines of ``/proc/<pid>/status`` that a child inherits from whoever forks it (credentials, capabilities,
@@ -224,9 +226,9 @@ def process_context(pid: int | str) -> dict[str, str]:
         name, _, value = line.partition(":")
         if name in _INHERITED_STATUS:
             context[name] = value.strip()
-    stat_fields = read("stat").rsplit(")", 1)[-1].split()
-    context["nice"] = stat_fields[16] if len(stat_fields) > 38 else "unreadable"  # fields 19 and 41 of stat(5)
-    context["scheduling policy"] = stat_fields[38] if len(stat_fields) > 38 else "unreadable"
+    fields = stat_fields(read("stat").encode()) or []
+    context["nice"] = fields[16].decode() if len(fields) > 38 else "unreadable"  # fields 19 and 41 of stat(5)
+    context["scheduling policy"] = fields[38].decode() if len(fields) > 38 else "unreadable"
     with contextlib.suppress(OSError):
         for namespace in os.listdir("/proc/self/ns"):
             context[f"ns/{namespace}"] = link(f"ns/{namespace}")
@@ -413,11 +415,12 @@ class _Server:
         self._path = path
         self._identity = identity  # (st_dev, st_ino) of the socket file we bound: removed at exit only if still ours
         self._args = args
-        self._files = package_files()
-        self._fingerprint = code_fingerprint(self._files)
+        #: The package's files as this server imported them: a change to any means an upgrade (re-exec).
+        self.files = package_files()
+        self._fingerprint = code_fingerprint(self.files)
         self._startup_variables = _startup_variables(os.environ)
         self._context = process_context("self")
-        self._nanny_argv = [sys.executable, "-m", NANNY_MODULE]
+        self._nanny_argv = nanny_argv(sys.executable)
         # python -m puts the directory it starts in first on sys.path: a forked nanny's is the starter's.
         self._cwd_on_path = bool(sys.path) and sys.path[0] == os.getcwd()
         self._connections: dict[int, _Connection] = {}
@@ -574,7 +577,7 @@ class _Server:
             log.info("process %d must spawn its nanny: %s", connection.peer_pid, refusal)
             connection.answer({"status": "refused", "reason": refusal})
             return
-        if code_fingerprint(self._files) != self._fingerprint:
+        if code_fingerprint(self.files) != self._fingerprint:
             log.info("kernel_nanny's code changed since this fork server imported it: re-executing")
             connection.answer({"status": "stale", "reason": "kernel_nanny's code changed: the fork server restarts"})
             self._reexec()  # returns only if it failed
@@ -644,7 +647,7 @@ class _Server:
             gc.enable()
             from .__main__ import main
 
-            status = main(request.argv[3:], forked=True)
+            status = main([*request.argv[3:], "--no-detach"])  # in a session of its own, reaped by this server
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
         except BaseException:
@@ -750,8 +753,9 @@ def _default_signals() -> None:
 
 def _argv_area() -> tuple[int, bytes]:
     """Where this process's argv strings are in its memory (``/proc/self/stat`` fields 48 and 49) and what they hold."""
-    with open("/proc/self/stat", "rb") as stat_file:
-        fields = stat_file.read().rsplit(b")", 1)[1].split()
+    fields = proc_stat(os.getpid()) or []
+    if len(fields) < 47:
+        raise OSError("this kernel does not show a process's argument area")
     start, end = int(fields[45]), int(fields[46])
     if not 0 < start < end:
         raise OSError("this kernel does not show a process's argument area")
@@ -905,7 +909,7 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)  # nothing more to say: the starter need not read on
         os.dup2(devnull, 1)
         os.close(devnull)
-        log.info("listening on %s (%d kernel_nanny modules preloaded)", path, len(package_files()))
+        log.info("listening on %s (%d kernel_nanny modules preloaded)", path, len(server.files))
     else:
         log.info("re-executed: serving %s with the installed code", path)
     gc.collect()
@@ -948,7 +952,6 @@ class ForkServer(Lifetime):
         cls,
         socket_path: Path | None = None,
         *,
-        python: str = sys.executable,
         log_level: str = "info",
         stderr: int | None = None,
         timeout: float = FORKSERVER_START_TIMEOUT,
@@ -956,7 +959,7 @@ class ForkServer(Lifetime):
         """Start ``python -m kernel_nanny.nanny.forkserver`` listening at ``socket_path`` (default:
         :func:`default_socket_path`), and return once it listens (it says so on its stdout).
 
-        It runs ``python`` and forks nannies for starters running that same interpreter (the others spawn
+        It runs this interpreter and forks nannies for starters running that same one (the others spawn
         theirs). Its log goes to ``stderr`` (a file descriptor; default: ours). It runs in a session of its
         own, so a terminal's Ctrl-C meant for its starter does not reach it: its lifeline does. Raises
         :exc:`~kernel_nanny.LaunchError` if it could not start (its log says why).
@@ -967,7 +970,7 @@ class ForkServer(Lifetime):
 
         path = default_socket_path() if socket_path is None else Path(socket_path)
         process = await asyncio.create_subprocess_exec(
-            python,
+            sys.executable,
             "-m",
             FORKSERVER_MODULE,
             "--socket",

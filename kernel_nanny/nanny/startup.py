@@ -165,25 +165,24 @@ async def spawn_nanny(
     nanny_log: Path,
     timeout: float,
     detach: Literal[True] = True,
-    fork_server: Path | None = None,
 ) -> tuple[Path, None]: ...
 
 
 @overload
 async def spawn_nanny(
-    handover: Handover, *, nanny_log: Path, timeout: float, detach: Literal[False], fork_server: Path | None = None
+    handover: Handover, *, nanny_log: Path, timeout: float, detach: Literal[False]
 ) -> tuple[Path, asyncio.subprocess.Process]: ...
 
 
 async def spawn_nanny(
-    handover: Handover, *, nanny_log: Path, timeout: float, detach: bool = True, fork_server: Path | None = None
+    handover: Handover, *, nanny_log: Path, timeout: float, detach: bool = True
 ) -> tuple[Path, asyncio.subprocess.Process | None]:
     """The starter's side: start a nanny with ``handover``; its connection file once it is ready.
 
-    A detached nanny is forked by the fork server listening at ``fork_server``
-    (default: :func:`~kernel_nanny.nanny.forkserver.default_socket_path`) if one
-    does, its code already imported; else (none runs, it refuses, it runs older
-    code than is installed) it is spawned as ``python -m kernel_nanny.nanny``,
+    A detached nanny is forked by the fork server listening at
+    :func:`~kernel_nanny.nanny.forkserver.default_socket_path` if one runs, its
+    code already imported; else (none runs, it refuses, it runs older code
+    than is installed) it is spawned as ``python -m kernel_nanny.nanny``,
     whose short-lived parent of the fork is reaped here. Either way it is
     nobody's child to wait for: the second item is None. With ``detach=False``
     the nanny is always spawned, and the process returned is the nanny itself,
@@ -203,7 +202,7 @@ async def spawn_nanny(
 
     kernel_type = handover.request.kernel_type
     data = handover.encode()  # first: a kernel that cannot be handed over starts no process
-    created = await _fork_nanny(nanny_log, fork_server) if detach else None
+    created = await _fork_nanny(nanny_log) if detach else None
     if created is None:
         created = await _spawn_nanny(nanny_log, detach)
     nanny = _NannyHandle()
@@ -289,8 +288,8 @@ async def _spawn_nanny(nanny_log: Path, detach: bool) -> _NannyProcess:
     return _NannyProcess(process.stdin, process.stdout, child=process)
 
 
-async def _fork_nanny(nanny_log: Path, fork_server: Path | None) -> _NannyProcess | None:
-    """A nanny forked by the fork server at ``fork_server`` (default: the runtime directory's), or None: spawn it.
+async def _fork_nanny(nanny_log: Path) -> _NannyProcess | None:
+    """A nanny forked by the runtime directory's fork server, or None: spawn it.
 
     The nanny's stdin and stdout are pipes made here, its stderr the nanny log, as for a spawned nanny; the
     server gets copies of their far ends, and the handover is written only once it forked (a nanny forked
@@ -300,7 +299,7 @@ async def _fork_nanny(nanny_log: Path, fork_server: Path | None) -> _NannyProces
 
     from .forkserver import default_socket_path, request_fork
 
-    path = default_socket_path() if fork_server is None else fork_server
+    path = default_socket_path()
     if not os.path.exists(path):
         return None  # the common case without a daemon: not even a connection attempt
     stdin_r, stdin_w = os.pipe()
