@@ -77,15 +77,15 @@ log = logging.getLogger("kernel_nanny.discovery")
 #: What a part of an environment's type id may be: a directory name a shell and a URL take as it is.
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
 _PYTHON_LIB = re.compile(r"^python(3\.\d+)$")
+_PYTHON_NAME = re.compile(r"python(\d+(\.\d+)?)?")
 _KERNELSPECS = Path("share", "jupyter", "kernels")
 _ACTIVATE_D = Path("etc", "conda", "activate.d")
 
 
 @dataclasses.dataclass(frozen=True)
 class Environment:
-    """A Python environment found on disk: its kind, its name in type ids, its directory, how to activate it."""
+    """A Python environment found on disk: its name in type ids, its directory, how to activate it."""
 
-    kind: str
     name: str
     prefix: Path
     #: Variables its activation sets (``PATH`` refers to the launcher's as ``${PATH}``).
@@ -300,8 +300,11 @@ class EnvironmentProvider(KernelProvider):
             names[name] = prefix
             yield name, prefix
 
-    def _environment(self, name: str, prefix: Path) -> Environment | None:
-        """The environment at ``prefix``, or None (with a warning) if it vanished or is broken."""
+    def _environment(self, name: str, prefix: Path, *, activate: bool = True) -> Environment | None:
+        """The environment at ``prefix``, or None (with a warning) if it vanished or is broken.
+
+        ``activate=False`` leaves its activation variables out (a listing shows none of them, and reading
+        them can mean reading a file per environment); the scripts stay, as they shape the command line."""
         problem = self.problem(prefix)
         if problem is not None:
             self.warn("skipping %s %s at %s: %s", self.kind_label, name, prefix, problem)
@@ -314,12 +317,12 @@ class EnvironmentProvider(KernelProvider):
                 )
             except OSError:
                 pass
-        return Environment(self.id, name, prefix, self.activation(name, prefix), scripts)
+        return Environment(name, prefix, self.activation(name, prefix) if activate else {}, scripts)
 
     def environments(self) -> Iterator[Environment]:
         """Every usable environment of this kind (one warning for each skipped)."""
         for name, prefix in self._named():
-            environment = self._environment(name, prefix)
+            environment = self._environment(name, prefix, activate=False)
             if environment is not None:
                 yield environment
 
@@ -382,8 +385,10 @@ class EnvironmentProvider(KernelProvider):
         """A kernelspec of the environment: ``{prefix}`` is the environment's, a bare program its own if it has it."""
         argv = [arg.replace("{prefix}", str(environment.prefix)) for arg in spec["argv"]]
         program = environment.prefix / "bin" / argv[0]
-        if "/" not in argv[0] and program.is_file():
-            argv[0] = str(program)  # what the activated PATH finds; also keeps "python" from meaning ours
+        if "/" not in argv[0] and (program.is_file() or _PYTHON_NAME.fullmatch(argv[0])):
+            # What the activated PATH finds. A Python is always the environment's, even one it lacks (the launch
+            # then fails, naming it): a bare "python" would otherwise mean kernel-nanny's own.
+            argv[0] = str(program)
         command = KernelCommand(
             argv=argv,
             env=dict(spec.get("env", {})),
@@ -542,7 +547,14 @@ class CondaProvider(EnvironmentProvider):
             return {}
 
 
-class VenvProvider(EnvironmentProvider):
+class _VirtualEnvProvider(EnvironmentProvider):
+    """Environments that ``bin/activate`` activates: ``VIRTUAL_ENV`` names them."""
+
+    def activation(self, name: str, prefix: Path) -> dict[str, str]:
+        return {**super().activation(name, prefix), "VIRTUAL_ENV": str(prefix), "VIRTUAL_ENV_PROMPT": name}
+
+
+class VenvProvider(_VirtualEnvProvider):
     """venvs (``pyvenv.cfg``) in the configured directories as ``venv/<name>``."""
 
     id = "venv"
@@ -558,9 +570,6 @@ class VenvProvider(EnvironmentProvider):
                 if (prefix / "pyvenv.cfg").is_file():
                     yield prefix.name, prefix
 
-    def activation(self, name: str, prefix: Path) -> dict[str, str]:
-        return {**super().activation(name, prefix), "VIRTUAL_ENV": str(prefix), "VIRTUAL_ENV_PROMPT": name}
-
 
 def _projects(roots: Iterable[str]) -> Iterator[Path]:
     """Each root that exists, then its sub-directories: where projects are looked for (one level)."""
@@ -570,7 +579,7 @@ def _projects(roots: Iterable[str]) -> Iterator[Path]:
             yield from _subdirectories(root)
 
 
-class UvProvider(EnvironmentProvider):
+class UvProvider(_VirtualEnvProvider):
     """The ``.venv`` of each uv project under the project roots as ``uv/<project>``."""
 
     id = "uv"
@@ -585,9 +594,6 @@ class UvProvider(EnvironmentProvider):
             pyvenv = read_pyvenv_cfg(project / ".venv")
             if pyvenv is not None and ("uv" in pyvenv or (project / "uv.lock").is_file()):
                 yield project.name, project / ".venv"
-
-    def activation(self, name: str, prefix: Path) -> dict[str, str]:
-        return {**super().activation(name, prefix), "VIRTUAL_ENV": str(prefix), "VIRTUAL_ENV_PROMPT": name}
 
 
 class PixiProvider(EnvironmentProvider):
