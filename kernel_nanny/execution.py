@@ -300,9 +300,8 @@ class KernelExecution(Lifetime):
     async def _launch(self) -> None:
         if self.python is not None and self.request.command is not None:
             await _check_ipykernel(self.request.command.argv[0], str(self.python))
-        self._info, self._manager = await start_kernel(
-            self.request, finder=self._kernel_finder(), use_daemon=self.use_daemon
-        )
+        # The finder is built only where the kernel starts here: a daemon that serves the launch needs none.
+        self._info, self._manager = await start_kernel(self.request, finder=self._finder, use_daemon=self.use_daemon)
 
     # -- the kernel -----------------------------------------------------------
 

@@ -21,7 +21,7 @@ from typing import Any
 from ._exceptions import KernelNannyError, KernelTypeNotAllowed, LaunchError, NoSuchKernelType
 from .client.daemon import DaemonClient
 from .client.manager import ManagerClient
-from .client.running import ProcessIdentity, list_running_kernels
+from .client.running import list_running_kernels
 from .config import JournalLimits, RestartPolicy
 from .discovery import KernelFinder
 from .discovery.resolved import ResolvedKernel
@@ -99,11 +99,7 @@ class KernelLaunch:
 
 
 async def _launch(request: LaunchRequest, finder: KernelFinder | None, use_daemon: bool) -> LaunchResult:
-    if request.supervised and request.params.connection_file is not None:
-        raise LaunchError(
-            "launch parameter 'connection_file' applies to unsupervised launches: a nanny publishes its kernel's "
-            "connection file as kernel-<id>.json in the runtime directory (where 'kernel-nanny ps' finds it)"
-        )
+    _check_connection_file(request)
     if use_daemon and daemon_can_serve(request):
         daemon = DaemonClient.running()
         if daemon is not None:
@@ -114,11 +110,25 @@ async def _launch(request: LaunchRequest, finder: KernelFinder | None, use_daemo
                     log.debug("starting %s here: the daemon cannot (%s)", request.kernel_type, exc)
     if finder is None:
         finder = KernelFinder(()) if request.command is not None else KernelFinder.from_entrypoints()
-    resolved = finder.resolve(request)
+    return await launch_resolved(request, finder.resolve(request), finder)
+
+
+async def launch_resolved(request: LaunchRequest, resolved: ResolvedKernel, finder: KernelFinder) -> LaunchResult:
+    """Start ``request`` as ``finder`` resolved it: behind a nanny if supervised (unless the provider's kernels run
+    behind nannies already), else here. For callers that resolved it already (the daemon, its pools)."""
+    _check_connection_file(request)
     with finder.explain_unknown_type(request.kernel_type):
         if request.supervised and not resolved.supervised_elsewhere:
             return await _start_nanny(request, resolved)
         return await resolved.launch(request)
+
+
+def _check_connection_file(request: LaunchRequest) -> None:
+    if request.supervised and request.params.connection_file is not None:
+        raise LaunchError(
+            "launch parameter 'connection_file' applies to unsupervised launches: a nanny publishes its kernel's "
+            "connection file as kernel-<id>.json in the runtime directory (where 'kernel-nanny ps' finds it)"
+        )
 
 
 #: Launch parameters about this process's side of a launch, which the daemon's does not have.
@@ -142,8 +152,7 @@ async def _through_daemon(daemon: DaemonClient, request: LaunchRequest) -> Launc
     defaults = LaunchParams().to_dict()
     params = {k: v for k, v in request.params.to_dict().items() if v != defaults[k] and k not in _LOCAL_ONLY}
     if not request.supervised:  # the kernel would have been ours: it is still, through its owner
-        owner = os.getpid()
-        request = replace(request, supervised=True, owner=owner, owner_start_time=ProcessIdentity.of(owner).start_time)
+        request = replace(request, supervised=True, owner=os.getpid())  # its start time filled in by the request
     return await daemon.launch(
         request.kernel_type,
         cwd=request.cwd or os.getcwd(),  # the daemon's directory is not what a caller here means

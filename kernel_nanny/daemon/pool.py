@@ -63,7 +63,7 @@ class PoolHost(Protocol):
 
     def pool_request(self, settings: PoolSettings) -> LaunchRequest: ...
     def resolve(self, request: LaunchRequest) -> ResolvedKernel: ...
-    async def start_indexed(self, request: LaunchRequest) -> KernelRecord: ...
+    async def start_indexed(self, request: LaunchRequest, resolved: ResolvedKernel) -> KernelRecord: ...
     def nanny(self, kernel_id: str) -> AbstractAsyncContextManager[ManagerClient]: ...
     def update_record(self, record: KernelRecord) -> None: ...
     async def retire(self, record: KernelRecord, reason: str) -> None: ...
@@ -99,6 +99,8 @@ def pool_key(request: LaunchRequest, resolved: ResolvedKernel) -> str:
 class _Pool:
     settings: PoolSettings
     request: LaunchRequest
+    #: What the request runs, resolved once: every refill starts the same.
+    resolved: ResolvedKernel
     key: str
     bindable: bool
     starting: int = 0
@@ -148,7 +150,7 @@ class KernelPool:
                 log.error("pool %s is not filled: %s", settings.kernel_type, exc)
                 continue
             key = pool_key(request, resolved)
-            pool = _Pool(settings, replace(request, pool=key), key, can_bind(resolved.command))
+            pool = _Pool(settings, replace(request, pool=key), resolved, key, can_bind(resolved.command))
             self._pools[key] = pool
         for record in self.members():
             if record.pool not in self._pools:
@@ -230,7 +232,7 @@ class KernelPool:
             self._check_settled()
             pool.starting += 1
             try:
-                record = await self._host.start_indexed(pool.request)
+                record = await self._host.start_indexed(pool.request, pool.resolved)
             except (KernelNannyError, OSError) as exc:
                 pool.failures += 1
                 pool.error = str(exc)
@@ -264,6 +266,9 @@ class KernelPool:
         return None
 
     async def _note_pid(self, record: KernelRecord) -> None:
+        """Remember a pooled kernel's pid, which only the memory limit reads (a round trip to its nanny)."""
+        if not self.limits.max_memory:
+            return
         try:
             async with self._host.nanny(record.kernel_id) as manager:
                 self._kernel_pids[record.kernel_id] = (await manager.info()).get("pid")

@@ -76,7 +76,7 @@ from ..paths import daemon_discovery_file, open_private_file, public_connection_
 from ..protocol import DEFAULT_SIGNATURE_SCHEME, ExitStatus, Message, Session, load_connection_info, new_id
 from ..protocol.daemon import DAEMON_PROTOCOL_VERSION, KernelEntry
 from ..protocol.nanny import NannyInfo
-from ..start import start_kernel
+from ..start import launch_resolved
 from .config import DaemonConfig
 from .keys import DaemonKeys
 from .launch_progress import LaunchProgress
@@ -737,7 +737,7 @@ class NannyDaemon:
                 request.kernel_type,
                 served,
             )
-            record = await self.start_indexed(request)
+            record = await self.start_indexed(request, resolved)
         entry = await self._entry(record, with_info=False)
         if entry is None:
             raise LaunchError(f"kernel {record.kernel_id[:12]} went away as soon as it started")
@@ -755,13 +755,13 @@ class NannyDaemon:
         return self._launch_request(settings.kernel_type, content)
 
     def resolve(self, request: LaunchRequest) -> ResolvedKernel:
-        with self.finder.explain_unknown_type(request.kernel_type):
-            return self.finder.resolve(request)
+        return self.finder.resolve(request)  # an unknown type's error lists the known ones
 
-    async def start_indexed(self, request: LaunchRequest) -> KernelRecord:
-        """Start a kernel behind a nanny and index it (its record saved, its events logged)."""
+    async def start_indexed(self, request: LaunchRequest, resolved: ResolvedKernel) -> KernelRecord:
+        """Start a kernel (``request``, as :meth:`resolve` found it) behind a nanny and index it (its record saved,
+        its events logged)."""
         type_id, name = request.kernel_type, request.name
-        info, manager = await start_kernel(request, finder=self.finder)
+        info, manager = await launch_resolved(request, resolved, self.finder)
         assert isinstance(manager, ManagerClient)
         await manager.cleanup()
         record = KernelRecord(
