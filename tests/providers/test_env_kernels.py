@@ -201,28 +201,40 @@ async def test_kernel_execution_takes_an_environment_type(home):
     assert code == 0 and "".join(seen) == f"{env}\n"
 
 
-async def test_the_daemon_launches_environment_kernels(conda_env, tmp_path, monkeypatch):
+@pytest.fixture
+async def env_daemon(tmp_path, monkeypatch):
+    """``await env_daemon(config)``: a daemon in runtime and state directories of this test's own (it inherits the
+    test's HOME: conda's list there names the environment). Afterwards the daemons stop first (a running one
+    would refill its pools), then every nanny of the runtime directory, pooled ones too."""
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))  # the daemon's files stay out of the session's
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    daemon = RunningDaemon(tmp_path)
-    await daemon.start()  # the daemon inherits the test's HOME: conda's list there names the environment
-    try:
-        async with daemon.client() as client:
-            listed = {entry["id"]: entry for entry in await client.list_kernel_types()}
-            assert listed["conda/geo"]["env_path"] == str(conda_env)
-            info, manager = await client.launch("conda/geo", name="env-daemon")
-            seen = await report(info)
-            assert seen["env"]["FROM_ACTIVATE"] == f"seen:{conda_env}" and seen["prefix"] == str(conda_env)
-            await manager.cleanup()
-            await client.shutdown_kernel("env-daemon")
-    finally:
+    started: list[RunningDaemon] = []
+
+    async def start(config: str = "") -> RunningDaemon:
+        daemon = RunningDaemon(tmp_path, config)
+        await daemon.start()
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
         if daemon.running:
-            async with daemon.client() as client:
-                for entry in await client.list_kernels():
-                    await client.shutdown_kernel(entry["kernel_id"], now=True)
-        assert await daemon.stop() == 0
+            assert await daemon.stop() == 0
+    subprocess.run([*CLI, "stop", "--all", "--now"], capture_output=True, timeout=120, check=True)
+
+
+async def test_the_daemon_launches_environment_kernels(conda_env, env_daemon):
+    daemon = await env_daemon()
+    async with daemon.client() as client:
+        listed = {entry["id"]: entry for entry in await client.list_kernel_types()}
+        assert listed["conda/geo"]["env_path"] == str(conda_env)
+        info, manager = await client.launch("conda/geo", name="env-daemon")
+        seen = await report(info)
+        assert seen["env"]["FROM_ACTIVATE"] == f"seen:{conda_env}" and seen["prefix"] == str(conda_env)
+        await manager.cleanup()
+        await client.shutdown_kernel("env-daemon")
 
 
 async def test_the_jupyter_provisioner_runs_an_environment_type(conda_env, tmp_path, monkeypatch):
@@ -267,18 +279,12 @@ async def test_an_activate_script_with_a_syntax_error_fails_the_start_with_the_s
     assert "broken.sh" in str(raised.value) and "Syntax error" in str(raised.value)
 
 
-async def test_the_daemons_gateway_offers_environments_as_kernelspecs(conda_env, tmp_path, monkeypatch):
+async def test_the_daemons_gateway_offers_environments_as_kernelspecs(conda_env, env_daemon):
     """What JupyterLab sees in gateway mode: ``conda--geo`` among the kernelspecs, and a kernel of it activated."""
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    daemon = RunningDaemon(tmp_path, GATEWAY_CONFIG)
-    await daemon.start()
-    api = None
+    daemon = await env_daemon(GATEWAY_CONFIG)
+    async with daemon.client() as client:
+        api = JupyterAPI((await client.info())["gateway_url"], DaemonKeys(daemon.state_dir).gateway_token())
     try:
-        async with daemon.client() as client:
-            api = JupyterAPI((await client.info())["gateway_url"], DaemonKeys(daemon.state_dir).gateway_token())
         spec = (await api.call("GET", "/api/kernelspecs"))["kernelspecs"]["conda--geo"]
         assert spec["spec"]["display_name"].endswith("(conda env geo)")
         assert spec["spec"]["metadata"]["kernel_nanny"]["type_id"] == "conda/geo"
@@ -289,32 +295,15 @@ async def test_the_daemons_gateway_offers_environments_as_kernelspecs(conda_env,
         assert ran.stdout == f"{conda_env} seen:{conda_env}\n"
         await api.call("DELETE", f"/api/kernels/{kernel['id']}", expect=204)
     finally:
-        if api is not None:
-            api.close()
-        if daemon.running:
-            async with daemon.client() as client:
-                for entry in await client.list_kernels():
-                    await client.shutdown_kernel(entry["kernel_id"], now=True)
-        assert await daemon.stop() == 0
+        api.close()
 
 
-async def test_a_daemon_pool_keeps_an_environment_kernel_ready(conda_env, tmp_path, monkeypatch):
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    daemon = RunningDaemon(tmp_path, '[pool."conda/geo"]\nsize = 1\n')
-    await daemon.start()
-    try:
-        async with daemon.client() as client:
-            assert (await client.pools(wait=120))["settled"]
-            info, manager = result = await client.launch("conda/geo", name="env-pooled")
-            assert result.pool == "hit"
-            seen = await report(info)
-            assert seen["env"]["FROM_ACTIVATE"] == f"seen:{conda_env}" and seen["prefix"] == str(conda_env)
-            await manager.cleanup()
-    finally:
-        if daemon.running:
-            assert await daemon.stop() == 0  # first: a running daemon would refill its pool
-        # every nanny of this test's runtime dir, the pool's too
-        subprocess.run([*CLI, "stop", "--all", "--now"], capture_output=True, timeout=120, check=True)
+async def test_a_daemon_pool_keeps_an_environment_kernel_ready(conda_env, env_daemon):
+    daemon = await env_daemon('[pool."conda/geo"]\nsize = 1\n')
+    async with daemon.client() as client:
+        assert (await client.pools(wait=120))["settled"]
+        info, manager = result = await client.launch("conda/geo", name="env-pooled")
+        assert result.pool == "hit"
+        seen = await report(info)
+        assert seen["env"]["FROM_ACTIVATE"] == f"seen:{conda_env}" and seen["prefix"] == str(conda_env)
+        await manager.cleanup()
