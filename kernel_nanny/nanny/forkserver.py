@@ -19,7 +19,7 @@ How:
   The server answers one JSON line: ``{"status": "forked", "pid": ...}``, or
   ``stale``, ``refused`` or ``error`` with a ``reason``, and the starter then
   spawns the nanny the classic way. It refuses what it cannot fork faithfully:
-  a nanny of another Python, or with other ``PYTHON*`` start-up variables, or
+  a nanny of another Python, or with other ``PYTHON*``/``LD_*`` start-up variables, or
   for a starter whose process differs from the server's in what a child
   inherits (cgroup, limits, namespaces, capabilities...: :func:`process_context`).
 * The child becomes the process ``python -m kernel_nanny.nanny`` would have
@@ -601,7 +601,7 @@ class _Server:
         if request.argv[:3] != self._nanny_argv:
             return f"it asks for {request.argv[:3]}, and this server is {self._nanny_argv}"
         if _startup_variables(request.env) != self._startup_variables:
-            return "its Python start-up variables (PYTHON*) differ from this server's"
+            return "its start-up variables (PYTHON*, LD_*) differ from this server's"
         theirs = process_context(peer)
         differing = sorted(name for name, value in self._context.items() if theirs.get(name) != value)
         if differing:
