@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ._backoff import backoff_delay
 from ._exceptions import ConfigError
 from .defaults import (
     DEFAULT_JOURNAL_DISK_BYTES,
@@ -296,7 +297,7 @@ class RestartPolicy:
         """Seconds to wait before automatic restart number ``attempt`` (1-based) in the window."""
         if attempt <= 1:
             return 0.0
-        return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 2)))
+        return backoff_delay(attempt - 1, self.backoff, self.max_backoff)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict (what ``from_dict`` takes)."""

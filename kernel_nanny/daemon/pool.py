@@ -35,6 +35,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from .._backoff import backoff_delay
 from .._exceptions import KernelNannyError, LaunchError
 from .._tasks import TaskGroup
 from ..client.kernel import KernelClient
@@ -236,7 +237,7 @@ class KernelPool:
             except (KernelNannyError, OSError) as exc:
                 pool.failures += 1
                 pool.error = str(exc)
-                delay = min(POOL_RETRY_MAX, POOL_RETRY_FIRST * 2 ** (pool.failures - 1))
+                delay = backoff_delay(pool.failures, POOL_RETRY_FIRST, POOL_RETRY_MAX)
                 log.error(
                     "pool %s: a kernel failed to start (%s); trying again in %g s",
                     pool.settings.kernel_type,

@@ -33,6 +33,7 @@ import zmq.asyncio
 from zmq.auth.asyncio import AsyncioAuthenticator
 
 from .. import __version__
+from .._backoff import backoff_delay
 from .._exceptions import (
     AmbiguousKernel,
     ConfigError,
@@ -205,7 +206,7 @@ class NannyDaemon:
                 self.fork_server = await ForkServer.start(log_level=self.config.log_level)
             except LaunchError as exc:
                 failures += 1
-                delay = min(POOL_RETRY_MAX, POOL_RETRY_FIRST * 2 ** (failures - 1))
+                delay = backoff_delay(failures, POOL_RETRY_FIRST, POOL_RETRY_MAX)
                 log.warning(
                     "no nanny fork server (nannies are spawned meanwhile): %s; trying again in %g s", exc, delay
                 )

@@ -31,6 +31,7 @@ from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .._backoff import backoff_delays
 from .._exceptions import (
     ClientClosed,
     KernelNannyError,
@@ -478,10 +479,7 @@ class SlurmKernelManager:
 def _queue_intervals() -> Iterator[float]:
     """Seconds between queue checks: Slurm has no event to wait on, so a query backed off from
     ``SLURM_QUEUE_FIRST_INTERVAL`` to ``SLURM_QUEUE_MAX_INTERVAL`` (one place for every wait on the queue)."""
-    delay = SLURM_QUEUE_FIRST_INTERVAL
-    while True:
-        yield delay
-        delay = min(delay * 2, SLURM_QUEUE_MAX_INTERVAL)
+    return backoff_delays(SLURM_QUEUE_FIRST_INTERVAL, SLURM_QUEUE_MAX_INTERVAL)
 
 
 async def _check_reachable(commands: SlurmCommands, address: str, port: int) -> None:

@@ -20,6 +20,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, cast
 
+from .._backoff import backoff_delays
 from .._exceptions import ClientClosed, LaunchError
 from .._lifetime import Lifetime
 from .._tasks import TaskGroup, wait_for
@@ -285,15 +286,15 @@ class SSHTunnel(Lifetime):
             await self._connection.wait_closed()
             self._connected.clear()
             log.warning("ssh connection to %s dropped; reconnecting", self.host.name)
-            delay = SSH_RECONNECT_FIRST_DELAY
+            delays = backoff_delays(SSH_RECONNECT_FIRST_DELAY, SSH_RECONNECT_MAX_DELAY)
             while True:
                 try:
                     self._connection = await connect(self.host)
                     break
                 except LaunchError as exc:
+                    delay = next(delays)
                     log.warning("ssh host %s: reconnecting failed (%s); next try in %.1f s", self.host.name, exc, delay)
                     await asyncio.sleep(delay)  # back-off between attempts: a deliberate pause, not a poll
-                    delay = min(SSH_RECONNECT_MAX_DELAY, delay * 2)
             log.info("ssh connection to %s restored", self.host.name)
             self._connected.set()
 
