@@ -33,7 +33,7 @@ import zmq.asyncio
 
 from .._exceptions import KernelNannyError, LaunchError, ProtocolError
 from .._tasks import wait_for
-from ..defaults import CALLBACK_ACK_TIMEOUT, CLIENT_LINGER_MS, MAX_REQUEST_BYTES
+from ..defaults import CALLBACK_ACK_TIMEOUT, CLIENT_LINGER_MS, MAX_REQUEST_BYTES, SERVER_LINGER_MS
 from ..protocol import Session
 from ..protocol.errors import error_from_reply, error_reply
 
@@ -71,7 +71,9 @@ class CallbackListener:
     def __init__(self, bind_address: str) -> None:
         public, secret = zmq.curve_keypair()
         self._socket = zmq.asyncio.Context.instance().socket(zmq.ROUTER)
-        self._socket.linger = 0
+        # The receipt is sent just before the listener closes: a linger of 0 could drop it, and the
+        # job, never acknowledged, would stop the kernel its launcher has just handed out.
+        self._socket.linger = SERVER_LINGER_MS
         self._socket.maxmsgsize = MAX_REQUEST_BYTES
         self._socket.curve_publickey, self._socket.curve_secretkey = public, secret
         self._socket.curve_server = True
@@ -106,8 +108,8 @@ class CallbackListener:
         self.close()
 
     def close(self) -> None:
-        """Stop listening (idempotent): a later report finds nobody."""
-        self._socket.close(linger=0)
+        """Stop listening (idempotent): a later report finds nobody; a receipt already sent is still delivered."""
+        self._socket.close()
 
     async def receive(self) -> dict[str, Any]:
         """The reported connection info, once a correctly signed report arrives.
