@@ -8,6 +8,7 @@ with what it really holds: a kernel, a nanny, sshd, a thread on a socket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -165,8 +166,8 @@ def kernel_connection_info() -> Iterator[dict[str, Any]]:
 # -- the SSH tunnel and the Docker stream thread ------------------------------------------------
 
 
-async def test_ssh_tunnel_closes_its_forwards_and_connection(sshd: SSHServer):  # noqa: F811
-    host = SSHHost(
+def _lifetime_host(sshd: SSHServer) -> SSHHost:  # noqa: F811
+    return SSHHost(
         name="lifetime",
         host=sshd.address,
         port=sshd.port,
@@ -174,7 +175,10 @@ async def test_ssh_tunnel_closes_its_forwards_and_connection(sshd: SSHServer):  
         keys=(sshd.client_key,),
         known_hosts=sshd.known_hosts,
     )
-    tunnel = await SSHTunnel.open(host)
+
+
+async def test_ssh_tunnel_closes_its_forwards_and_connection(sshd: SSHServer):  # noqa: F811
+    tunnel = await SSHTunnel.open(_lifetime_host(sshd))
     local = await tunnel.forward(sshd.port)  # through the tunnel to sshd itself: it greets first
     reader, writer = await asyncio.open_connection("127.0.0.1", local)
     assert (await asyncio.wait_for(reader.readline(), 30)).startswith(b"SSH-2.0-")
@@ -184,6 +188,48 @@ async def test_ssh_tunnel_closes_its_forwards_and_connection(sshd: SSHServer):  
         await tunnel.run_shell("true")
     with pytest.raises(OSError):  # the forward's listener is gone
         await asyncio.open_connection("127.0.0.1", local)
+
+
+async def test_closing_a_tunnel_ends_a_forward_whose_client_stopped_reading(sshd: SSHServer):  # noqa: F811
+    """A local client that stops reading (a hung process) leaves data queued in the forward: closing the
+    tunnel must still end that connection at once, neither waiting for the client nor leaving it open."""
+    flood = b"x" * (8 << 20)
+
+    sent = asyncio.Event()
+
+    async def send_flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(flood)  # more than the client's socket buffers: the rest waits in the forward and sshd
+        with contextlib.suppress(OSError):
+            await writer.drain()
+        sent.set()
+        writer.close()
+
+    def drain(client: socket.socket) -> int:
+        """What the client can still read: the queued part of the flood, then the end of the connection."""
+        received = 0
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := client.recv(1 << 20):
+                received += len(chunk)
+        return received
+
+    server = await asyncio.start_server(send_flood, "127.0.0.1", 0)
+    tunnel = await SSHTunnel.open(_lifetime_host(sshd))
+    client = socket.socket()
+    try:
+        local = await tunnel.forward(server.sockets[0].getsockname()[1])
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.settimeout(10)
+        await asyncio.to_thread(client.connect, ("127.0.0.1", local))
+        assert await asyncio.to_thread(client.recv, 1) == b"x"  # the flood has begun; now the client stops reading
+        await asyncio.wait_for(sent.wait(), 30)
+        tunnel.close()
+        await asyncio.wait_for(tunnel.wait_closed(), 10)
+        assert 0 < await asyncio.to_thread(drain, client) < len(flood)
+    finally:
+        client.close()
+        tunnel.close()
+        server.close()
+        await server.wait_closed()
 
 
 class _SocketStream:

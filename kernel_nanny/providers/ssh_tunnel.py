@@ -17,6 +17,7 @@ loopback port of the ephemeral range can end up connected to itself (a TCP
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any, cast
 
@@ -105,7 +106,8 @@ class SSHTunnel(Lifetime):
         self.host = host
         self._connection: asyncssh.SSHClientConnection | None = connection
         self._servers: list[asyncio.Server] = []
-        #: Local connections accepted and not yet closed: closed with the tunnel, even if their relay never ran.
+        #: Local connections accepted and not yet closed for good: ended with the tunnel, even if their relay
+        #: never ran or a client stopped reading what was left to send it.
         self._accepted: set[asyncio.StreamWriter] = set()
         self._connected = asyncio.Event()
         self._connected.set()
@@ -202,7 +204,7 @@ class SSHTunnel(Lifetime):
 
         def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             if self.closed:
-                writer.close()
+                writer.transport.abort()
                 return
             self._accepted.add(writer)
             self._tasks.spawn(self._relay(reader, writer, remote_host, remote_port), name=f"ssh-relay-{remote_port}")
@@ -224,9 +226,11 @@ class SSHTunnel(Lifetime):
     async def _finish_closing(self) -> None:
         await self._tasks.cancel_all()
         accepted, self._accepted = self._accepted, set()
-        for writer in accepted:  # a relay cancelled before it ran never closed its connection
-            writer.close()
-        # Closed before the loop may close: a transport still open then is reported as leaked.
+        # Aborted, not closed: a graceful close waits to deliver what is queued, for ever if the client stopped
+        # reading, and nothing more can reach it through a closed tunnel. Closed before the loop may close: a
+        # transport still open then is reported as leaked.
+        for writer in accepted:
+            writer.transport.abort()
         await asyncio.gather(*(writer.wait_closed() for writer in accepted), return_exceptions=True)
         if self._connection is not None:
             await self._connection.wait_closed()
@@ -276,8 +280,10 @@ class SSHTunnel(Lifetime):
             if remote_writer is not None:
                 remote_writer.close()
             writer.close()
-            if not self.closed:  # closing: _finish_closing waits for the transport to be closed
-                self._accepted.discard(writer)
+        # Forgotten once closed for good (what was queued delivered): until then, closing the tunnel ends it.
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        self._accepted.discard(writer)
 
     async def _stay_connected(self) -> None:
         """Wait for the connection to drop; then reconnect with back-off, until closed."""
