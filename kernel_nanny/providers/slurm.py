@@ -24,6 +24,7 @@ runtime directory while the job runs, so any process can re-attach.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shlex
 import time
@@ -244,11 +245,11 @@ class SlurmKernelManager:
         forwarded here through the same SSH connection.
         """
         listen = "127.0.0.1" if tunnel is not None else cluster.callback_address or node_address()
-        async with CallbackListener(listen) as listener:
+        async with CallbackListener(listen) as listener, contextlib.AsyncExitStack() as forwards:
             callback = listener.address
-            if tunnel is not None:
+            if tunnel is not None:  # the login host listens for the callback until it is in
                 login_address = cluster.callback_address or tunnel.host.host
-                port = await tunnel.forward_back(listener.port, login_address)
+                port = await forwards.enter_async_context(tunnel.forward_back(listener.port, login_address))
                 await _check_reachable(commands, login_address, port)
                 callback = listener.reached_at(login_address, port)
             script = batch_script(

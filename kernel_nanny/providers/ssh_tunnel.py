@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, cast
 
 from .._backoff import backoff_delays
@@ -236,12 +237,14 @@ class SSHTunnel(Lifetime):
             await self._connection.wait_closed()
             self._connection = None
 
-    async def forward_back(self, local_port: int, listen_host: str) -> int:
+    @contextlib.asynccontextmanager
+    async def forward_back(self, local_port: int, listen_host: str) -> AsyncIterator[int]:
         """Listen on ``listen_host`` (an address of the host) and forward what connects to ``local_port`` here.
 
-        For as long as this connection lasts (a launch's callback, not a kernel's
-        lifetime). sshd binds anything but loopback only with ``GatewayPorts
-        clientspecified`` (or ``yes``) in its configuration. Returns the port it listens on.
+        For the ``async with`` block only (a launch's callback, not a kernel's
+        lifetime): the host stops listening when it ends. sshd binds anything
+        but loopback only with ``GatewayPorts clientspecified`` (or ``yes``) in
+        its configuration. Yields the port it listens on.
         """
         self._check_open()
         assert self._connection is not None
@@ -252,7 +255,11 @@ class SSHTunnel(Lifetime):
                 f"ssh host {self.host.name} refused to listen on {listen_host} for this machine: {exc} "
                 "(its sshd needs 'GatewayPorts clientspecified' for an address other than loopback)"
             ) from None
-        return int(listener.get_port())
+        try:
+            yield int(listener.get_port())
+        finally:
+            listener.close()
+            await listener.wait_closed()
 
     async def _relay(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote_host: str, remote_port: int

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -622,6 +623,17 @@ def _login_config(tmp_path, slurm: SlurmCluster, sshd, **cluster: str) -> str:
     )
 
 
+#: iproute2's ss, found before a test empties PATH (scripts/test installs iproute2).
+_SS = shutil.which("ss") or "ss"
+
+
+def _sshd_forwards(sshd: Any) -> list[str]:
+    """The ports sshd's processes listen on at its address besides its own: the remote forwards of its clients."""
+    listening = subprocess.run([_SS, "-Htlnp"], capture_output=True, text=True, check=True).stdout.splitlines()
+    ours = [line for line in listening if '(("sshd' in line and line.split()[3].startswith(f"{sshd.address}:")]
+    return [line for line in ours if line.split()[3] != f"{sshd.address}:{sshd.port}"]
+
+
 def _non_loopback_address() -> str:
     probe = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=True).stdout.split()
     return next(address for address in probe if "." in address and not address.startswith("127."))
@@ -657,6 +669,7 @@ async def test_through_a_login_host_commands_forwards_and_reattach_go_over_ssh(
     try:
         assert info["ip"] == "127.0.0.1" and info["shell_port"] != manager.state.nanny_info["shell_port"]  # forwards
         assert manager.state.login is not None and manager.state.login["port"] == sshd.port
+        assert _sshd_forwards(sshd) == []  # the login host listened for the callback only until it was in
         job_id = manager.state.job_id
         assert (await _run(info, "import os; print(os.environ['SLURM_JOB_ID'])")).strip() == job_id
         assert (await interrupted(info, manager)).error["ename"] == "KeyboardInterrupt"
