@@ -45,7 +45,15 @@ def batch_script(
     job with its message in the output file, instead of starting a kernel in
     the wrong environment.
     """
-    options = [f"--job-name={JOB_NAME_PREFIX}{kernel.name}", f"--output={kernel.output}", "--ntasks=1"]
+    # --no-requeue: a requeued job (preempted in REQUEUE mode, its node failed) would start a fresh kernel that
+    # nobody can reach (the callback is over) while the launcher waits on it as pending. Not requeued, the job
+    # ends (PREEMPTED, NODE_FAIL) and the kernel's death says why.
+    options = [
+        f"--job-name={JOB_NAME_PREFIX}{kernel.name}",
+        f"--output={kernel.output}",
+        "--ntasks=1",
+        "--no-requeue",
+    ]
     for flag, value in (
         ("--partition", kernel.partition),
         ("--time", kernel.time),

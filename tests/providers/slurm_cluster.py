@@ -35,6 +35,8 @@ BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sco
 ACCOUNTING_BINARIES = ("mariadb-install-db", "mariadbd", "mariadb", "slurmdbd", "sacctmgr", "sacct")
 #: The account every job of the accounting cluster may use (root's default is Slurm's own "root").
 ACCOUNT = "kntest"
+#: A partition on the same node whose jobs preempt those of the default one ("debug").
+PREEMPTING_PARTITION = "urgent"
 _INSTALL = "install them once, as root: bash .ci/install-test-deps.sh"
 
 
@@ -115,6 +117,11 @@ class SlurmCluster:
                     "SchedulerParameters=bf_interval=1",
                     f"NodeName={node} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory=4000 State=UNKNOWN",
                     f"PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP",
+                    # Preemption, as clusters run it: a job in the higher tier requeues (or, where it may not
+                    # be requeued, cancels) jobs in "debug" that hold the resources it needs.
+                    "PreemptType=preempt/partition_prio",
+                    "PreemptMode=REQUEUE",
+                    f"PartitionName={PREEMPTING_PARTITION} Nodes={node} MaxTime=INFINITE PriorityTier=2 State=UP",
                     "",
                 ]
             )
@@ -355,6 +362,11 @@ class SlurmCluster:
         finally:
             self.run("scancel", job_id)
             self._until(lambda: job_id not in self.jobs(), 60, f"end of blocker job {job_id}")
+
+    def preempt_all(self) -> str:
+        """Submit a job to the preempting partition that needs every CPU: it preempts what runs in "debug"."""
+        limits = [f"--partition={PREEMPTING_PARTITION}", f"--cpus-per-task={self.cpus}", "--output=/dev/null"]
+        return self.run("sbatch", "--parsable", *limits, "--job-name=preemptor", "--wrap", "sleep 600").strip()
 
     @contextlib.asynccontextmanager
     async def hold_all_cpus(self) -> AsyncIterator[str]:

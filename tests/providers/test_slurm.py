@@ -277,6 +277,24 @@ async def test_an_external_scancel_is_a_cancelled_death_and_final(configure, slu
             await manager.restart()
 
 
+async def test_a_preempted_job_is_a_preempted_death_not_a_requeue(configure, slurm: SlurmCluster):
+    """Preemption in REQUEUE mode would put the job back in the queue, to start a kernel nobody can reach
+    while the launcher waited on; kernel-nanny's jobs are not requeueable, so Slurm ends them instead."""
+    finder = configure(py={})
+    async with start_kernel(_request(), finder=finder) as (info, manager):
+        job_id = (await manager.info())["placement"]["slurm_job"]
+        events = _Events(manager)
+        await manager.subscribe()
+        preemptor = await asyncio.to_thread(slurm.preempt_all)
+        try:
+            died = await events.until("kernel_died", timeout=60)
+            assert died["reason"] == "preempted" and died["final"] and not died["restarting"]
+            assert slurm.status(job_id) == "PREEMPTED"
+            assert (await manager.info())["last_exit"]["reason"] == "preempted"
+        finally:
+            slurm.run("scancel", preemptor)
+
+
 @pytest.mark.slow
 async def test_a_time_limit_that_runs_out_is_reported_as_time_limit(configure, slurm: SlurmCluster):
     """Slurm time limits are whole minutes: this takes about a minute (plus the cluster's KillWait)."""

@@ -1,10 +1,10 @@
 """How a Slurm job's end state becomes a kernel's death reason, for the ends this test cluster cannot produce.
 
-A preemption, a node failure or an out-of-memory kill cannot be caused on the single-node test cluster (it has
-no preemption, one node the tests need, and ``TaskPlugin=task/none``, so no memory enforcement): these tests
-give :class:`SlurmCommands` the lines ``scontrol`` and ``sacct`` print for such jobs, through a stand-in for the
-command runner. The ends the cluster can produce (cancelled, time_limit, exited) are tested for real in
-``test_slurm.py`` and ``test_slurm_accounting.py``.
+A node failure or an out-of-memory kill cannot be caused on the single-node test cluster (it has one node the
+tests need, and ``TaskPlugin=task/none``, so no memory enforcement): these tests give :class:`SlurmCommands` the
+lines ``scontrol`` and ``sacct`` print for such jobs, through a stand-in for the command runner. The ends the
+cluster can produce (cancelled, time_limit, exited, preempted) are tested for real in ``test_slurm.py`` and
+``test_slurm_accounting.py``.
 """
 
 from __future__ import annotations
