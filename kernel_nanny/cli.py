@@ -252,7 +252,9 @@ def _parser() -> argparse.ArgumentParser:
         "ps",
         help="list the kernels running behind nannies",
         description="List kernels running behind nannies on this machine (found through their connection files "
-        "in the Jupyter runtime directory), each checked alive. Files left by nannies that no longer run are removed.",
+        "in the Jupyter runtime directory), each checked alive. Files left by nannies that no longer run are removed. "
+        "While a daemon runs, its launches under way are listed too, with no ID yet: 'starting', or 'pending' with "
+        "what they wait for (a Slurm job in the queue); 'stop --all' cancels them.",
     )
     ps.add_argument("--json", action="store_true", help="print a JSON list with each nanny's full info")
     ps.add_argument(
@@ -298,7 +300,8 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--all",
                 action="store_true",
-                help="stop every kernel running behind a nanny (one that cannot be stopped is reported, not fatal)",
+                help="stop every kernel running behind a nanny (one that cannot be stopped is reported, not fatal); "
+                "through a daemon, also cancel its launches under way (a Slurm job still in the queue)",
             )
         else:
             sub.add_argument("kernel", metavar="KERNEL", help="kernel id, id prefix or name (see 'kernel-nanny ps')")
@@ -793,16 +796,20 @@ def _cmd_start(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _kernels_and_infos(pooled: bool = False) -> list[tuple[Mapping[str, Any], NannyInfo | None]]:
-    """Each kernel (id, name, type, connection_file, pool) with its nanny's info (None: unresponsive);
-    the daemon's pooled kernels only if ``pooled``."""
+_KernelRows = list[tuple[Mapping[str, Any], NannyInfo | None]]
 
-    async def gather() -> list[tuple[Mapping[str, Any], NannyInfo | None]]:
+
+def _kernels_and_infos(pooled: bool = False) -> tuple[_KernelRows, list[dict[str, Any]]]:
+    """Each kernel (id, name, type, connection_file, pool) with its nanny's info (None: unresponsive), the
+    daemon's pooled kernels only if ``pooled``; and the daemon's launches under way (none without a daemon)."""
+
+    async def gather() -> tuple[_KernelRows, list[dict[str, Any]]]:
         daemon = DaemonClient.running()
         if daemon is not None:
             async with daemon:
                 listing = await daemon.list_kernels(info=True, pooled=pooled)
-                return [(entry, entry.get("info")) for entry in listing]
+                launches = await daemon.list_launches()
+                return [(entry, entry.get("info")) for entry in listing], launches
         rows: list[tuple[Mapping[str, Any], NannyInfo | None]] = []
         for kernel in list_running_kernels():
             if kernel.pool is not None and not pooled:
@@ -819,15 +826,16 @@ def _kernels_and_infos(pooled: bool = False) -> list[tuple[Mapping[str, Any], Na
                     rows.append((entry, await manager.info()))
                 except NannyUnavailable:
                     rows.append((entry, None))
-        return rows
+        return rows, []
 
     return asyncio.run(gather())
 
 
 def _cmd_ps(args: argparse.Namespace) -> int:
-    rows = _kernels_and_infos(pooled=args.all)
+    rows, launches = _kernels_and_infos(pooled=args.all)
     if args.json:
         listing = [{"connection_file": e["connection_file"], **(i or {**e, "state": "unresponsive"})} for e, i in rows]
+        listing += [_launch_entry(launch) for launch in launches]
         print(json.dumps(listing, indent=2))
         return EXIT_OK
     table: list[tuple[str, ...]] = [("ID", "NAME", "TYPE", "PID", "STATE", "ACTIVITY", "UPTIME", "RESTARTS")]
@@ -849,13 +857,34 @@ def _cmd_ps(args: argparse.Namespace) -> int:
         row = (short, name, info["kernel_type"], pid, state, activity, uptime, str(info["restart_count"]))
         table.append(row)
     places = [_placement(info) if info is not None else "-" for _, info in rows]
+    for launch in launches:  # not kernels yet: what the daemon is starting (a Slurm job in the queue)
+        shown = _launch_entry(launch)
+        waited = _duration(now - shown["since"])
+        table.append(("-", shown["name"] or "-", shown["kernel_type"], "-", shown["state"], "-", waited, "-"))
+        places.append(str(launch["content"].get("message", "-")))  # Slurm job 12 PENDING (Resources)...
     if any(place != "-" for place in places):
         table = [(*table[0], "WHERE"), *((*row, place) for row, place in zip(table[1:], places, strict=True))]
     _print_table(table)
-    _report_stray_jobs(
-        {place["slurm_job"] for _, info in rows if info and (place := info.get("placement")) and "slurm_job" in place}
-    )
+    placements = [info.get("placement") or {} for _, info in rows if info]
+    # A launch's queued job is owned too: it is no kernel's yet, but it is no stray.
+    placements += [launch["content"] for launch in launches]
+    _report_stray_jobs({str(place["slurm_job"]) for place in placements if "slurm_job" in place})
     return EXIT_OK
+
+
+def _launch_entry(launch: Mapping[str, Any]) -> dict[str, Any]:
+    """A launch under way as ``ps --json`` lists it: no kernel (id, connection file) yet, ``pending`` while it
+    waits in a queue (``pending`` holds what the queue said), else ``starting``."""
+    pending = launch["event"] == "kernel_pending"
+    return {
+        "kernel_id": None,
+        "connection_file": None,
+        "name": launch["name"],
+        "kernel_type": launch["type_id"],
+        "state": "pending" if pending else "starting",
+        "since": launch["since"],
+        "pending": launch["content"] if pending else None,
+    }
 
 
 def _cmd_pools(args: argparse.Namespace) -> int:
@@ -969,6 +998,9 @@ def _stop(args: argparse.Namespace) -> int:
         daemon = DaemonClient.running()
         if daemon is not None:
             async with daemon:
+                if args.all:  # first the launches under way, so that none becomes a kernel while the rest stop
+                    for launch in await daemon.cancel_launches():
+                        print(f"kernel-nanny: cancelled the launch of {_printable(launch['type_id'])}", file=sys.stderr)
                 targets = [e["kernel_id"] for e in await daemon.list_kernels()] if args.all else [args.kernel]
                 for ref in targets:
                     try:

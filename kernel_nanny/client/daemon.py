@@ -132,6 +132,17 @@ class DaemonClient(Lifetime):
         content = {"info": info, "pooled": pooled}
         return cast("list[KernelEntry]", (await self.request("list_kernels", content))["kernels"])
 
+    async def list_launches(self) -> list[dict[str, Any]]:
+        """The launches under way, oldest first: ``type_id``, ``name``, ``since`` (Unix time), and the last
+        ``event`` and its ``content`` (a queued Slurm job's ``kernel_pending``: its job id, state and reason)."""
+        launches: list[dict[str, Any]] = (await self.request("list_launches"))["launches"]
+        return launches
+
+    async def cancel_launches(self) -> list[dict[str, Any]]:
+        """Cancel every launch under way (what each made is removed: a queued job cancelled); the ones cancelled."""
+        cancelled: list[dict[str, Any]] = (await self.request("cancel_launches"))["cancelled"]
+        return cancelled
+
     async def get_kernel(self, kernel: str) -> KernelEntry:
         """One kernel, by id, id prefix or name (with its nanny's ``info``)."""
         return cast(KernelEntry, (await self.request("get_kernel", {"kernel": kernel}))["kernel"])
@@ -286,6 +297,8 @@ class BlockingDaemonClient(BlockingTwin):
     list_kernels = blocking(DaemonClient.list_kernels)
     get_kernel = blocking(DaemonClient.get_kernel)
     shutdown_kernel = blocking(DaemonClient.shutdown_kernel)
+    list_launches = blocking(DaemonClient.list_launches)
+    cancel_launches = blocking(DaemonClient.cancel_launches)
 
 
 def read_discovery_file() -> dict[str, Any]:

@@ -75,7 +75,7 @@ from ..launch.request import LaunchRequest
 from ..nanny.forkserver import ForkServer
 from ..paths import daemon_discovery_file, open_private_file, public_connection_file, runtime_dir, write_private_file
 from ..protocol import DEFAULT_SIGNATURE_SCHEME, ExitStatus, Message, Session, load_connection_info, new_id
-from ..protocol.daemon import DAEMON_PROTOCOL_VERSION, KernelEntry
+from ..protocol.daemon import DAEMON_PROTOCOL_VERSION, DAEMON_REQUESTS, KernelEntry
 from ..protocol.nanny import NannyInfo
 from ..start import launch_resolved
 from .config import DaemonConfig
@@ -126,13 +126,12 @@ class NannyDaemon:
         self.ipc_path = runtime_dir() / "kernel-nanny-daemon.sock"
         self.endpoints: list[str] = []
         self._tasks = TaskGroup(log)
-        #: Launches under way, with the names they hold: they count against max_kernels, and a stop request
-        #: naming one cancels it (a Slurm job can wait in the queue for hours before its kernel is indexed).
-        self._launching: dict[asyncio.Task[dict[str, Any]], str | None] = {}
-        #: Launches by the id their client gave them, so that a client that gives up can cancel its own.
+        #: Launches under way, with what they start and report (a queued Slurm job's state): they count against
+        #: max_kernels, hold their names, show in ps, and a stop request naming one (or stop --all) cancels it
+        #: (a Slurm job can wait in the queue for hours before its kernel is indexed).
+        self._launching: dict[asyncio.Task[dict[str, Any]], LaunchProgress] = {}
+        #: Launches by the id their client gave them, so that it can follow its own, and cancel it if it gives up.
         self._launch_ids: dict[str, asyncio.Task[dict[str, Any]]] = {}
-        #: What each of those launches reported last (a queued Slurm job's state), for its client.
-        self._progress: dict[str, LaunchProgress] = {}
         #: Launches cancelled on request, and by whom (the rest were cancelled by the daemon stopping).
         self._stopped_launches: dict[asyncio.Task[dict[str, Any]], str] = {}
         self._sockets: list[zmq.asyncio.Socket] = []
@@ -150,16 +149,9 @@ class NannyDaemon:
         self.pool = KernelPool(self, config.pools, config.pool_limits)
         #: The process that forks this daemon's nannies (and this user's other starters'), while it runs.
         self.fork_server: ForkServer | None = None
+        #: One handler per request of the API (``_on_<name>`` for ``<name>_request``): the list is the protocol's.
         self._handlers: dict[str, Handler] = {
-            "daemon_info_request": self._on_info,
-            "list_kernel_types_request": self._on_list_kernel_types,
-            "launch_request": self._on_launch,
-            "list_kernels_request": self._on_list_kernels,
-            "get_kernel_request": self._on_get_kernel,
-            "shutdown_kernel_request": self._on_shutdown_kernel,
-            "pools_request": self._on_pools,
-            "cancel_launch_request": self._on_cancel_launch,
-            "launch_progress_request": self._on_launch_progress,
+            f"{name}_request": getattr(self, f"_on_{name}") for name in DAEMON_REQUESTS
         }
 
     def __repr__(self) -> str:
@@ -574,7 +566,7 @@ class NannyDaemon:
 
     # -- requests ---------------------------------------------------------
 
-    async def _on_info(self, msg: Message) -> dict[str, Any]:
+    async def _on_daemon_info(self, msg: Message) -> dict[str, Any]:
         self._refresh()
         return {
             "protocol_version": DAEMON_PROTOCOL_VERSION,
@@ -626,19 +618,20 @@ class NannyDaemon:
                 runs = "a provider's kernel" if resolved.command is None else resolved.command.argv
                 raise NoSuchKernelType(f"this daemon's {type_id} runs {runs}, not {expected}")
         name = request.name
-        taken = name in self._launching.values() or any(r.name == name for r in self.kernels.values())
+        taken = any(under_way.name == name for under_way in self._launching.values()) or any(
+            r.name == name for r in self.kernels.values()
+        )
         if name is not None and taken:
             raise LaunchError(f"the name {name!r} is taken by another kernel")
         launch_id = content.get("launch_id")
         if launch_id is not None and (not isinstance(launch_id, str) or launch_id in self._launch_ids):
             raise InvalidRequest(f"'launch_id' must be a string no other launch under way uses, got {launch_id!r}")
-        progress = LaunchProgress()
+        progress = LaunchProgress(type_id, name)
         with listening(progress.report):  # the launch task copies this context: its reports reach `progress`
             launch = asyncio.ensure_future(self._launch(request, resolved))
-        self._launching[launch] = name
+        self._launching[launch] = progress
         if launch_id is not None:
             self._launch_ids[launch_id] = launch
-            self._progress[launch_id] = progress
         try:
             return await launch
         except asyncio.CancelledError:
@@ -652,7 +645,6 @@ class NannyDaemon:
             progress.finish()
             if launch_id is not None:
                 del self._launch_ids[launch_id]
-                del self._progress[launch_id]
             self._stopped_launches.pop(launch, None)
 
     async def _cancel(self, launch: asyncio.Task[dict[str, Any]], by: str) -> None:
@@ -670,7 +662,8 @@ class NannyDaemon:
             raise InvalidRequest(f"'after' must be a whole number >= 0, got {after!r}")
         if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= REPLAY_MAX_WAIT:
             raise InvalidRequest(f"'wait' must be a number of seconds from 0 to {REPLAY_MAX_WAIT:g}, got {wait!r}")
-        progress = self._progress.get(str(content.get("launch_id")))
+        launch = self._launch_ids.get(str(content.get("launch_id")))
+        progress = self._launching.get(launch) if launch is not None else None
         if progress is None:
             return {"count": after, "event": "", "content": {}, "done": True}
         return await progress.after(after, float(wait))
@@ -683,6 +676,18 @@ class NannyDaemon:
         log.info("launch %s cancelled by its client", msg.content["launch_id"])
         await self._cancel(launch, "its client")
         return {"cancelled": True}
+
+    async def _on_list_launches(self, msg: Message) -> dict[str, Any]:
+        """The launches under way (a Slurm job in the queue), oldest first: ``ps`` shows them beside the kernels."""
+        return {"launches": sorted((under_way.to_dict() for under_way in self._launching.values()), key=_since)}
+
+    async def _on_cancel_launches(self, msg: Message) -> dict[str, Any]:
+        """Cancel every launch under way (``stop --all``); what each made is removed (a queued job cancelled)."""
+        launches = [(launch, under_way) for launch, under_way in self._launching.items() if not launch.done()]
+        for _, under_way in launches:
+            log.info("launch of %s cancelled by a stop request for all kernels", under_way.type_id)
+        await asyncio.gather(*(self._cancel(launch, "a stop request for all kernels") for launch, _ in launches))
+        return {"cancelled": [under_way.to_dict() for _, under_way in launches]}
 
     def _claimed(self) -> list[KernelRecord]:
         """The kernels launches asked for: every indexed kernel but the pooled ones."""
@@ -818,7 +823,9 @@ class NannyDaemon:
 
     async def _on_shutdown_kernel(self, msg: Message) -> dict[str, Any]:
         ref = msg.content.get("kernel")
-        launching = [task for task, name in self._launching.items() if name is not None and name == ref]
+        launching = [
+            task for task, under_way in self._launching.items() if under_way.name is not None and under_way.name == ref
+        ]
         if launching and not any(record.name == ref for record in self.kernels.values()):
             # Still starting (a Slurm job waiting in the queue): cancel the launch, which removes what it made.
             log.info("stop request for %r while it starts: cancelling its launch", ref)
@@ -920,3 +927,7 @@ def _read_pid(path: Path) -> int | None:
     except (OSError, ValueError, AttributeError):
         return None
     return pid if isinstance(pid, int) else None
+
+
+def _since(launch: dict[str, Any]) -> float:
+    return float(launch["since"])

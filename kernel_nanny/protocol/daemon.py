@@ -14,7 +14,7 @@ from .nanny import NannyInfo
 __all__ = ["DAEMON_PROTOCOL_VERSION", "DAEMON_REQUESTS", "KernelEntry"]
 
 #: Version of the daemon API; the major part changes on incompatible changes.
-DAEMON_PROTOCOL_VERSION = "1.1"
+DAEMON_PROTOCOL_VERSION = "1.2"
 
 DAEMON_REQUESTS = (
     "daemon_info",
@@ -24,6 +24,10 @@ DAEMON_REQUESTS = (
     "get_kernel",
     "shutdown_kernel",
     "pools",
+    "launch_progress",
+    "cancel_launch",
+    "list_launches",
+    "cancel_launches",
 )
 
 

@@ -98,7 +98,7 @@ async def test_discovery_file_and_socket_are_private(make_daemon):
     daemon = await make_daemon()
     discovery = daemon.runtime_dir / "kernel-nanny-daemon.json"
     info = json.loads(discovery.read_text())
-    assert info["pid"] == daemon.process.pid and info["protocol_version"] == "1.1"
+    assert info["pid"] == daemon.process.pid and info["protocol_version"] == "1.2"
     assert oct(discovery.stat().st_mode & 0o777) == oct(0o600)
     assert oct((daemon.runtime_dir / "kernel-nanny-daemon.sock").stat().st_mode & 0o777) == oct(0o600)
     async with daemon.client() as client:

@@ -408,6 +408,47 @@ async def test_stop_through_the_daemon_cancels_a_launch_still_in_the_queue(slurm
     assert "cancelling its launch" in daemon.log()
 
 
+async def test_ps_lists_an_unnamed_launch_in_the_queue_and_stop_all_cancels_it(slurm_daemon, slurm: SlurmCluster):
+    """A Slurm job can wait in the queue for hours before its kernel exists: ps shows it (as pending, with
+    the queue's reason, not as a job no kernel owns), and stop --all leaves nothing of it behind."""
+    daemon = slurm_daemon
+    async with slurm.hold_all_cpus(), daemon.client() as client:
+        pending = asyncio.Event()
+
+        def on_event(event: str, content: Mapping[str, Any]) -> None:
+            if event == "kernel_pending":
+                pending.set()
+
+        launch = asyncio.ensure_future(
+            client.launch("slurm/py", launch_params={"startup_timeout": 300}, on_event=on_event)
+        )
+        await asyncio.wait_for(pending.wait(), 60)
+        [under_way] = await client.list_launches()
+        job_id = under_way["content"]["slurm_job"]
+        assert under_way["type_id"] == "slurm/py" and under_way["name"] is None
+        assert slurm.status(job_id) == "PENDING"
+        ps = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "kernel_nanny", "ps", stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(ps.communicate(), 60)
+        row = next(line for line in out.decode().splitlines() if "slurm/py" in line)
+        assert " pending " in row and f"Slurm job {job_id} PENDING" in row, out
+        assert f"Slurm job {job_id}" not in err.decode()  # not a stray: the launch owns it
+        listing = json.loads(await asyncio.to_thread(_cli_output, "ps", "--json"))
+        [entry] = [e for e in listing if e["kernel_type"] == "slurm/py"]
+        assert entry["kernel_id"] is None and entry["state"] == "pending"
+        assert entry["pending"]["slurm_job"] == job_id and entry["pending"]["state"] == "PENDING"
+        stop = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "kernel_nanny", "stop", "--all", stderr=subprocess.PIPE
+        )
+        _, err = await asyncio.wait_for(stop.communicate(), 90)
+        assert stop.returncode == 0 and "cancelled the launch of slurm/py" in err.decode()
+        assert slurm.status(job_id) in ("", "CANCELLED")  # out of the queue when stop returned
+        with pytest.raises(LaunchError, match="cancelled by a stop request for all kernels"):
+            await launch
+        assert await client.list_launches() == [] and await client.list_kernels() == []
+
+
 async def test_the_cli_start_through_a_daemon_is_cancelled_by_sigterm_while_pending(slurm_daemon, slurm: SlurmCluster):
     daemon = slurm_daemon
     async with slurm.hold_all_cpus():
@@ -643,6 +684,12 @@ def _login_config(tmp_path, slurm: SlurmCluster, sshd, **cluster: str) -> str:
 
 #: iproute2's ss, found before a test empties PATH (scripts/test installs iproute2).
 _SS = shutil.which("ss") or "ss"
+
+
+def _cli_output(*argv: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "kernel_nanny", *argv], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def _sshd_forwards(sshd: Any) -> list[str]:
