@@ -649,6 +649,8 @@ class NannyDaemon:
 
     async def _cancel(self, launch: asyncio.Task[dict[str, Any]], by: str) -> None:
         """Cancel a launch under way and return once what it made is gone (a queued Slurm job cancelled)."""
+        if launch.done():  # it finished meanwhile: its kernel is indexed, and nothing is left to cancel
+            return
         self._stopped_launches[launch] = by
         launch.cancel()
         await asyncio.wait([launch])
