@@ -231,7 +231,7 @@ def _pools(table: ConfigTable) -> tuple[PoolSettings, ...]:
 
 
 def _gateway(table: ConfigTable) -> GatewaySettings:
-    table.check_keys(("address", "certfile", "keyfile", "insecure"))
+    table.check_keys(("address", "certfile", "keyfile", "insecure", "idle_timeout"))
     host_port: tuple[str, int | None] = (GatewaySettings().host, None)
     address = table.string("address", "", empty=True)
     if address:
@@ -245,6 +245,7 @@ def _gateway(table: ConfigTable) -> GatewaySettings:
         certfile=table.path("certfile", None),
         keyfile=table.path("keyfile", None),
         insecure=table.boolean("insecure", False),
+        idle_timeout=table.number("idle_timeout", GatewaySettings.idle_timeout, above=True),
     )
     problem = settings.problem() if settings.on else None
     if problem:

@@ -19,7 +19,7 @@ import tornado.netutil
 import tornado.web
 
 from ..client.manager import ManagerClient
-from ..defaults import GATEWAY_IDLE_TIMEOUT, GATEWAY_MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES
+from ..defaults import GATEWAY_MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES
 from .detached import DetachedBridges
 from .settings import GatewaySettings
 
@@ -100,8 +100,8 @@ class Gateway:
             self.application(),
             ssl_options=ssl_context,
             max_body_size=MAX_REQUEST_BYTES,
-            idle_connection_timeout=GATEWAY_IDLE_TIMEOUT,
-            body_timeout=GATEWAY_IDLE_TIMEOUT,
+            idle_connection_timeout=self.settings.idle_timeout,
+            body_timeout=self.settings.idle_timeout,
         )
         self._server.add_sockets(sockets)
         bound = sockets[0].getsockname()[1]

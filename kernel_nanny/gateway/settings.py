@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..defaults import GATEWAY_HOST
+from ..defaults import GATEWAY_HOST, GATEWAY_IDLE_TIMEOUT
 
 __all__ = ["GatewaySettings", "parse_address"]
 
@@ -27,6 +27,8 @@ class GatewaySettings:
     certfile: Path | None = None
     keyfile: Path | None = None
     insecure: bool = False
+    #: Seconds an HTTP connection may stay open without sending a request (an open WebSocket is not idle).
+    idle_timeout: float = GATEWAY_IDLE_TIMEOUT
 
     @property
     def on(self) -> bool:

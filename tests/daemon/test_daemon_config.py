@@ -129,8 +129,9 @@ def test_user_file_overrides_system_file(tmp_path, monkeypatch, isolated):
         ("[gateway]\ninsecure = 'yes'", r"\[gateway\] insecure: must be true or false, got 'yes'"),
         (
             "[gateway]\nport = 8888",
-            r"\[gateway\] port: unknown setting \(known: address, certfile, insecure, keyfile\)",
+            r"\[gateway\] port: unknown setting \(known: address, certfile, idle_timeout, insecure, keyfile\)",
         ),
+        ("[gateway]\nidle_timeout = 0", r"\[gateway\] idle_timeout: must be a number of seconds > 0, got 0"),
         ("[journal]\nring = '1MiB'", r"\[journal\] ring: unknown setting \(known: disk, memory\)"),
         ("[remote_daemons]\n'a/b' = 'x.json'", r"\[remote_daemons\] a/b: a remote daemon's name may not contain '/'"),
         ("[remote_daemons]\ngpu = 3", r"\[remote_daemons\] gpu: must be the path of a client connection file"),

@@ -194,6 +194,29 @@ async def test_a_non_loopback_address_needs_tls_or_an_explicit_insecure(isolated
     assert "clear text" not in insecure.stderr and "keyfile" in insecure.stderr
 
 
+async def test_a_connection_that_sends_nothing_is_closed_after_the_idle_timeout(make_daemon):
+    """A client that opens connections and sends nothing (a slowloris) must give the descriptor back, while a
+    connection that keeps asking is served. The timeout is configurable ([gateway] idle_timeout)."""
+    daemon = await make_daemon(GATEWAY_CONFIG + "idle_timeout = 1\n")
+    async with daemon.client() as client:
+        url = (await client.info())["gateway_url"]
+    api = JupyterAPI(url, DaemonKeys(daemon.state_dir).gateway_token())
+    try:
+        kernel = await api.start_kernel()
+        channels = await api.channels(kernel["id"])  # a WebSocket, quiet while the idle connection times out
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            # The server closes it: end of file, well before the test's own timeout, having sent nothing.
+            assert await asyncio.wait_for(reader.read(), 30) == b""
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        assert (await channels.execute("print('still here')")).stdout == "still here\n"  # a WebSocket is not idle
+    finally:
+        api.close()
+
+
 async def test_with_tls_the_api_is_https_and_its_websockets_wss(make_daemon, tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
