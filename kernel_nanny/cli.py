@@ -810,7 +810,7 @@ def _kernels_and_infos(pooled: bool = False) -> tuple[_KernelRows, list[dict[str
                 listing = await daemon.list_kernels(info=True, pooled=pooled)
                 launches = await daemon.list_launches()
                 return [(entry, entry.get("info")) for entry in listing], launches
-        rows: list[tuple[Mapping[str, Any], NannyInfo | None]] = []
+        rows: _KernelRows = []
         for kernel in list_running_kernels():
             if kernel.pool is not None and not pooled:
                 continue

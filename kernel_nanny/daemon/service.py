@@ -681,7 +681,7 @@ class NannyDaemon:
 
     async def _on_list_launches(self, msg: Message) -> dict[str, Any]:
         """The launches under way (a Slurm job in the queue), oldest first: ``ps`` shows them beside the kernels."""
-        return {"launches": sorted((under_way.to_dict() for under_way in self._launching.values()), key=_since)}
+        return {"launches": [under_way.to_dict() for under_way in self._launching.values()]}  # in request order
 
     async def _on_cancel_launches(self, msg: Message) -> dict[str, Any]:
         """Cancel every launch under way (``stop --all``); what each made is removed (a queued job cancelled)."""
@@ -825,9 +825,7 @@ class NannyDaemon:
 
     async def _on_shutdown_kernel(self, msg: Message) -> dict[str, Any]:
         ref = msg.content.get("kernel")
-        launching = [
-            task for task, under_way in self._launching.items() if under_way.name is not None and under_way.name == ref
-        ]
+        launching = [task for task, under_way in self._launching.items() if ref is not None and under_way.name == ref]
         if launching and not any(record.name == ref for record in self.kernels.values()):
             # Still starting (a Slurm job waiting in the queue): cancel the launch, which removes what it made.
             log.info("stop request for %r while it starts: cancelling its launch", ref)
@@ -929,7 +927,3 @@ def _read_pid(path: Path) -> int | None:
     except (OSError, ValueError, AttributeError):
         return None
     return pid if isinstance(pid, int) else None
-
-
-def _since(launch: dict[str, Any]) -> float:
-    return float(launch["since"])
